@@ -1,0 +1,36 @@
+# Tuneboard: `make run` runs it, `make test` tests it. Both bootstrap everything they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.requirements-run
+DEV_STAMP := $(VENV)/.requirements-dev
+
+.PHONY: run test lint format
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Tuneboard needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+
+# pip runs only when a requirements file is newer than the stamp, so this is a no-op when
+# everything is up to date.
+$(RUN_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $(RUN_STAMP) $@
+
+run: $(RUN_STAMP)
+	@exec $(PY) -m dashboard.runtime run
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(DEV_STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test: lint
+	@exec $(PY) -m dashboard.runtime test $(PYTEST_ARGS)

@@ -1,0 +1,34 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from dashboard import services
+from dashboard.models import Heartbeat, TaskProbe
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(admin.ModelAdmin):
+    list_display = ("name", "last_seen", "detail")
+    list_filter = ("name",)
+    search_fields = ("name", "detail")
+    readonly_fields = ("name", "last_seen", "detail")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(TaskProbe)
+class TaskProbeAdmin(admin.ModelAdmin):
+    list_display = ("id", "requested_by", "requested_at", "completed_at", "worker")
+    list_filter = ("requested_at", ("completed_at", admin.EmptyFieldListFilter))
+    search_fields = ("worker", "requested_by__username")
+    readonly_fields = ("requested_by", "requested_at", "completed_at", "worker")
+    actions = ("send_again",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Send a new test task through the worker")
+    def send_again(self, request: HttpRequest, queryset: QuerySet[TaskProbe]) -> None:
+        probe = services.probe_request(user=request.user)
+        self.message_user(request, f"Test task {probe.pk} sent.", messages.INFO)

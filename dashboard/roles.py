@@ -1,0 +1,15 @@
+"""The three roles. Groups are (re)synchronised after every migrate, so permissions that later
+apps add reach the admin role without a data migration."""
+
+READ = "dashboard.read_all"
+ACT = "dashboard.member_actions"
+
+VIEWER = "viewer"
+MEMBER = "member"
+ADMIN = "admin"
+
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    VIEWER: (READ,),
+    MEMBER: (READ, ACT),
+}
+ALL_ROLES = (VIEWER, MEMBER, ADMIN)

@@ -1,0 +1,1 @@
+"""Process management for `make run` and `make test`: embedded services and the supervisor."""

@@ -1,0 +1,300 @@
+"""`make run` and `make test`: start what is missing, run Tuneboard or its tests, stop it all.
+
+Children run in their own sessions so that Ctrl-C reaches only the supervisor, which then
+stops them in order (web, beat, worker, then Redis and PostgreSQL) and waits for each.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from dashboard.env import EnvError, env_bool, env_int, env_str
+from dashboard.runtime.embedded import EmbeddedServices, die_with_parent
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+STOP_TIMEOUT = 20.0
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class Shutdown(Exception):
+    """Raised from the signal handler to unwind start-up or the wait loop."""
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def var_dir(env: dict[str, str]) -> Path:
+    value = env.get("TUNEBOARD_VAR_DIR", "").strip()
+    return Path(value).expanduser().resolve() if value else BASE_DIR / "var"
+
+
+def apply_defaults(env: dict[str, str]) -> None:
+    env.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    env["PYTHONUNBUFFERED"] = "1"
+    shared_cache = BASE_DIR.parent / "shared" / "tiktoken-cache"
+    if not env.get("TIKTOKEN_CACHE_DIR", "").strip() and shared_cache.is_dir():
+        env["TIKTOKEN_CACHE_DIR"] = str(shared_cache)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 - held open for the lock's whole lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlreadyRunning(owner) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+@dataclass
+class Supervisor:
+    env: dict[str, str]
+    children: list[Child] = field(default_factory=list)
+
+    def manage(self, *args: str) -> None:
+        subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=self.env, check=True)
+
+    def spawn(self, name: str, argv: list[str]) -> Child:
+        process = subprocess.Popen(
+            argv, cwd=BASE_DIR, env=self.env, start_new_session=True, preexec_fn=die_with_parent
+        )
+        child = Child(name, process)
+        self.children.append(child)
+        return child
+
+    def exited(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def stop_children(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                try:
+                    os.killpg(child.process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in reversed(self.children):
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{child.name} did not stop in time; killing it", flush=True)
+            # Also reap grandchildren (gunicorn and celery workers) left in the group.
+            try:
+                os.killpg(child.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            child.process.wait()
+        self.children.clear()
+
+
+def _install_signal_handlers() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # Further signals must not interrupt the orderly stop that the first one started.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Shutdown(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _server_argv(env: dict[str, str], host: str, port: int, debug: bool) -> list[str]:
+    if debug:
+        return [PYTHON, "manage.py", "runserver", f"{host}:{port}"]
+    workers = env_int("WEB_CONCURRENCY", 2, minimum=1, environ=env)
+    return [
+        PYTHON, "-m", "gunicorn", "dashboard.wsgi:application",
+        "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "--workers", str(workers), "--access-logfile", "-", "--graceful-timeout", "10",
+    ]  # fmt: skip
+
+
+def run(env: dict[str, str]) -> int:
+    apply_defaults(env)
+    root = var_dir(env)
+    try:
+        debug = env_bool("DEBUG", False, environ=env)
+        host = env_str("HOST", "127.0.0.1", environ=env) or "127.0.0.1"
+        port = env_int("PORT", 8000, minimum=1, maximum=65535, environ=env)
+        concurrency = env_int("CELERY_CONCURRENCY", 2, minimum=1, environ=env)
+    except EnvError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    if host in LOOPBACK_HOSTS:
+        # Plain HTTP on this machine only: an https redirect or Secure-only cookies would make
+        # the printed URL unusable. Any other bind address keeps the secure defaults (TLS at
+        # the proxy), and explicit variables always win.
+        env.setdefault("SECURE_SSL_REDIRECT", "false")
+        env.setdefault("SECURE_COOKIES", "false")
+    try:
+        with exclusive_lock(root / "run.lock"):
+            if port_in_use(host, port):
+                print(
+                    f"Port {port} on {host} is already in use (another server, or Tuneboard "
+                    "running from another folder). Set PORT to use another port.",
+                    file=sys.stderr,
+                )
+                return 1
+            return _run_locked(env, root, host, port, debug, concurrency)
+    except AlreadyRunning as exc:
+        print(
+            f"Tuneboard is already running from {root} (pid {exc}). Stop it with Ctrl-C in its "
+            "terminal first.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _run_locked(
+    env: dict[str, str], root: Path, host: str, port: int, debug: bool, concurrency: int
+) -> int:
+    services = EmbeddedServices(root, env)
+    supervisor = Supervisor(env)
+    _install_signal_handlers()
+    try:
+        services.start()
+        supervisor.manage("migrate", "--noinput", "-v", "0")
+        if not debug:
+            supervisor.manage("collectstatic", "--noinput", "-v", "0")
+        supervisor.manage("tuneboard_bootstrap")
+        supervisor.spawn("web", _server_argv(env, host, port, debug))
+        supervisor.spawn(
+            "worker",
+            [
+                PYTHON, "-m", "celery", "-A", "dashboard", "worker", "-l", "INFO",
+                "-Q", "default,polling,validation", "-c", str(concurrency),
+                "--hostname", f"worker-{port}@%h",
+            ],
+        )  # fmt: skip
+        supervisor.spawn(
+            "beat",
+            [
+                PYTHON, "-m", "celery", "-A", "dashboard", "beat", "-l", "INFO",
+                "-s", str(root / "celerybeat-schedule"), "--pidfile", str(root / "celerybeat.pid"),
+            ],
+        )  # fmt: skip
+        shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::1", "::") else host  # noqa: S104
+        if not wait_for_port(host, port, timeout=60):
+            print("The web server did not start; see the messages above.", file=sys.stderr)
+            return 1
+        print(
+            f"\nTuneboard is running at http://{shown_host}:{port}/  (Ctrl-C stops it)\n",
+            flush=True,
+        )
+        while True:
+            child = supervisor.exited()
+            if child is not None:
+                print(
+                    f"{child.name} exited with code {child.process.returncode}; stopping Tuneboard.",
+                    file=sys.stderr,
+                )
+                return 1
+            time.sleep(0.5)
+    except Shutdown as stop:
+        print(f"\nReceived {stop}; stopping Tuneboard…", flush=True)
+        return 0
+    except subprocess.CalledProcessError as exc:
+        print(f"Start-up step failed: {' '.join(map(str, exc.cmd[1:]))}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop_children()
+        services.stop()
+        print("Tuneboard stopped.", flush=True)
+
+
+def test(env: dict[str, str], pytest_args: list[str]) -> int:
+    apply_defaults(env)
+    # Tests get their own services under var/test so that they never share a broker (and
+    # so their tasks) with a `make run` that may be running from the same checkout.
+    root = var_dir(env) / "test"
+    # Test servers speak plain HTTP on loopback, like a local `make run`.
+    env.setdefault("SECURE_SSL_REDIRECT", "false")
+    env.setdefault("SECURE_COOKIES", "false")
+    try:
+        with exclusive_lock(root / "test.lock"):
+            services = EmbeddedServices(root, env)
+            _install_signal_handlers()
+            try:
+                services.start()
+                subprocess.run(
+                    [PYTHON, "manage.py", "makemigrations", "--check", "--dry-run"],
+                    cwd=BASE_DIR, env=env, check=True,
+                )  # fmt: skip
+                return subprocess.run(
+                    [PYTHON, "-m", "pytest", *pytest_args], cwd=BASE_DIR, env=env
+                ).returncode
+            except Shutdown:
+                return 130
+            except subprocess.CalledProcessError:
+                print(
+                    "makemigrations --check failed: a model change has no migration.",
+                    file=sys.stderr,
+                )
+                return 1
+            finally:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                services.stop()
+    except AlreadyRunning as exc:
+        print(f"Tests are already running from this checkout (pid {exc}).", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test"):
+        print("usage: python -m dashboard.runtime {run | test [pytest args…]}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    return run(env) if argv[0] == "run" else test(env, argv[1:])

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from dashboard import services
+
+
+@shared_task(acks_late=True)
+def beat_heartbeat() -> None:
+    services.heartbeat_record(name="beat")
+
+
+@shared_task(bind=True, acks_late=True)
+def probe_complete(self, probe_id: int) -> None:  # type: ignore[no-untyped-def]
+    services.probe_complete(probe_id=probe_id, worker=self.request.hostname or "")

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.test import Client
+
+from dashboard.celery import app
+from dashboard.models import Heartbeat, TaskProbe
+from dashboard.services import probe_request
+from tests.conftest import BASE_DIR, stop_process, subprocess_env, wait_until
+from tests.permissions import make_user
+
+
+def test_registered_task_names_snapshot() -> None:
+    app.loader.import_default_modules()
+    names = sorted(name for name in app.tasks if not name.startswith("celery."))
+    assert names == ["dashboard.tasks.beat_heartbeat", "dashboard.tasks.probe_complete"]
+
+
+def test_configuration_is_strict_and_json_only() -> None:
+    conf = app.conf
+    assert conf.task_serializer == "json" and conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_time_limit == 600 and conf.task_soft_time_limit == 540
+    assert {q.name for q in conf.task_queues} == {"default", "polling", "validation"}
+    assert "dashboard.tasks.beat_heartbeat" in {
+        entry["task"] for entry in conf.beat_schedule.values()
+    }
+
+
+@pytest.mark.parametrize(
+    ("task", "queue"),
+    [
+        ("dashboard.tasks.probe_complete", "default"),
+        ("jobs.tasks.job_sync", "polling"),
+        ("jobs.tasks.poll_due_jobs", "polling"),
+        ("datasets.tasks.dataset_validate", "validation"),
+    ],
+)
+def test_routing(task: str, queue: str) -> None:
+    route = app.amqp.router.route({}, task)
+    assert route["queue"].name == queue
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_consumes_task_through_broker(celery_worker: str) -> None:
+    user = make_user("member")
+    probe = probe_request(user=user)  # enqueued on commit: autocommit commits at once
+    assert wait_until(lambda: TaskProbe.objects.get(pk=probe.pk).completed_at is not None)
+    probe.refresh_from_db()
+    assert probe.worker == celery_worker
+    assert probe.round_trip_seconds is not None and probe.round_trip_seconds >= 0
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_probe_from_the_page_round_trips(celery_worker: str) -> None:
+    client = Client()
+    client.force_login(make_user("member"))
+    assert client.post("/system/probe/").status_code == 302
+    assert wait_until(lambda: TaskProbe.objects.filter(completed_at__isnull=False).count() == 1)
+    page = client.get("/system/")
+    assert f"done by {celery_worker}".encode() in page.content
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_heartbeat_reaches_healthz(celery_worker: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert Client().get("/healthz").status_code == 503
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "dashboard", "beat", "-l", "WARNING",
+         "-s", str(tmp_path / "schedule"), "--pidfile", str(tmp_path / "beat.pid")],
+        cwd=BASE_DIR, env=subprocess_env(), start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: Heartbeat.objects.filter(name="beat").exists(), timeout=30)
+    finally:
+        stop_process(beat)
+    response = Client().get("/healthz")
+    assert response.status_code == 200, response.json()
+    assert response.json()["beat"]["ok"] is True

@@ -1,0 +1,74 @@
+import pytest
+from cryptography.fernet import Fernet
+
+from dashboard.env import (
+    EnvError,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    persistent_secret,
+    validate_fernet_keys,
+)
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "TRUE", "yes", "on", " True "])
+def test_bool_true_values(raw: str) -> None:
+    assert env_bool("X", False, environ={"X": raw}) is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "No", "off"])
+def test_bool_false_values(raw: str) -> None:
+    assert env_bool("X", True, environ={"X": raw}) is False
+
+
+@pytest.mark.parametrize("raw", ["ture", "2", "enabled", "y", "-1"])
+def test_bool_rejects_anything_else(raw: str) -> None:
+    with pytest.raises(EnvError, match="is not a boolean"):
+        env_bool("DEBUG", False, environ={"DEBUG": raw})
+
+
+def test_unset_and_empty_fall_back_to_default() -> None:
+    assert env_bool("X", True, environ={}) is True
+    assert env_bool("X", False, environ={"X": ""}) is False
+    assert env_str("X", "d", environ={"X": "  "}) == "d"
+
+
+def test_int_bounds_and_garbage() -> None:
+    assert env_int("PORT", 8000, environ={"PORT": "8123"}) == 8123
+    with pytest.raises(EnvError, match="not an integer"):
+        env_int("PORT", 8000, environ={"PORT": "80a"})
+    with pytest.raises(EnvError, match="above the maximum"):
+        env_int("PORT", 8000, maximum=65535, environ={"PORT": "70000"})
+    with pytest.raises(EnvError, match="below the minimum"):
+        env_int("PORT", 8000, minimum=1, environ={"PORT": "0"})
+
+
+def test_float_rejects_nan_and_garbage() -> None:
+    assert env_float("F", 1.0, environ={"F": "2.5"}) == 2.5
+    for raw in ("nan", "inf", "x"):
+        with pytest.raises(EnvError):
+            env_float("F", 1.0, environ={"F": raw})
+
+
+def test_list_trims_and_drops_empties() -> None:
+    assert env_list("H", environ={"H": " a.example , ,b.example,"}) == ["a.example", "b.example"]
+    assert env_list("H", ["x"], environ={}) == ["x"]
+
+
+def test_fernet_keys_validated() -> None:
+    key = Fernet.generate_key().decode()
+    assert validate_fernet_keys("K", [key]) == [key]
+    with pytest.raises(EnvError, match="not a Fernet key"):
+        validate_fernet_keys("K", ["not-a-key"])
+    with pytest.raises(EnvError, match="at least one"):
+        validate_fernet_keys("K", [])
+
+
+def test_persistent_secret_created_once_with_mode_600(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "sub" / "secret"
+    first = persistent_secret(path, lambda: "generated-1")
+    second = persistent_secret(path, lambda: "generated-2")
+    assert first == second == "generated-1"
+    assert path.stat().st_mode & 0o777 == 0o600

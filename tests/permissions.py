@@ -1,0 +1,73 @@
+"""The permission matrix every view is tested with.
+
+``assert_matrix(url, {role: expected})`` requests ``url`` as each role and compares the outcome:
+an HTTP status code, or ``LOGIN`` for "redirected to the login page". Later issues add roles
+(share-token holders) by extending ``ROLE_CLIENTS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+
+from dashboard import roles
+
+LOGIN = "login"
+ROLES = ("anonymous", "norole", "viewer", "member", "staff")
+
+
+def make_user(role: str, username: str | None = None) -> Any:
+    """A user holding exactly ``role`` (``norole``: signed in, no group; ``staff``: admin)."""
+    User = get_user_model()
+    user = User.objects.create_user(username=username or f"{role}-user", password="pw-unused")
+    if role == "staff":
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        user.groups.add(Group.objects.get(name=roles.ADMIN))
+    elif role in (roles.VIEWER, roles.MEMBER):
+        user.groups.add(Group.objects.get(name=role))
+    elif role != "norole":
+        raise ValueError(role)
+    return user
+
+
+def client_for(role: str) -> Client:
+    client = Client()
+    if role != "anonymous":
+        User = get_user_model()
+        user = User.objects.filter(username=f"{role}-user").first() or make_user(role)
+        client.force_login(user)
+    return client
+
+
+def outcome(response: Any) -> int | str:
+    if response.status_code in (301, 302):
+        location = response["Location"]
+        if location.startswith(reverse("login")) or location.startswith("/admin/login/"):
+            return LOGIN
+    return response.status_code
+
+
+def assert_matrix(
+    url: str,
+    expected: dict[str, int | str],
+    *,
+    method: str = "get",
+    data: dict[str, Any] | None = None,
+    before: Callable[[], None] | None = None,
+) -> None:
+    failures = []
+    for role, want in expected.items():
+        if before:
+            before()
+        client = client_for(role)
+        response = getattr(client, method)(url, data or {})
+        got = outcome(response)
+        if got != want:
+            failures.append(f"{role}: expected {want}, got {got}")
+    assert not failures, f"{method.upper()} {url}: " + "; ".join(failures)
