@@ -1,0 +1,150 @@
+"""Findings and the bounded collector that records them while a file streams past."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .categories import CATEGORIES, Severity
+
+MAX_EXAMPLES_PER_CATEGORY = 20
+EXCERPT_CHARS = 200
+
+
+_CLIP_DEPTH = 8
+
+
+def _clipped(value: object, depth: int) -> object:
+    """A copy small enough to serialise cheaply: a message holding a 13 MB base64 image must
+    not be dumped in full just to show its first 200 characters."""
+    if isinstance(value, str):
+        return value if len(value) <= EXCERPT_CHARS else value[:EXCERPT_CHARS] + "…"
+    if depth == 0 and isinstance(value, dict | list):
+        return "…"
+    if isinstance(value, dict):
+        return {k: _clipped(v, depth - 1) for k, v in list(value.items())[:EXCERPT_CHARS]}
+    if isinstance(value, list):
+        return [_clipped(v, depth - 1) for v in value[:EXCERPT_CHARS]]
+    return value
+
+
+def make_excerpt(source: object) -> str:
+    """Raw text (never escaped: that is the renderer's job), cut to EXCERPT_CHARS."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        # Decoding a bounded prefix keeps a 30 MB line from being decoded just for this.
+        text = bytes(source[: EXCERPT_CHARS * 4]).decode("utf-8", "replace")
+    elif isinstance(source, str):
+        text = source[: EXCERPT_CHARS + 1]
+    else:
+        try:
+            text = json.dumps(_clipped(source, _CLIP_DEPTH), ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(source)[: EXCERPT_CHARS + 1]
+    if len(text) > EXCERPT_CHARS:
+        return text[: EXCERPT_CHARS - 1] + "…"
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    severity: Severity
+    line: int | None  # 1-based; None for findings about the whole file
+    excerpt: str
+    message: str
+
+    @property
+    def title(self) -> str:
+        return CATEGORIES[self.code].title
+
+    def located_message(self) -> str:
+        """One sentence naming the line, for API-style error texts."""
+        if self.line is None:
+            return self.message
+        return f"Line {self.line}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "line": self.line,
+            "excerpt": self.excerpt,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            code=data["code"],
+            severity=Severity(data["severity"]),
+            line=data["line"],
+            excerpt=data["excerpt"],
+            message=data["message"],
+        )
+
+
+@dataclass(slots=True)
+class CategoryFindings:
+    """Every occurrence is counted; only the first few are kept as examples."""
+
+    code: str
+    count: int = 0
+    examples: list[Finding] = field(default_factory=list)
+
+    @property
+    def severity(self) -> Severity:
+        return CATEGORIES[self.code].severity
+
+    def to_dict(self) -> dict[str, Any]:
+        info = CATEGORIES[self.code]
+        return {
+            "code": self.code,
+            "severity": info.severity.value,
+            "title": info.title,
+            "count": self.count,
+            "examples": [f.to_dict() for f in self.examples],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CategoryFindings:
+        return cls(
+            code=data["code"],
+            count=data["count"],
+            examples=[Finding.from_dict(f) for f in data["examples"]],
+        )
+
+
+_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1}
+
+
+def sort_categories(groups: dict[str, CategoryFindings]) -> dict[str, CategoryFindings]:
+    """Errors first, then by code, so stored reports compare and diff stably."""
+    ordered = sorted(groups.values(), key=lambda g: (_SEVERITY_RANK[g.severity], g.code))
+    return {g.code: g for g in ordered}
+
+
+class FindingCollector:
+    def __init__(self) -> None:
+        self.groups: dict[str, CategoryFindings] = {}
+
+    def add(self, code: str, line: int | None, message: str, source: object = "") -> None:
+        group = self.groups.get(code)
+        if group is None:
+            group = self.groups[code] = CategoryFindings(code)
+        group.count += 1
+        # The excerpt is built only for stored examples: a file with an error on every
+        # line must not pay for a million excerpts.
+        if len(group.examples) < MAX_EXAMPLES_PER_CATEGORY:
+            info = CATEGORIES[code]
+            group.examples.append(Finding(code, info.severity, line, make_excerpt(source), message))
+
+    def set_group(self, group: CategoryFindings) -> None:
+        if group.count:
+            self.groups[group.code] = group
+        else:
+            self.groups.pop(group.code, None)
+
+    def count(self, code: str) -> int:
+        group = self.groups.get(code)
+        return group.count if group else 0

@@ -1,0 +1,154 @@
+"""Turning a byte stream into lines with bounded memory, and reporting progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+CHUNK_SIZE = 1 << 20
+PROGRESS_EVERY = 1 << 20
+# Vision examples embed base64 images (10 MB each, at most 10 per example), so lines can be
+# legitimately large; past this the line is reported instead of buffered. 32 MiB bounds peak
+# memory (line + decoded text + parsed JSON) to roughly 150 MB in the worst case.
+MAX_LINE_BYTES = 32 << 20
+_PREFIX_BYTES = 1024
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class _Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+Source = (
+    BinaryIO | _Readable | Iterable[bytes | bytearray | memoryview] | bytes | bytearray | memoryview
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OversizedLine:
+    """A line longer than the cap: only its start (for the excerpt) and size are kept."""
+
+    prefix: bytes
+    size: int
+
+
+def iter_chunks(source: Source, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Bytes chunks of at most ``chunk_size`` from a binary file object, an iterable of
+    chunks, or a bytes-like object."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        yield from _split(memoryview(source), chunk_size)
+        return
+    read = getattr(source, "read", None)
+    if callable(read):
+        while True:
+            chunk = read(chunk_size)
+            if not chunk:
+                return
+            yield _checked(chunk)
+    for chunk in source:  # type: ignore[union-attr]
+        chunk = _checked(chunk)
+        if len(chunk) > chunk_size:
+            # One enormous chunk would otherwise become one enormous list of lines.
+            yield from _split(memoryview(chunk), chunk_size)
+        elif chunk:
+            yield chunk
+
+
+def _checked(chunk: object) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, bytearray | memoryview):
+        return bytes(chunk)
+    raise TypeError(
+        f"expected bytes chunks, got {type(chunk).__name__}; open the file in binary mode"
+    )
+
+
+def _split(view: memoryview, size: int) -> Iterator[bytes]:
+    for start in range(0, len(view), size):
+        yield bytes(view[start : start + size])
+
+
+class ByteProgress:
+    """Counts bytes flowing through and calls ``progress`` at most every ``every`` bytes."""
+
+    def __init__(
+        self,
+        progress: Callable[[int], None] | None,
+        total_bytes: int | None = None,
+        every: int = PROGRESS_EVERY,
+    ) -> None:
+        self.progress = progress
+        # With a known size, ~100 updates are plenty however big the file is.
+        self.every = max(every, (total_bytes or 0) // 100)
+        self.read = 0
+        self._reported: int | None = None
+
+    def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.read += len(chunk)
+            if self.progress is not None and (self.read - (self._reported or 0) >= self.every):
+                self._reported = self.read
+                self.progress(self.read)
+            yield chunk
+
+    def finish(self) -> None:
+        if self.progress is not None and self._reported != self.read:
+            self._reported = self.read
+            self.progress(self.read)
+
+
+def _prefix(parts: list[bytes]) -> bytes:
+    out = bytearray()
+    for part in parts:
+        out += part[: _PREFIX_BYTES - len(out)]
+        if len(out) >= _PREFIX_BYTES:
+            break
+    return bytes(out)
+
+
+def iter_lines(
+    chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[bytes | OversizedLine]:
+    """Lines without their b"\\n" (a final newline does not start an empty last line).
+
+    Only b"\\n" ends a line: splitting decoded text with str.splitlines() would also break
+    on U+2028 and friends, which are legal raw characters inside JSON strings.
+    """
+    carry: list[bytes] = []
+    carry_size = 0
+    skipping: bytes | None = None  # prefix of the oversized line being skipped
+    for chunk in chunks:
+        pieces = chunk.split(b"\n")
+        tail = pieces.pop()
+        for piece in pieces:
+            if skipping is not None:
+                yield OversizedLine(skipping, carry_size + len(piece))
+                skipping, carry_size = None, 0
+            elif carry:
+                size = carry_size + len(piece)
+                carry.append(piece)
+                if size > max_line_bytes:
+                    yield OversizedLine(_prefix(carry), size)
+                else:
+                    yield b"".join(carry)
+                carry, carry_size = [], 0
+            elif len(piece) > max_line_bytes:
+                yield OversizedLine(piece[:_PREFIX_BYTES], len(piece))
+            else:
+                yield piece
+        if not tail:
+            continue
+        carry_size += len(tail)
+        if skipping is not None:
+            continue
+        carry.append(tail)
+        if carry_size > max_line_bytes:
+            skipping = _prefix(carry)
+            carry = []
+    if skipping is not None:
+        yield OversizedLine(skipping, carry_size)
+    elif carry:
+        yield b"".join(carry)
