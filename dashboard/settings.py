@@ -200,6 +200,19 @@ HEARTBEAT_STALE_AFTER = timedelta(
     seconds=HEARTBEAT_INTERVAL * env_float("HEARTBEAT_GRACE", 3, minimum=1)
 )
 
+# Datasets: uploads are streamed to storage; anything larger is refused while streaming.
+DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 1024**3, minimum=1)
+
+# The built-in OpenAI-compatible sandbox (/sandbox/v1/).
+SANDBOX_API_KEYS = env_list("SANDBOX_API_KEYS") or [
+    persistent_secret(
+        VAR_DIR / "sandbox_api_key", lambda: "sk-sandbox-" + secrets.token_urlsafe(24)
+    )
+]
+# Simulated seconds per training step (0 = instant); 0.2 makes a 100-example, 3-epoch job
+# (300 steps at batch size 1) take about a minute.
+SANDBOX_SECONDS_PER_STEP = env_float("SANDBOX_SECONDS_PER_STEP", 0.2, minimum=0)
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,

@@ -1,3 +1,36 @@
+from django.urls import include, path, re_path
+
+from sandbox.api import unknown_route
+from sandbox.views import control, files, jobs, models
+
 app_name = "sandbox"
-# The OpenAI-compatible API is mounted under /sandbox/v1/ (see the Sandbox issue).
-urlpatterns: list = []
+
+api = [
+    path("files", files.files),
+    path("files/<str:file_id>", files.file_detail),
+    path("files/<str:file_id>/content", files.file_content),
+    path("uploads", files.uploads),
+    path("uploads/<str:upload_id>/parts", files.upload_parts),
+    path("uploads/<str:upload_id>/complete", files.upload_complete),
+    path("uploads/<str:upload_id>/cancel", files.upload_cancel),
+    path("fine_tuning/jobs", jobs.jobs),
+    path("fine_tuning/jobs/<str:job_id>", jobs.job_detail),
+    path("fine_tuning/jobs/<str:job_id>/cancel", jobs.job_cancel),
+    path("fine_tuning/jobs/<str:job_id>/pause", jobs.job_pause),
+    path("fine_tuning/jobs/<str:job_id>/resume", jobs.job_resume),
+    path("fine_tuning/jobs/<str:job_id>/events", jobs.job_events),
+    path("fine_tuning/jobs/<str:job_id>/checkpoints", jobs.job_checkpoints),
+    path("models", models.models),
+    path("models/<str:model_id>", models.model_detail),
+    path("chat/completions", models.chat_completions),
+    re_path(r"^(?P<rest>.*)$", unknown_route),
+]
+
+urlpatterns = [
+    path("v1/", include(api)),
+    # Azure OpenAI's v1 surface: same API under /openai/v1/, `api-key` header, `api-version`.
+    path("openai/v1/", include(api)),
+    path("control/faults", control.faults),
+    path("control/account", control.account),
+    re_path(r"^(?P<rest>.*)$", unknown_route),
+]

@@ -16,7 +16,11 @@ from tests.permissions import make_user
 def test_registered_task_names_snapshot() -> None:
     app.loader.import_default_modules()
     names = sorted(name for name in app.tasks if not name.startswith("celery."))
-    assert names == ["dashboard.tasks.beat_heartbeat", "dashboard.tasks.probe_complete"]
+    assert names == [
+        "dashboard.tasks.beat_heartbeat",
+        "dashboard.tasks.probe_complete",
+        "sandbox.tasks.webhook_deliver",
+    ]
 
 
 def test_configuration_is_strict_and_json_only() -> None:

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from sandbox import services
+from sandbox.api import ApiError, Caller, endpoint
+from sandbox.catalog import BASE_MODELS, base_model
+from sandbox.models import SandboxModel
+from sandbox.serializers import base_model_json, ft_model_json
+
+
+def model_not_found(name: str) -> ApiError:
+    return ApiError(
+        404,
+        f"The model `{name}` does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+@endpoint("GET")
+def models(request: HttpRequest, caller: Caller) -> dict[str, Any]:
+    tuned = SandboxModel.objects.filter(owner=caller.owner, deleted=False).order_by("created")
+    data = [base_model_json(m) for m in BASE_MODELS] + [ft_model_json(m) for m in tuned]
+    return {"object": "list", "data": data}
+
+
+@endpoint("GET", "DELETE")
+def model_detail(request: HttpRequest, caller: Caller, model_id: str) -> dict[str, Any]:
+    if request.method == "DELETE":
+        services.model_delete(caller=caller, model_id=model_id)
+        return {"id": model_id, "object": "model", "deleted": True}
+    base = base_model(model_id)
+    if base is not None and base.id == model_id:
+        return base_model_json(base)
+    tuned = SandboxModel.objects.filter(pk=model_id, owner=caller.owner, deleted=False).first()
+    if tuned is None:
+        raise model_not_found(model_id)
+    return ft_model_json(tuned)
+
+
+@endpoint("POST")
+def chat_completions(request: HttpRequest, caller: Caller) -> Any:
+    from django.http import StreamingHttpResponse
+
+    from sandbox import chat
+    from sandbox.api import parse_json
+
+    body = parse_json(request)
+    result, _ = chat.completion(caller, body)
+    if body.get("stream"):
+        options = body.get("stream_options") or {}
+        include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
+        response = StreamingHttpResponse(
+            chat.stream_events(result, include_usage), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        return response
+    return result
