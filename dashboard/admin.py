@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from dashboard import services
-from dashboard.models import Heartbeat, TaskProbe
+from dashboard.models import AuditEntry, Heartbeat, TaskProbe
 
 
 @admin.register(Heartbeat)
@@ -32,3 +32,17 @@ class TaskProbeAdmin(admin.ModelAdmin):
     def send_again(self, request: HttpRequest, queryset: QuerySet[TaskProbe]) -> None:
         probe = services.probe_request(user=request.user)
         self.message_user(request, f"Test task {probe.pk} sent.", messages.INFO)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("at", "actor", "action", "object_type", "object_repr")
+    list_filter = ("action", "object_type", "at")
+    search_fields = ("object_id", "object_repr", "actor__username")
+    readonly_fields = ("at", "actor", "action", "object_type", "object_id", "object_repr", "detail")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard import roles
-from dashboard.models import Heartbeat, TaskProbe
+from dashboard.models import AuditEntry, Heartbeat, TaskProbe
 
 
 def roles_sync() -> None:
@@ -78,3 +78,20 @@ def admin_bootstrap(
             handle.write(f"username: {username}\npassword: {generated}\n")
         password_file.chmod(0o600)
     return username, generated
+
+
+def audit_record(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: object,
+    detail: dict | None = None,
+) -> AuditEntry:
+    return AuditEntry.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        object_type=type(obj).__name__.lower(),
+        object_id=str(getattr(obj, "pk", "")),
+        object_repr=str(obj)[:200],
+        detail=detail or {},
+    )

@@ -163,8 +163,12 @@ if TIKTOKEN_CACHE_DIR:
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or locations.default_broker_url(VAR_DIR)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
+_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10),
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    # Sweep for tasks of dead workers often enough that a short visibility timeout matters.
+    "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 2)),
+    "unacked_restore_throttle": 1,
     "socket_timeout": 5,
     "socket_connect_timeout": 5,
 }
@@ -194,11 +198,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=HEARTBEAT_INTERVAL),
         "options": {"expires": HEARTBEAT_INTERVAL},
     },
+    "poll-due-jobs": {
+        "task": "jobs.tasks.poll_due_jobs",
+        "schedule": timedelta(seconds=POLL_INTERVAL),
+        "options": {"expires": POLL_INTERVAL},
+    },
 }
 # /healthz reports the beat as stale after this many missed heartbeats.
 HEARTBEAT_STALE_AFTER = timedelta(
     seconds=HEARTBEAT_INTERVAL * env_float("HEARTBEAT_GRACE", 3, minimum=1)
 )
+
+# Provider HTTP clients (seconds); retries back off exponentially with jitter.
+PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)
+PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 60, minimum=0.1)
+PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4, minimum=0, maximum=20)
 
 # Datasets: uploads are streamed to storage; anything larger is refused while streaming.
 DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 1024**3, minimum=1)

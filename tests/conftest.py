@@ -13,6 +13,9 @@ import pytest
 from django.db import connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# API keys the sandbox accepts in tests (each key is its own organisation).
+KEY = "sk-sandbox-contract-tests"
+OTHER_KEY = "sk-sandbox-someone-else"
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +26,14 @@ def _fast_and_plain(settings: object) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def sandbox_url(live_server, settings) -> str:  # type: ignore[no-untyped-def]
+    """The built-in sandbox served over real HTTP by the live test server (instant jobs)."""
+    settings.SANDBOX_API_KEYS = [KEY, OTHER_KEY]
+    settings.SANDBOX_SECONDS_PER_STEP = 0
+    return live_server.url + "/sandbox/v1"
 
 
 def database_url_for_current_db() -> str:
@@ -36,11 +47,40 @@ def database_url_for_current_db() -> str:
     return f"postgres://{credentials}@{quote(host, safe='')}{port}/{params['NAME']}"
 
 
-def subprocess_env() -> dict[str, str]:
+def subprocess_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url_for_current_db()
     env["PYTHONUNBUFFERED"] = "1"
+    # Workers started by tests poll providers every second and give up on hung calls fast.
+    env.setdefault("POLL_INTERVAL", "1")
+    env.setdefault("PROVIDER_READ_TIMEOUT", "3")
+    env.update(overrides)
     return env
+
+
+def start_worker(
+    log: Path, hostname: str, *, queues: str = "default,polling,validation", **env_overrides: str
+) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-l", "INFO",
+             "-Q", queues, "-c", "2", "--hostname", hostname,
+             "--without-gossip", "--without-mingle"],
+            cwd=BASE_DIR, env=subprocess_env(**env_overrides), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def wait_for_worker(process: subprocess.Popen[bytes], hostname: str, log: Path) -> None:
+    from dashboard.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"celery worker exited early:\n{log.read_text()[-3000:]}")
+        if app.control.ping(destination=[hostname], timeout=0.5):
+            return
+    pytest.fail(f"celery worker did not answer within 60 s:\n{log.read_text()[-3000:]}")
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -65,27 +105,30 @@ def celery_worker(
 
     hostname = f"test-worker-{os.getpid()}@localhost"
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        env = subprocess_env()
     app.control.purge()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-l", "INFO",
-             "-Q", "default,polling,validation", "-c", "2", "--hostname", hostname,
-             "--without-gossip", "--without-mingle"],
-            cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        process = start_worker(log, hostname)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"celery worker exited early:\n{log.read_text()[-3000:]}")
-            replies = app.control.ping(destination=[hostname], timeout=0.5)
-            if replies:
-                break
-        else:
-            pytest.fail(f"celery worker did not answer within 60 s:\n{log.read_text()[-3000:]}")
+        wait_for_worker(process, hostname, log)
         yield hostname
+    finally:
+        stop_process(process)
+
+
+def start_beat(folder: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "dashboard", "beat", "-l", "WARNING",
+         "-s", str(folder / "beat-schedule"), "--pidfile", str(folder / "beat.pid")],
+        cwd=BASE_DIR, env=subprocess_env(), start_new_session=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def celery_beat(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery beat` (schedules every POLL_INTERVAL = 1 s) for tests of polling."""
+    process = start_beat(tmp_path)
+    try:
+        yield process
     finally:
         stop_process(process)
 

@@ -156,7 +156,9 @@ def _server_argv(env: dict[str, str], host: str, port: int, debug: bool) -> list
     return [
         PYTHON, "-m", "gunicorn", "dashboard.wsgi:application",
         "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "--workers", str(workers), "--access-logfile", "-", "--graceful-timeout", "10",
+        # Threaded workers keep heart-beating during long requests such as 1 GB uploads.
+        "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
+        "--timeout", "120", "--access-logfile", "-", "--graceful-timeout", "10",
     ]  # fmt: skip
 
 
@@ -207,7 +209,10 @@ def _run_locked(
         supervisor.manage("migrate", "--noinput", "-v", "0")
         if not debug:
             supervisor.manage("collectstatic", "--noinput", "-v", "0")
-        supervisor.manage("tuneboard_bootstrap")
+        url_host = f"[{host}]" if ":" in host else host
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - reach the sandbox on loopback
+            url_host = "127.0.0.1"
+        supervisor.manage("tuneboard_bootstrap", "--sandbox-url", f"http://{url_host}:{port}/sandbox/v1")
         supervisor.spawn("web", _server_argv(env, host, port, debug))
         supervisor.spawn(
             "worker",
@@ -266,6 +271,8 @@ def test(env: dict[str, str], pytest_args: list[str]) -> int:
     env.setdefault("MEDIA_ROOT", str(root / "media"))
     # Live-server threads must not keep connections that block dropping the test database.
     env.setdefault("DATABASE_CONN_MAX_AGE", "0")
+    # Polling tests should not wait 15 s between provider syncs.
+    env.setdefault("POLL_INTERVAL", "1")
     try:
         with exclusive_lock(root / "test.lock"):
             services = EmbeddedServices(root, env)

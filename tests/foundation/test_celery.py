@@ -19,6 +19,10 @@ def test_registered_task_names_snapshot() -> None:
     assert names == [
         "dashboard.tasks.beat_heartbeat",
         "dashboard.tasks.probe_complete",
+        "datasets.tasks.dataset_validate",
+        "jobs.tasks.job_launch_task",
+        "jobs.tasks.job_sync_task",
+        "jobs.tasks.poll_due_jobs",
         "sandbox.tasks.webhook_deliver",
     ]
 
@@ -39,7 +43,8 @@ def test_configuration_is_strict_and_json_only() -> None:
     ("task", "queue"),
     [
         ("dashboard.tasks.probe_complete", "default"),
-        ("jobs.tasks.job_sync", "polling"),
+        ("jobs.tasks.job_sync_task", "polling"),
+        ("jobs.tasks.job_launch_task", "default"),
         ("jobs.tasks.poll_due_jobs", "polling"),
         ("datasets.tasks.dataset_validate", "validation"),
     ],

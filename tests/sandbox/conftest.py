@@ -6,17 +6,10 @@ from collections.abc import Callable
 import openai
 import pytest
 
+from tests.conftest import KEY, OTHER_KEY
 from tests.sandbox.data import chat_examples, jsonl
 
-KEY = "sk-sandbox-contract-tests"
-OTHER_KEY = "sk-sandbox-someone-else"
-
-
-@pytest.fixture
-def sandbox_url(live_server, settings) -> str:  # type: ignore[no-untyped-def]
-    settings.SANDBOX_API_KEYS = [KEY, OTHER_KEY]
-    settings.SANDBOX_SECONDS_PER_STEP = 0
-    return live_server.url + "/sandbox/v1"
+__all__ = ["KEY", "OTHER_KEY"]
 
 
 def make_client(

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import F, Func, Q, QuerySet
+from django.utils import timezone
+
+from datasets.models import BaseModel, Dataset
+from datasets.validation import Report, can_recompute, recompute_for_model
+
+DEFAULT_BASE_MODEL_ID = "gpt-4o-mini-2024-07-18"
+SHUTDOWN_WARNING_DAYS = 90
+
+# What the list shows; the report and line index can be large and stay in the database.
+LIST_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "tags",
+    "size",
+    "status",
+    "format",
+    "n_examples",
+    "uploaded_at",
+    "uploaded_by__username",
+    "parent_id",
+)
+
+
+def base_models() -> list[BaseModel]:
+    return list(BaseModel.objects.all())
+
+
+def base_model_get(model_id: str | None) -> BaseModel | None:
+    if not model_id:
+        return None
+    return BaseModel.objects.filter(pk=model_id).first()
+
+
+def base_model_default() -> BaseModel | None:
+    """The catalog's default for new validations: gpt-4o-mini, else the first model that is
+    not shut down, else any."""
+    today = timezone.localdate()
+    preferred = BaseModel.objects.filter(pk=DEFAULT_BASE_MODEL_ID).first()
+    if preferred and not preferred.is_shut_down(today):
+        return preferred
+    active = BaseModel.objects.filter(Q(shutdown_on__isnull=True) | Q(shutdown_on__gt=today))
+    return active.first() or BaseModel.objects.first()
+
+
+@dataclass(frozen=True)
+class DatasetFilters:
+    status: str = ""
+    format: str = ""
+    tag: str = ""
+    q: str = ""
+
+
+def dataset_list(filters: DatasetFilters) -> QuerySet[Dataset]:
+    qs = Dataset.objects.select_related("uploaded_by").only(*LIST_FIELDS)
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.format:
+        qs = qs.filter(format=filters.format)
+    if filters.tag:
+        qs = qs.filter(tags__contains=[filters.tag])
+    if filters.q:
+        qs = qs.filter(Q(name__icontains=filters.q) | Q(description__icontains=filters.q))
+    return qs.order_by("-uploaded_at", "-id")
+
+
+def dataset_tags() -> list[str]:
+    unnested = Dataset.objects.annotate(tag=Func(F("tags"), function="unnest"))
+    return list(unnested.values_list("tag", flat=True).order_by("tag").distinct())
+
+
+def dataset_get(pk: int, *, with_report: bool = True) -> Dataset | None:
+    qs = Dataset.objects.select_related("uploaded_by", "parent", "report_model", "requested_model")
+    if not with_report:
+        qs = qs.defer("report")
+    return qs.filter(pk=pk).first()
+
+
+def dataset_children(dataset: Dataset) -> list[Dataset]:
+    return list(dataset.children.select_related("uploaded_by").only(*LIST_FIELDS).order_by("id"))
+
+
+def dataset_status(pk: int) -> dict[str, Any] | None:
+    row = (
+        Dataset.objects.filter(pk=pk)
+        .values("status", "progress_bytes", "progress_total", "error_message")
+        .first()
+    )
+    if row is None:
+        return None
+    total = row["progress_total"]
+    done = row["status"] not in (Dataset.Status.UPLOADED, Dataset.Status.VALIDATING)
+    return {
+        "status": row["status"],
+        "progress_bytes": row["progress_bytes"],
+        "progress_total": total,
+        "percent": round(100 * row["progress_bytes"] / total, 1) if total else 0.0,
+        "done": done,
+        "error": row["error_message"] if row["status"] == Dataset.Status.ERROR else "",
+    }
+
+
+@dataclass(frozen=True)
+class ModelNotice:
+    level: str  # "bad" for shut down, "warn" for deprecated or shutting down soon
+    text: str
+
+
+def model_notice(model: BaseModel, today: date | None = None) -> ModelNotice | None:
+    today = today or timezone.localdate()
+    if model.shutdown_on and model.shutdown_on <= today:
+        return ModelNotice(
+            "bad",
+            f"{model.id} was shut down on {model.shutdown_on:%Y-%m-%d}: it cannot be fine-tuned.",
+        )
+    if model.shutdown_on and model.shutdown_on <= today + timedelta(days=SHUTDOWN_WARNING_DAYS):
+        days = (model.shutdown_on - today).days
+        return ModelNotice(
+            "warn",
+            f"{model.id} shuts down on {model.shutdown_on:%Y-%m-%d} (in {days} day"
+            f"{'s' if days != 1 else ''}).",
+        )
+    if model.deprecated_on and model.deprecated_on <= today:
+        return ModelNotice(
+            "warn", f"{model.id} has been deprecated since {model.deprecated_on:%Y-%m-%d}."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """The stored report, re-derived for the model the page shows (current catalog prices and
+    limits), or left as stored when that model needs another tokenizer."""
+
+    report: Report
+    model: BaseModel | None
+    recomputed: bool
+    needs_revalidation: bool
+
+
+def report_view(dataset: Dataset, model: BaseModel | None) -> ReportView | None:
+    if not dataset.report:
+        return None
+    stored = Report.from_dict(dataset.report)
+    model = model or dataset.report_model
+    if model is None:
+        return ReportView(stored, None, recomputed=False, needs_revalidation=False)
+    spec = model.to_spec()
+    if not can_recompute(stored, spec):
+        return ReportView(stored, model, recomputed=False, needs_revalidation=True)
+    return ReportView(
+        recompute_for_model(stored, spec),
+        model,
+        recomputed=model.pk != dataset.report_model_id,
+        needs_revalidation=False,
+    )

@@ -1,0 +1,252 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from dashboard import crypto
+
+
+class ProviderConnection(models.Model):
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        AZURE_OPENAI = "azure_openai", "Azure OpenAI"
+        SANDBOX = "sandbox", "Tuneboard sandbox"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    base_url = models.URLField(max_length=300)
+    # Encrypted at rest; never rendered back (only the last four characters are shown).
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_hint = models.CharField(max_length=8, blank=True, editable=False)
+    organization = models.CharField(max_length=100, blank=True)
+    project = models.CharField(max_length=100, blank=True)
+    api_version = models.CharField(max_length=40, blank=True, help_text="Azure OpenAI only.")
+    webhook_secret_encrypted = models.TextField(blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_api_key(self, key: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(key) if key else ""
+        self.api_key_hint = key[-4:] if len(key) >= 8 else ""
+
+    def get_api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    def set_webhook_secret(self, secret: str) -> None:
+        self.webhook_secret_encrypted = crypto.encrypt(secret) if secret else ""
+
+    def get_webhook_secret(self) -> str:
+        return crypto.decrypt(self.webhook_secret_encrypted)
+
+    @property
+    def masked_key(self) -> str:
+        if not self.api_key_encrypted:
+            return "not set"
+        return f"••••{self.api_key_hint}" if self.api_key_hint else "••••"
+
+    @property
+    def usable(self) -> bool:
+        return self.enabled and self.archived_at is None and bool(self.api_key_encrypted)
+
+
+class ProviderFile(models.Model):
+    """A dataset file uploaded to a connection, reused by sha256 for later jobs."""
+
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="files")
+    sha256 = models.CharField(max_length=64)
+    purpose = models.CharField(max_length=30, default="fine-tune")
+    provider_file_id = models.CharField(max_length=100)
+    bytes = models.BigIntegerField()
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "sha256", "purpose"], name="jobs_providerfile_unique_content"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.provider_file_id
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending launch"
+        LAUNCHING = "launching", "Launching"
+        LAUNCH_FAILED = "launch_failed", "Launch failed"
+        VALIDATING_FILES = "validating_files", "Validating files"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        LOST = "lost", "Lost at provider"
+
+    TERMINAL = frozenset({"succeeded", "failed", "cancelled", "launch_failed", "lost"})
+    PROVIDER_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+    class Method(models.TextChoices):
+        SUPERVISED = "supervised", "Supervised"
+        DPO = "dpo", "DPO"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.PROTECT, related_name="jobs")
+    provider_job_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 - unknown until created
+    # What was asked for.
+    name = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    base_model = models.CharField(max_length=300)
+    method = models.CharField(max_length=20, choices=Method.choices, default=Method.SUPERVISED)
+    requested_hyperparameters = models.JSONField(default=dict, blank=True)
+    suffix = models.CharField(max_length=64, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    integrations = models.JSONField(default=list, blank=True)
+    training_dataset = models.ForeignKey(
+        "datasets.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="training_jobs"
+    )
+    validation_dataset = models.ForeignKey(
+        "datasets.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="validation_jobs"
+    )
+    cloned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # What the provider reports.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    model = models.CharField(max_length=300, blank=True, help_text="Base model as the provider names it.")
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    fine_tuned_model = models.CharField(max_length=300, blank=True, db_index=True)
+    trained_tokens = models.BigIntegerField(null=True, blank=True)
+    estimated_finish = models.DateTimeField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    result_files = models.JSONField(default=list, blank=True)
+    training_file_id = models.CharField(max_length=100, blank=True)
+    validation_file_id = models.CharField(max_length=100, blank=True)
+    provider_created_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Summary kept up to date by each sync, so lists never aggregate metric rows.
+    total_steps = models.IntegerField(null=True, blank=True)
+    last_step = models.IntegerField(null=True, blank=True)
+    final_train_loss = models.FloatField(null=True, blank=True)
+    best_full_valid_loss = models.FloatField(null=True, blank=True)
+    best_full_valid_step = models.IntegerField(null=True, blank=True)
+    # Sync bookkeeping.
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_failures = models.IntegerField(default=0)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_sync_error = models.TextField(blank=True)
+    last_event_id = models.CharField(max_length=100, blank=True)
+    launch_error = models.TextField(blank=True)
+    archived = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "provider_job_id"], name="jobs_job_unique_provider_id"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_poll_at"],
+                name="jobs_job_due_for_poll",
+                condition=Q(next_poll_at__isnull=False),
+            ),
+            models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["base_model"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.provider_job_id or str(self.id)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.provider_job_id or f"Job {str(self.id)[:8]}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at
+        if end is None:
+            return None
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+class JobEvent(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    provider_event_id = models.CharField(max_length=100)
+    created_at = models.DateTimeField()
+    level = models.CharField(max_length=10, default="info")
+    type = models.CharField(max_length=20, default="message")
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "provider_event_id"], name="jobs_event_unique")
+        ]
+        indexes = [models.Index(fields=["job", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.message[:80]
+
+
+class Checkpoint(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="checkpoints")
+    provider_checkpoint_id = models.CharField(max_length=100)
+    step = models.IntegerField()
+    model_name = models.CharField(max_length=300)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "provider_checkpoint_id"], name="jobs_ckpt_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.model_name
+
+
+class MetricPoint(models.Model):
+    """One row per job and step; known metrics as columns (fast charts), others in ``extra``."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="metric_points")
+    step = models.IntegerField()
+    train_loss = models.FloatField(null=True, blank=True)
+    train_accuracy = models.FloatField(null=True, blank=True)
+    valid_loss = models.FloatField(null=True, blank=True)
+    valid_accuracy = models.FloatField(null=True, blank=True)
+    full_valid_loss = models.FloatField(null=True, blank=True)
+    full_valid_accuracy = models.FloatField(null=True, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint(fields=["job", "step"], name="jobs_metric_unique_step")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} step {self.step}"

@@ -1,0 +1,82 @@
+"""The provider interface the rest of Tuneboard codes against. All calls are synchronous and
+raise ``jobs.providers.errors.ProviderError`` subclasses on failure."""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+from jobs.providers.records import (
+    ChatResult,
+    CheckpointInfo,
+    EventInfo,
+    FileInfo,
+    JobInfo,
+    JobSpec,
+    ModelInfo,
+    Page,
+)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    @property
+    def request_count(self) -> int:
+        """HTTP requests actually sent by this client, retries included."""
+        ...
+
+    def upload_file(
+        self, *, filename: str, stream: BinaryIO, size: int, purpose: str = "fine-tune"
+    ) -> FileInfo: ...
+
+    def retrieve_file(self, file_id: str) -> FileInfo: ...
+
+    def wait_for_file(
+        self, file_id: str, *, timeout: float = 600, poll: float = 1.0
+    ) -> FileInfo: ...
+
+    def download_file(self, file_id: str) -> bytes: ...
+
+    def download_results_csv(self, file_id: str) -> str: ...
+
+    def create_job(self, spec: JobSpec) -> JobInfo: ...
+
+    def retrieve_job(self, job_id: str) -> JobInfo: ...
+
+    def list_jobs(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        metadata: dict[str, str] | None = None,
+    ) -> Page[JobInfo]: ...
+
+    def list_events(
+        self, job_id: str, *, after: str | None = None, limit: int = 100
+    ) -> Page[EventInfo]: ...
+
+    def list_checkpoints(
+        self, job_id: str, *, after: str | None = None, limit: int = 100
+    ) -> Page[CheckpointInfo]: ...
+
+    def cancel_job(self, job_id: str) -> JobInfo: ...
+
+    def pause_job(self, job_id: str) -> JobInfo: ...
+
+    def resume_job(self, job_id: str) -> JobInfo: ...
+
+    def delete_model(self, model: str) -> bool: ...
+
+    def list_models(self) -> list[ModelInfo]: ...
+
+    def chat_completion(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ChatResult: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,283 @@
+"""The adapter for OpenAI's REST API and everything compatible with it: OpenAI itself, Azure
+OpenAI's v1 surface and Tuneboard's sandbox. Differences between them (auth header,
+``api-version``) are settled in ``http.build_client``; this module maps endpoints to records.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import httpx
+
+from jobs.providers import uploads
+from jobs.providers.config import ConnectionConfig
+from jobs.providers.errors import ProviderError, TransientProviderError
+from jobs.providers.http import HttpSession
+from jobs.providers.records import (
+    ChatResult,
+    CheckpointInfo,
+    EventInfo,
+    FileInfo,
+    JobInfo,
+    JobSpec,
+    ModelInfo,
+    Page,
+)
+
+FILE_DONE_STATUSES = frozenset({"processed", "error", "deleted"})
+MAX_PAGE_LIMIT = 100  # the API's cap for jobs and checkpoints
+
+
+def _segment(value: str) -> str:
+    # Model ids contain colons, which the API expects unescaped; anything else odd is quoted.
+    return quote(value, safe=":@-._~")
+
+
+def job_body(spec: JobSpec) -> dict[str, Any]:
+    """The modern create body: ``method: {type, <type>: {hyperparameters}}``.
+
+    ``"auto"`` and None hyperparameters are left out: the provider then chooses, exactly
+    what "auto" asks for, and older deployments that reject "auto" for some keys still work.
+    """
+    hyperparameters = {
+        key: value
+        for key, value in spec.hyperparameters.items()
+        if value is not None and value != "auto"
+    }
+    method: dict[str, Any] = {"type": spec.method}
+    if hyperparameters:
+        method[spec.method] = {"hyperparameters": hyperparameters}
+    body: dict[str, Any] = {
+        "model": spec.model,
+        "training_file": spec.training_file,
+        "method": method,
+    }
+    optional = {
+        "validation_file": spec.validation_file,
+        "suffix": spec.suffix,
+        "seed": spec.seed,
+        "metadata": spec.metadata,
+        "integrations": spec.integrations,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
+
+
+def decode_results_csv(content: bytes) -> str:
+    """Results files come as plain CSV or, from the real API, base64 of it (§5)."""
+    stripped = content.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped.startswith(b"step"):
+        try:
+            stripped = base64.b64decode(b"".join(stripped.split()), validate=True)
+        except (binascii.Error, ValueError):
+            pass  # not base64 either: hand back the text as it is
+        stripped = stripped.lstrip(b"\xef\xbb\xbf")
+    return stripped.decode("utf-8", errors="replace")
+
+
+def _page(body: Any, parse: Callable[[dict[str, Any]], Any], limit: int) -> Page[Any]:
+    items = body.get("data") if isinstance(body, dict) else None
+    data = (
+        [parse(item) for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+    )
+    has_more = body.get("has_more") if isinstance(body, dict) else None
+    if not isinstance(has_more, bool):
+        # Older list endpoints omitted has_more; a full page may have a successor.
+        has_more = bool(data) and len(data) >= limit
+    return Page(data=data, has_more=has_more)
+
+
+class OpenAICompatibleProvider:
+    """One connection's client. Thread-safe: httpx's pooled client may be shared."""
+
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        multipart_threshold: int = uploads.MULTIPART_THRESHOLD,
+        part_size: int = uploads.PART_SIZE,
+    ) -> None:
+        self.config = config
+        self._session = HttpSession(config, sleep=sleep)
+        self._sleep = sleep
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+
+    def __repr__(self) -> str:
+        return f"<OpenAICompatibleProvider {self.config.kind} {self.config.base_url}>"
+
+    def __enter__(self) -> OpenAICompatibleProvider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def request_count(self) -> int:
+        return self._session.request_count
+
+    @property
+    def http_client(self) -> httpx.Client:
+        """The pooled client (for connection reuse checks and request observation)."""
+        return self._session.client
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- Files ---------------------------------------------------------------------------
+
+    def upload_file(
+        self, *, filename: str, stream: BinaryIO, size: int, purpose: str = "fine-tune"
+    ) -> FileInfo:
+        if size > self.multipart_threshold:
+            return uploads.upload_in_parts(
+                self._session,
+                filename=filename,
+                stream=stream,
+                size=size,
+                purpose=purpose,
+                part_size=self.part_size,
+            )
+        return uploads.upload_single(
+            self._session, filename=filename, stream=stream, size=size, purpose=purpose
+        )
+
+    def retrieve_file(self, file_id: str) -> FileInfo:
+        return FileInfo.from_api(self._session.json("GET", f"files/{_segment(file_id)}"))
+
+    def wait_for_file(self, file_id: str, *, timeout: float = 600, poll: float = 1.0) -> FileInfo:
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.retrieve_file(file_id)
+            if info.status in FILE_DONE_STATUSES:
+                return info
+            if time.monotonic() + poll > deadline:
+                raise TransientProviderError(
+                    f"File {file_id} is still {info.status!r} after {timeout:g} s"
+                )
+            self._sleep(poll)
+
+    def download_file(self, file_id: str) -> bytes:
+        return self._session.request("GET", f"files/{_segment(file_id)}/content").content
+
+    def download_results_csv(self, file_id: str) -> str:
+        return decode_results_csv(self.download_file(file_id))
+
+    # --- Jobs ----------------------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec) -> JobInfo:
+        return JobInfo.from_api(self._session.json("POST", "fine_tuning/jobs", json=job_body(spec)))
+
+    def retrieve_job(self, job_id: str) -> JobInfo:
+        return JobInfo.from_api(self._session.json("GET", f"fine_tuning/jobs/{_segment(job_id)}"))
+
+    def list_jobs(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        metadata: dict[str, str] | None = None,
+    ) -> Page[JobInfo]:
+        limit = max(1, min(limit, MAX_PAGE_LIMIT))
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        for key, value in (metadata or {}).items():
+            params[f"metadata[{key}]"] = value
+        body = self._session.json("GET", "fine_tuning/jobs", params=params)
+        return _page(body, JobInfo.from_api, limit)
+
+    def list_events(
+        self, job_id: str, *, after: str | None = None, limit: int = 100
+    ) -> Page[EventInfo]:
+        return self._list(f"fine_tuning/jobs/{_segment(job_id)}/events", EventInfo, after, limit)
+
+    def list_checkpoints(
+        self, job_id: str, *, after: str | None = None, limit: int = 100
+    ) -> Page[CheckpointInfo]:
+        limit = min(limit, MAX_PAGE_LIMIT)
+        return self._list(
+            f"fine_tuning/jobs/{_segment(job_id)}/checkpoints", CheckpointInfo, after, limit
+        )
+
+    def _list(self, path: str, record: Any, after: str | None, limit: int) -> Page[Any]:
+        limit = max(1, limit)
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        return _page(self._session.json("GET", path, params=params), record.from_api, limit)
+
+    def cancel_job(self, job_id: str) -> JobInfo:
+        return self._job_action(job_id, "cancel")
+
+    def pause_job(self, job_id: str) -> JobInfo:
+        return self._job_action(job_id, "pause")
+
+    def resume_job(self, job_id: str) -> JobInfo:
+        return self._job_action(job_id, "resume")
+
+    def _job_action(self, job_id: str, action: str) -> JobInfo:
+        body = self._session.json(
+            "POST", f"fine_tuning/jobs/{_segment(job_id)}/{action}", empty_json_body=True
+        )
+        return JobInfo.from_api(body)
+
+    # --- Models --------------------------------------------------------------------------
+
+    def delete_model(self, model: str) -> bool:
+        body = self._session.json("DELETE", f"models/{_segment(model)}")
+        return bool(body.get("deleted")) if isinstance(body, dict) else False
+
+    def list_models(self) -> list[ModelInfo]:
+        body = self._session.json("GET", "models")
+        items = body.get("data") if isinstance(body, dict) else None
+        return [ModelInfo.from_api(m) for m in items or [] if isinstance(m, dict)]
+
+    def chat_completion(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ChatResult:
+        body: dict[str, Any] = {"model": model, "messages": messages}
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            # max_tokens is deprecated upstream and refused by reasoning models; servers that
+            # only know the old name can get it through ``extra``.
+            body["max_completion_tokens"] = max_tokens
+        if seed is not None:
+            body["seed"] = seed
+        body.update(extra or {})
+        started = [0.0]
+
+        def mark() -> None:
+            started[0] = time.monotonic()
+
+        # Latency of the attempt that answered: retries and backoff are not the model's time.
+        response = self._session.request("POST", "chat/completions", json=body, on_attempt=mark)
+        latency = time.monotonic() - started[0]
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise ProviderError(
+                "The provider answered a chat completion with something that is not JSON",
+                status=response.status_code,
+            ) from exc
+        return ChatResult.from_api(
+            payload if isinstance(payload, dict) else {}, latency_seconds=latency
+        )

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from datasets.models import Dataset
+from datasets.services import dataset_create_from_upload, dataset_validate
+from jobs.models import ProviderConnection
+from jobs.services import connection_save
+from tests.sandbox.conftest import KEY
+from tests.sandbox.data import chat_examples, jsonl
+
+
+@pytest.fixture
+def sandbox_connection(sandbox_url: str) -> ProviderConnection:
+    return connection_save(name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=KEY)
+
+
+@pytest.fixture
+def azure_connection(live_server, sandbox_url: str) -> ProviderConnection:  # type: ignore[no-untyped-def]
+    return connection_save(
+        name="Azure", kind="azure_openai", base_url=f"{live_server.url}/sandbox/openai/v1",
+        api_key=KEY, api_version="2025-04-01-preview",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def make_dataset() -> Callable[..., Dataset]:
+    """A stored and validated dataset, made the way an upload makes it."""
+
+    def make(
+        examples: list[dict] | None = None, *, raw: bytes | None = None, name: str = "train"
+    ) -> Dataset:
+        content = (
+            raw
+            if raw is not None
+            else jsonl(examples if examples is not None else chat_examples(20))
+        )
+        outcome = dataset_create_from_upload(
+            upload=SimpleUploadedFile(f"{name}.jsonl", content), name=name, uploaded_by=None
+        )
+        dataset_validate(dataset_id=outcome.dataset.pk, model_id=outcome.dataset.requested_model_id)
+        outcome.dataset.refresh_from_db()
+        return outcome.dataset
+
+    return make

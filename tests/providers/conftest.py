@@ -1,0 +1,127 @@
+"""Fixtures for the provider-client tests: a live sandbox (reused from the sandbox tests),
+clients built on it, and the sandbox's own controls (faults, profile)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from jobs.providers import ConnectionConfig, JobInfo, OpenAICompatibleProvider, close_all
+from tests.conftest import KEY
+from tests.sandbox.data import chat_examples, jsonl
+
+CONTROL_HEADERS = {"Authorization": f"Bearer {KEY}"}
+
+
+def make_config(base_url: str, **overrides: Any) -> ConnectionConfig:
+    # Tiny backoff keeps retry tests fast without replacing the sleep itself.
+    values: dict[str, Any] = {
+        "kind": "sandbox",
+        "base_url": base_url,
+        "api_key": KEY,
+        "timeout_connect": 2.0,
+        "timeout_read": 10.0,
+        "max_retries": 4,
+        "backoff_base": 0.01,
+        "backoff_max": 0.05,
+    }
+    values.update(overrides)
+    return ConnectionConfig(**values)
+
+
+@pytest.fixture(autouse=True)
+def _drop_cached_clients() -> Iterator[None]:
+    yield
+    close_all()
+
+
+@pytest.fixture
+def make_provider(sandbox_url: str) -> Iterator[Callable[..., OpenAICompatibleProvider]]:
+    made: list[OpenAICompatibleProvider] = []
+
+    def make(
+        *, base_url: str | None = None, adapter: dict[str, Any] | None = None, **overrides: Any
+    ) -> OpenAICompatibleProvider:
+        provider = OpenAICompatibleProvider(
+            make_config(base_url or sandbox_url, **overrides), **(adapter or {})
+        )
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        provider.close()
+
+
+@pytest.fixture
+def provider(make_provider: Callable[..., OpenAICompatibleProvider]) -> OpenAICompatibleProvider:
+    return make_provider()
+
+
+def control(sandbox_url: str, path: str, body: dict | None = None, method: str = "POST") -> Any:
+    response = httpx.request(
+        method,
+        f"{sandbox_url.removesuffix('/v1')}/control/{path}",
+        headers=CONTROL_HEADERS,
+        json=body,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture
+def inject(sandbox_url: str) -> Iterator[Callable[..., dict]]:
+    """Adds a sandbox fault (see sandbox/views/control.py); all are cleared afterwards."""
+
+    def add(**fault: Any) -> dict:
+        return control(sandbox_url, "faults", fault)
+
+    yield add
+    control(sandbox_url, "faults", method="DELETE")
+
+
+@pytest.fixture
+def set_profile(sandbox_url: str) -> Callable[[str], None]:
+    def set_(profile: str) -> None:
+        control(sandbox_url, "account", {"profile": profile})
+
+    return set_
+
+
+@pytest.fixture
+def training_file(provider: OpenAICompatibleProvider) -> str:
+    return upload_bytes(provider, jsonl(chat_examples(20)))
+
+
+def upload_bytes(
+    provider: OpenAICompatibleProvider, content: bytes, *, name: str = "train.jsonl"
+) -> str:
+    import io
+
+    return provider.upload_file(filename=name, stream=io.BytesIO(content), size=len(content)).id
+
+
+def record_requests(provider: OpenAICompatibleProvider) -> list[httpx.Request]:
+    """Every request the provider's client sends from now on, as it went on the wire."""
+    sent: list[httpx.Request] = []
+    provider.http_client.event_hooks["request"].append(sent.append)
+    return sent
+
+
+def wait_for_status(
+    provider: OpenAICompatibleProvider, job_id: str, statuses: set[str], timeout: float = 20
+) -> JobInfo:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = provider.retrieve_job(job_id)
+        if job.status in statuses:
+            return job
+        if job.status in ("succeeded", "failed", "cancelled"):
+            raise AssertionError(f"job {job_id} ended {job.status}: {job.error}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job.status} after {timeout} s")
+        time.sleep(0.05)
