@@ -69,10 +69,14 @@ def make_jobs(count: int, base_url: str) -> list[object]:
     from jobs.services import connection_save
     from tests.sandbox.data import chat_examples, jsonl
 
-    connection = connection_save(name=f"bench-{time.time():.0f}", kind="sandbox", base_url=base_url, api_key="sk-bench")
+    connection = connection_save(
+        name=f"bench-{time.time():.0f}", kind="sandbox", base_url=base_url, api_key="sk-bench"
+    )
     provider = provider_for_connection(connection)
     content = jsonl(chat_examples(20))
-    file = provider.upload_file(filename="bench.jsonl", stream=io.BytesIO(content), size=len(content))
+    file = provider.upload_file(
+        filename="bench.jsonl", stream=io.BytesIO(content), size=len(content)
+    )
     rows = []
     for index in range(count):
         info = provider.create_job(
@@ -82,7 +86,14 @@ def make_jobs(count: int, base_url: str) -> list[object]:
                 metadata={"sandbox_seconds_per_step": "0.2"},
             )
         )  # fmt: skip
-        rows.append(Job(connection=connection, provider_job_id=info.id, base_model="gpt-4o-mini", status=info.status))
+        rows.append(
+            Job(
+                connection=connection,
+                provider_job_id=info.id,
+                base_model="gpt-4o-mini",
+                status=info.status,
+            )
+        )
     return Job.objects.bulk_create(rows), provider  # type: ignore[return-value]
 
 
@@ -103,7 +114,12 @@ def ingest(rows: int) -> tuple[float, float]:
     bulk_job = Job.objects.create(connection=template.connection, base_model="bench")  # type: ignore[union-attr]
     orm_job = Job.objects.create(connection=template.connection, base_model="bench")  # type: ignore[union-attr]
     data = [
-        {"step": s, "train_loss": 2.0 / s, "train_accuracy": 0.5 + s / (4 * rows), "extra": {"lr": 0.1}}
+        {
+            "step": s,
+            "train_loss": 2.0 / s,
+            "train_accuracy": 0.5 + s / (4 * rows),
+            "extra": {"lr": 0.1},
+        }
         for s in range(1, rows + 1)
     ]
     started = time.perf_counter()
@@ -112,7 +128,13 @@ def ingest(rows: int) -> tuple[float, float]:
     sample = data[: min(rows, 2000)]  # row-by-row is slow; its rate does not depend on volume
     started = time.perf_counter()
     for row in sample:
-        MetricPoint(job=orm_job, step=row["step"], train_loss=row["train_loss"], train_accuracy=row["train_accuracy"], extra=row["extra"]).save()
+        MetricPoint(
+            job=orm_job,
+            step=row["step"],
+            train_loss=row["train_loss"],
+            train_accuracy=row["train_accuracy"],
+            extra=row["extra"],
+        ).save()
     orm_rate = len(sample) / (time.perf_counter() - started)
     return bulk_rate, orm_rate
 
@@ -136,9 +158,15 @@ def main() -> None:
         idle = sync_all(jobs)
         per_idle_sync = (provider.request_count - before) / len(jobs)
         bulk_rate, orm_rate = ingest(args.rows)
-        print(f"catch-up sync : {len(jobs) / catch_up * 60:8.0f} jobs/min ({catch_up:.1f} s for {len(jobs)} jobs)")
-        print(f"idle sync     : {len(jobs) / idle * 60:8.0f} jobs/min, {per_idle_sync:.2f} provider requests per sync (target ≤ 2)")
-        print(f"metric ingest : bulk {bulk_rate:10.0f} rows/s, row-by-row ORM {orm_rate:8.0f} rows/s, ratio {bulk_rate / orm_rate:.1f}× (target ≥ 20×)")
+        print(
+            f"catch-up sync : {len(jobs) / catch_up * 60:8.0f} jobs/min ({catch_up:.1f} s for {len(jobs)} jobs)"
+        )
+        print(
+            f"idle sync     : {len(jobs) / idle * 60:8.0f} jobs/min, {per_idle_sync:.2f} provider requests per sync (target ≤ 2)"
+        )
+        print(
+            f"metric ingest : bulk {bulk_rate:10.0f} rows/s, row-by-row ORM {orm_rate:8.0f} rows/s, ratio {bulk_rate / orm_rate:.1f}× (target ≥ 20×)"
+        )
     finally:
         services.stop()  # type: ignore[attr-defined]
 

@@ -26,7 +26,15 @@ class ConnectionAdminForm(forms.ModelForm):
 @admin.register(ProviderConnection)
 class ProviderConnectionAdmin(admin.ModelAdmin):
     form = ConnectionAdminForm
-    list_display = ("name", "kind", "base_url", "masked_key", "enabled", "archived_at", "updated_at")
+    list_display = (
+        "name",
+        "kind",
+        "base_url",
+        "masked_key",
+        "enabled",
+        "archived_at",
+        "updated_at",
+    )
     list_filter = ("kind", "enabled")
     search_fields = ("name", "base_url")
     readonly_fields = ("masked_key", "archived_at", "created_at", "updated_at")
@@ -35,7 +43,9 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
     def masked_key(self, obj: ProviderConnection) -> str:
         return obj.masked_key
 
-    def save_model(self, request: HttpRequest, obj: ProviderConnection, form: forms.Form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: ProviderConnection, form: forms.Form, change: bool
+    ) -> None:
         data = form.cleaned_data
         services.connection_save(
             connection=obj,
@@ -48,7 +58,15 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("display_name", "status", "base_model", "connection", "fine_tuned_model", "created_by", "created_at")
+    list_display = (
+        "display_name",
+        "status",
+        "base_model",
+        "connection",
+        "fine_tuned_model",
+        "created_by",
+        "created_at",
+    )
     list_filter = ("status", "connection", "base_model", "method", "archived")
     search_fields = ("name", "notes", "provider_job_id", "fine_tuned_model", "base_model")
     readonly_fields = (

@@ -24,5 +24,7 @@ def config_for(connection: ProviderConnection) -> ConnectionConfig:
 
 def provider_for_connection(connection: ProviderConnection) -> Provider:
     # Keyed by the row's update time, so an edited key or URL gets a fresh client.
-    cache_key = f"{connection.pk}:{connection.updated_at.timestamp() if connection.updated_at else 0}"
+    cache_key = (
+        f"{connection.pk}:{connection.updated_at.timestamp() if connection.updated_at else 0}"
+    )
     return provider_for(config_for(connection), cache_key=cache_key)

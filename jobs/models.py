@@ -63,7 +63,9 @@ class ProviderConnection(models.Model):
 class ProviderFile(models.Model):
     """A dataset file uploaded to a connection, reused by sha256 for later jobs."""
 
-    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="files")
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.CASCADE, related_name="files"
+    )
     sha256 = models.CharField(max_length=64)
     purpose = models.CharField(max_length=30, default="fine-tune")
     provider_file_id = models.CharField(max_length=100)
@@ -103,7 +105,9 @@ class Job(models.Model):
         DPO = "dpo", "DPO"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    connection = models.ForeignKey(ProviderConnection, on_delete=models.PROTECT, related_name="jobs")
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.PROTECT, related_name="jobs"
+    )
     provider_job_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 - unknown until created
     # What was asked for.
     name = models.CharField(max_length=200, blank=True)
@@ -119,16 +123,28 @@ class Job(models.Model):
     seed = models.BigIntegerField(null=True, blank=True)
     integrations = models.JSONField(default=list, blank=True)
     training_dataset = models.ForeignKey(
-        "datasets.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="training_jobs"
+        "datasets.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="training_jobs",
     )
     validation_dataset = models.ForeignKey(
-        "datasets.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="validation_jobs"
+        "datasets.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="validation_jobs",
     )
     cloned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # What the provider reports.
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
-    model = models.CharField(max_length=300, blank=True, help_text="Base model as the provider names it.")
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    model = models.CharField(
+        max_length=300, blank=True, help_text="Base model as the provider names it."
+    )
     hyperparameters = models.JSONField(default=dict, blank=True)
     fine_tuned_model = models.CharField(max_length=300, blank=True, db_index=True)
     trained_tokens = models.BigIntegerField(null=True, blank=True)
@@ -224,7 +240,9 @@ class Checkpoint(models.Model):
     class Meta:
         ordering = ["step"]
         constraints = [
-            models.UniqueConstraint(fields=["job", "provider_checkpoint_id"], name="jobs_ckpt_unique")
+            models.UniqueConstraint(
+                fields=["job", "provider_checkpoint_id"], name="jobs_ckpt_unique"
+            )
         ]
 
     def __str__(self) -> str:
@@ -246,7 +264,9 @@ class MetricPoint(models.Model):
 
     class Meta:
         ordering = ["step"]
-        constraints = [models.UniqueConstraint(fields=["job", "step"], name="jobs_metric_unique_step")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "step"], name="jobs_metric_unique_step")
+        ]
 
     def __str__(self) -> str:
         return f"{self.job_id} step {self.step}"

@@ -68,7 +68,11 @@ def connection_save(
     if webhook_secret is not None:
         connection.set_webhook_secret(webhook_secret)
     connection.save()
-    audit_record(actor=actor, action="connection_created" if creating else "connection_updated", obj=connection)
+    audit_record(
+        actor=actor,
+        action="connection_created" if creating else "connection_updated",
+        obj=connection,
+    )
     return connection
 
 
@@ -106,12 +110,16 @@ class LaunchRequest:
 
 def _check_dataset(dataset: Dataset | None, role: str) -> None:
     if dataset is not None and dataset.status != Dataset.Status.VALID:
-        raise JobError(f"The {role} dataset “{dataset.name}” is not valid ({dataset.get_status_display()}).")
+        raise JobError(
+            f"The {role} dataset “{dataset.name}” is not valid ({dataset.get_status_display()})."
+        )
 
 
 def job_launch(*, request: LaunchRequest, user: AbstractBaseUser | None) -> Job:
     if not request.connection.usable:
-        raise JobError(f"The connection “{request.connection.name}” is disabled, archived or has no API key.")
+        raise JobError(
+            f"The connection “{request.connection.name}” is disabled, archived or has no API key."
+        )
     _check_dataset(request.training_dataset, "training")
     _check_dataset(request.validation_dataset, "validation")
     with transaction.atomic():
@@ -131,7 +139,9 @@ def job_launch(*, request: LaunchRequest, user: AbstractBaseUser | None) -> Job:
             validation_dataset=request.validation_dataset,
             cloned_from=request.cloned_from,
         )
-        audit_record(actor=user, action="job_launched", obj=job, detail={"base_model": request.base_model})
+        audit_record(
+            actor=user, action="job_launched", obj=job, detail={"base_model": request.base_model}
+        )
         from jobs.tasks import job_launch_task
 
         transaction.on_commit(lambda: job_launch_task.delay(str(job.pk)))
@@ -139,22 +149,32 @@ def job_launch(*, request: LaunchRequest, user: AbstractBaseUser | None) -> Job:
 
 
 def _provider_file(job: Job, dataset: Dataset) -> str:
-    existing = ProviderFile.objects.filter(connection=job.connection, sha256=dataset.sha256, purpose="fine-tune").first()
+    existing = ProviderFile.objects.filter(
+        connection=job.connection, sha256=dataset.sha256, purpose="fine-tune"
+    ).first()
     if existing:
         return existing.provider_file_id
     provider = provider_for_connection(job.connection)
     with dataset.file.open("rb") as stream:
-        info = provider.upload_file(filename=dataset.download_name, stream=stream, size=dataset.size)
+        info = provider.upload_file(
+            filename=dataset.download_name, stream=stream, size=dataset.size
+        )
     info = provider.wait_for_file(info.id)
     if info.status == "error":
         raise BadRequestError(f"The provider could not process {dataset.name}.", status=400)
     try:
         ProviderFile.objects.create(
-            connection=job.connection, sha256=dataset.sha256, purpose="fine-tune", provider_file_id=info.id, bytes=dataset.size
+            connection=job.connection,
+            sha256=dataset.sha256,
+            purpose="fine-tune",
+            provider_file_id=info.id,
+            bytes=dataset.size,
         )
     except IntegrityError:
         # Another launch uploaded the same content meanwhile: use the recorded file.
-        return ProviderFile.objects.get(connection=job.connection, sha256=dataset.sha256, purpose="fine-tune").provider_file_id
+        return ProviderFile.objects.get(
+            connection=job.connection, sha256=dataset.sha256, purpose="fine-tune"
+        ).provider_file_id
     return info.id
 
 
@@ -169,10 +189,14 @@ def job_launch_run(*, job_id: Any) -> Job:
 
     A retried or duplicated task finds the job already created (our id is in its metadata)
     instead of paying for a second one."""
-    claimed = Job.objects.filter(pk=job_id, status__in=[Job.Status.PENDING, Job.Status.LAUNCHING], provider_job_id__isnull=True).update(
-        status=Job.Status.LAUNCHING
+    claimed = Job.objects.filter(
+        pk=job_id,
+        status__in=[Job.Status.PENDING, Job.Status.LAUNCHING],
+        provider_job_id__isnull=True,
+    ).update(status=Job.Status.LAUNCHING)
+    job = Job.objects.select_related("connection", "training_dataset", "validation_dataset").get(
+        pk=job_id
     )
-    job = Job.objects.select_related("connection", "training_dataset", "validation_dataset").get(pk=job_id)
     if not claimed:
         return job
     provider = provider_for_connection(job.connection)
@@ -180,7 +204,9 @@ def job_launch_run(*, job_id: Any) -> Job:
         info = _find_created(job)
         if info is None:
             training = _provider_file(job, job.training_dataset)
-            validation = _provider_file(job, job.validation_dataset) if job.validation_dataset else None
+            validation = (
+                _provider_file(job, job.validation_dataset) if job.validation_dataset else None
+            )
             info = provider.create_job(
                 JobSpec(
                     model=job.base_model,
@@ -197,12 +223,18 @@ def job_launch_run(*, job_id: Any) -> Job:
     except TransientProviderError as exc:
         attempts = job.poll_failures + 1
         if attempts >= MAX_LAUNCH_ATTEMPTS:
-            Job.objects.filter(pk=job.pk).update(status=Job.Status.LAUNCH_FAILED, launch_error=str(exc)[:1000], poll_failures=attempts)
+            Job.objects.filter(pk=job.pk).update(
+                status=Job.Status.LAUNCH_FAILED,
+                launch_error=str(exc)[:1000],
+                poll_failures=attempts,
+            )
             return job
         Job.objects.filter(pk=job.pk).update(poll_failures=attempts, launch_error=str(exc)[:1000])
         raise
     except ProviderError as exc:
-        Job.objects.filter(pk=job.pk).update(status=Job.Status.LAUNCH_FAILED, launch_error=str(exc)[:1000])
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.LAUNCH_FAILED, launch_error=str(exc)[:1000]
+        )
         return job
     Job.objects.filter(pk=job.pk).update(
         provider_job_id=info.id,
@@ -270,7 +302,9 @@ def job_delete_model(*, job: Job, user: AbstractBaseUser | None) -> Job:
         pass  # already gone at the provider: the outcome the user asked for
     except ProviderError as exc:
         raise JobError(f"The provider refused to delete the model: {exc}") from exc
-    audit_record(actor=user, action="model_deleted", obj=job, detail={"model": job.fine_tuned_model})
+    audit_record(
+        actor=user, action="model_deleted", obj=job, detail={"model": job.fine_tuned_model}
+    )
     return job
 
 
@@ -281,7 +315,14 @@ def job_set_archived(*, job: Job, user: AbstractBaseUser | None, archived: bool)
     return job
 
 
-def job_annotate(*, job: Job, user: AbstractBaseUser | None, name: str | None = None, notes: str | None = None, tags: list[str] | None = None) -> Job:
+def job_annotate(
+    *,
+    job: Job,
+    user: AbstractBaseUser | None,
+    name: str | None = None,
+    notes: str | None = None,
+    tags: list[str] | None = None,
+) -> Job:
     fields = []
     if name is not None:
         job.name = name[:200]

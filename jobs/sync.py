@@ -110,17 +110,35 @@ def _store(job: Job, fetched: Fetched) -> None:
     info = fetched.info
     now = timezone.now()
     previous_status = job.status
-    rows = [r for e in fetched.events if e.type == "metrics" for r in [metrics.row_from_mapping(e.data)] if r]
+    rows = [
+        r
+        for e in fetched.events
+        if e.type == "metrics"
+        for r in [metrics.row_from_mapping(e.data)]
+        if r
+    ]
     if fetched.results_csv:
         rows += metrics.rows_from_csv(fetched.results_csv)
-    total_steps = max((int(e.data["total_steps"]) for e in fetched.events if isinstance(e.data.get("total_steps"), int | float)), default=None)
+    total_steps = max(
+        (
+            int(e.data["total_steps"])
+            for e in fetched.events
+            if isinstance(e.data.get("total_steps"), int | float)
+        ),
+        default=None,
+    )
     with transaction.atomic():
         JobEvent.objects.bulk_create(
             [
                 JobEvent(
-                    job=job, provider_event_id=e.id, created_at=_ts(e.created_at) or now, level=e.level or "info",
-                    type=e.type or "message", message=e.message or "", data=e.data or {},
-                )  # fmt: skip
+                    job=job,
+                    provider_event_id=e.id,
+                    created_at=_ts(e.created_at) or now,
+                    level=e.level or "info",
+                    type=e.type or "message",
+                    message=e.message or "",
+                    data=e.data or {},
+                )
                 for e in reversed(fetched.events)
             ],
             ignore_conflicts=True,
@@ -131,9 +149,13 @@ def _store(job: Job, fetched: Fetched) -> None:
             Checkpoint.objects.bulk_create(
                 [
                     Checkpoint(
-                        job=job, provider_checkpoint_id=c.id, step=c.step_number,
-                        model_name=c.fine_tuned_model_checkpoint, metrics=c.metrics, created_at=_ts(c.created_at) or now,
-                    )  # fmt: skip
+                        job=job,
+                        provider_checkpoint_id=c.id,
+                        step=c.step_number,
+                        model_name=c.fine_tuned_model_checkpoint,
+                        metrics=c.metrics,
+                        created_at=_ts(c.created_at) or now,
+                    )
                     for c in fetched.checkpoints
                 ],
                 update_conflicts=True,
@@ -144,7 +166,9 @@ def _store(job: Job, fetched: Fetched) -> None:
         job.model = info.model or job.model
         job.hyperparameters = info.hyperparameters or job.hyperparameters
         job.fine_tuned_model = info.fine_tuned_model or job.fine_tuned_model
-        job.trained_tokens = info.trained_tokens if info.trained_tokens is not None else job.trained_tokens
+        job.trained_tokens = (
+            info.trained_tokens if info.trained_tokens is not None else job.trained_tokens
+        )
         job.estimated_finish = _ts(info.estimated_finish)
         job.error = (
             {"code": info.error.code, "message": info.error.message, "param": info.error.param}
@@ -153,7 +177,9 @@ def _store(job: Job, fetched: Fetched) -> None:
         )
         job.result_files = info.result_files
         job.provider_created_at = job.provider_created_at or _ts(info.created_at)
-        job.finished_at = _ts(info.finished_at) or (job.finished_at if info.status in Job.PROVIDER_TERMINAL else None)
+        job.finished_at = _ts(info.finished_at) or (
+            job.finished_at if info.status in Job.PROVIDER_TERMINAL else None
+        )
         if info.status in Job.PROVIDER_TERMINAL and job.finished_at is None:
             job.finished_at = now
         job.started_at = _started_at(job, fetched.events)
@@ -175,11 +201,21 @@ def _store(job: Job, fetched: Fetched) -> None:
 
 def _summarise(job: Job) -> None:
     points = MetricPoint.objects.filter(job=job)
-    last = points.exclude(train_loss__isnull=True).order_by("-step").values("step", "train_loss").first()
+    last = (
+        points.exclude(train_loss__isnull=True)
+        .order_by("-step")
+        .values("step", "train_loss")
+        .first()
+    )
     if last:
         job.last_step = last["step"]
         job.final_train_loss = last["train_loss"]
-    best = points.exclude(full_valid_loss__isnull=True).order_by("full_valid_loss", "step").values("step", "full_valid_loss").first()
+    best = (
+        points.exclude(full_valid_loss__isnull=True)
+        .order_by("full_valid_loss", "step")
+        .values("step", "full_valid_loss")
+        .first()
+    )
     if best:
         job.best_full_valid_loss = best["full_valid_loss"]
         job.best_full_valid_step = best["step"]
@@ -219,7 +255,10 @@ def job_sync(*, job_id: Any) -> SyncOutcome:
             fetched = _fetch(job)
         except NotFoundError as exc:
             Job.objects.filter(pk=job.pk).update(
-                status=Job.Status.LOST, next_poll_at=None, last_sync_error=str(exc), last_synced_at=timezone.now()
+                status=Job.Status.LOST,
+                next_poll_at=None,
+                last_sync_error=str(exc),
+                last_synced_at=timezone.now(),
             )
             return SyncOutcome(ran=True, status=Job.Status.LOST, error=str(exc))
         except ProviderError as exc:

@@ -212,7 +212,9 @@ def _run_locked(
         url_host = f"[{host}]" if ":" in host else host
         if host in ("0.0.0.0", "::"):  # noqa: S104 - reach the sandbox on loopback
             url_host = "127.0.0.1"
-        supervisor.manage("tuneboard_bootstrap", "--sandbox-url", f"http://{url_host}:{port}/sandbox/v1")
+        supervisor.manage(
+            "tuneboard_bootstrap", "--sandbox-url", f"http://{url_host}:{port}/sandbox/v1"
+        )
         supervisor.spawn("web", _server_argv(env, host, port, debug))
         supervisor.spawn(
             "worker",
