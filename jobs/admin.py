@@ -8,6 +8,7 @@ from jobs.models import Checkpoint, Job, JobEvent, MetricPoint, ProviderConnecti
 
 
 class ConnectionAdminForm(forms.ModelForm):
+    base_url = forms.URLField(max_length=300, assume_scheme="https")
     # Write-only: the stored key is never sent back to the browser.
     api_key = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),

@@ -147,6 +147,7 @@ class Job(models.Model):
     )
     hyperparameters = models.JSONField(default=dict, blank=True)
     fine_tuned_model = models.CharField(max_length=300, blank=True, db_index=True)
+    model_deleted_at = models.DateTimeField(null=True, blank=True)
     trained_tokens = models.BigIntegerField(null=True, blank=True)
     estimated_finish = models.DateTimeField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)

@@ -302,6 +302,9 @@ def job_delete_model(*, job: Job, user: AbstractBaseUser | None) -> Job:
         pass  # already gone at the provider: the outcome the user asked for
     except ProviderError as exc:
         raise JobError(f"The provider refused to delete the model: {exc}") from exc
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(model_deleted_at=now)
+    job.model_deleted_at = now
     audit_record(
         actor=user, action="model_deleted", obj=job, detail={"model": job.fine_tuned_model}
     )

@@ -1,9 +1,405 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.views.decorators.http import require_GET
+"""Jobs pages: provider connections (admins), the launch form, the job page with its live JSON,
+and the small POST views behind the job controls. Reads go through ``jobs.selectors``,
+writes through ``jobs.services``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard import roles
+from dashboard.crypto import DecryptionError
+from jobs import selectors, services
+from jobs.connections import provider_for_connection
+from jobs.forms import (
+    AnnotateForm,
+    ConnectionForm,
+    DeleteModelForm,
+    LaunchForm,
+    launch_initial_from,
+)
+from jobs.models import Job, ProviderConnection
+from jobs.providers import ProviderError
+from jobs.services import JobError
+
+member_required = permission_required(roles.ACT, raise_exception=True)
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The connection settings are for admins only: anyone else gets 403."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_staff:
+            raise PermissionDenied("Provider connections are managed by admins.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
     # The runs list on the home page is the one list of jobs.
     return redirect("home")
+
+
+# --- Connections ------------------------------------------------------------------------------
+
+
+def _connection_or_404(pk: int) -> ProviderConnection:
+    connection = selectors.connection_get(pk)
+    if connection is None:
+        raise Http404("No such connection.")
+    return connection
+
+
+@require_GET
+@staff_required
+def connection_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/connections.html", {"connections": selectors.connections_list()})
+
+
+def _connection_form_page(
+    request: HttpRequest, connection: ProviderConnection | None
+) -> HttpResponse:
+    form = ConnectionForm(request.POST if request.method == "POST" else None, instance=connection)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        saved = services.connection_save(
+            connection=form.instance,
+            name=data["name"],
+            kind=data["kind"],
+            base_url=data["base_url"],
+            api_key=data["api_key"] or None,
+            organization=data["organization"],
+            project=data["project"],
+            api_version=data["api_version"],
+            webhook_secret=data["webhook_secret"] or None,
+            enabled=data["enabled"],
+            actor=request.user,
+        )
+        messages.success(request, f"Saved the connection “{saved.name}”.")
+        return redirect("jobs:connections")
+    return render(request, "jobs/connection_form.html", {"form": form, "connection": connection})
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+@member_required
+def connection_new(request: HttpRequest) -> HttpResponse:
+    return _connection_form_page(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+@member_required
+def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _connection_form_page(request, _connection_or_404(pk))
+
+
+@require_POST
+@staff_required
+@member_required
+def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = _connection_or_404(pk)
+    try:
+        models = provider_for_connection(connection).list_models()
+    except (ProviderError, DecryptionError, ValueError) as exc:
+        messages.error(request, f"“{connection.name}” failed: {exc}")
+    else:
+        count = len(models)
+        messages.success(
+            request, f"“{connection.name}” works: {count} model{'s' if count != 1 else ''} listed."
+        )
+    return redirect("jobs:connections")
+
+
+# --- Launch -----------------------------------------------------------------------------------
+
+
+def _clone_source(request: HttpRequest) -> Job | None:
+    raw = request.GET.get("clone")
+    if not raw:
+        return None
+    try:
+        pk = uuid.UUID(raw)
+    except ValueError:
+        pk = None
+    job = selectors.job_for_clone(pk) if pk else None
+    if job is None:
+        messages.warning(request, "There is no such job to clone; the form starts empty.")
+    return job
+
+
+def _get_initial(request: HttpRequest, clone: Job | None) -> dict[str, Any]:
+    if clone is not None:
+        return launch_initial_from(clone)
+    initial: dict[str, Any] = {"base_model": selectors.DEFAULT_BASE_MODEL_ID}
+    for key in ("dataset", "connection"):
+        raw = request.GET.get(key, "")
+        if raw.isdigit():
+            initial["training_dataset" if key == "dataset" else key] = int(raw)
+    return initial
+
+
+def _selected(form: LaunchForm, name: str) -> Any:
+    """The value the form shows for ``name`` (submitted, else initial, else the first choice)."""
+    value = form[name].value()
+    if value in (None, "") and name != "n_epochs":
+        choices = list(form.fields[name].choices) if hasattr(form.fields[name], "choices") else []
+        if choices:
+            first = choices[0][1]
+            value = first[0][0] if isinstance(first, list | tuple) and first else choices[0][0]
+    return value
+
+
+def _estimate(form: LaunchForm, options: selectors.LaunchOptions) -> Any:
+    try:
+        dataset_id = int(_selected(form, "training_dataset"))
+    except (TypeError, ValueError):
+        return None
+    model = options.model_for(str(_selected(form, "base_model") or ""))
+    try:
+        epochs = form.fields["n_epochs"].clean(form["n_epochs"].value())
+    except forms.ValidationError:  # already shown as a form error
+        epochs = None
+    return selectors.launch_estimate(options.datasets.get(dataset_id), model, epochs)
+
+
+@require_http_methods(["GET", "POST"])
+@member_required
+def job_new(request: HttpRequest) -> HttpResponse:
+    options = selectors.launch_options()
+    clone: Job | None = None
+    if request.method == "POST":
+        form = LaunchForm(request.POST, options=options)
+        if form.is_valid():
+            source_id = form.cleaned_data.get("cloned_from")
+            clone = selectors.job_for_clone(source_id) if source_id else None
+            try:
+                job = services.job_launch(
+                    request=form.launch_request(cloned_from=clone), user=request.user
+                )
+            except JobError as exc:
+                form.add_error(None, str(exc))
+            else:
+                estimate = _estimate(form, options)
+                cost = (
+                    f" Estimated training cost: ${estimate.cost:,.2f}."
+                    if estimate and estimate.cost is not None
+                    else ""
+                )
+                messages.success(request, f"Launch of “{job.display_name}” requested.{cost}")
+                return redirect("jobs:detail", pk=job.pk)
+    else:
+        clone = _clone_source(request)
+        form = LaunchForm(initial=_get_initial(request, clone), options=options)
+    context = {
+        "form": form,
+        "options": options,
+        "launch_data": options.js_data(),
+        "estimate": _estimate(form, options),
+        "defaults": _defaults(form, options),
+        "clone": clone if request.method == "GET" else None,
+        "hyperparameter_fields": [form[name] for name in LaunchForm.HYPERPARAMETERS],
+    }
+    return render(request, "jobs/new.html", context)
+
+
+def _defaults(form: LaunchForm, options: selectors.LaunchOptions) -> dict[str, Any] | None:
+    try:
+        facts = options.datasets.get(int(_selected(form, "training_dataset")))
+    except (TypeError, ValueError):
+        return None
+    return facts.defaults if facts else None
+
+
+# --- Job page ---------------------------------------------------------------------------------
+
+
+def _job_or_404(pk: uuid.UUID) -> Job:
+    job = selectors.job_get(pk)
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+@require_GET
+def job_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    job = _job_or_404(pk)
+    level = request.GET.get("level", "")
+    if level not in selectors.EVENT_LEVELS:
+        level = ""
+    page = selectors.job_page(job, level=level)
+    context = {
+        "page": page,
+        "job": job,
+        "levels": selectors.EVENT_LEVELS,
+        "progress": selectors.progress_percent(job),
+        "activity": selectors.audit_for_job(job),
+        "live_url": reverse("jobs:live", kwargs={"pk": job.pk}),
+    }
+    return render(request, "jobs/detail.html", context)
+
+
+@never_cache
+@require_GET
+def job_live(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
+    raw = request.GET.get("after", "0") or "0"
+    if not raw.isdigit():
+        return JsonResponse({"error": "after must be a non-negative event id."}, status=400)
+    level = request.GET.get("level", "")
+    if level and level not in selectors.EVENT_LEVELS:
+        return JsonResponse({"error": "Unknown event level."}, status=400)
+    data = selectors.job_live(pk, after=int(raw), level=level)
+    if data is None:
+        return JsonResponse({"error": "No such job."}, status=404)
+    return JsonResponse(data)
+
+
+# --- Controls ---------------------------------------------------------------------------------
+
+
+def _control(request: HttpRequest, pk: uuid.UUID, action: Callable[[Job], str]) -> HttpResponse:
+    job = _job_or_404(pk)
+    try:
+        done = action(job)
+    except JobError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    return redirect("jobs:detail", pk=job.pk)
+
+
+@require_POST
+@member_required
+def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    def cancel(job: Job) -> str:
+        job = services.job_cancel(job=job, user=request.user)
+        return f"Cancel requested; the job is now {job.get_status_display().lower()}."
+
+    return _control(request, pk, cancel)
+
+
+@require_POST
+@member_required
+def job_pause(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    def pause(job: Job) -> str:
+        job = services.job_pause(job=job, user=request.user)
+        return f"Pause requested; the job is now {job.get_status_display().lower()}."
+
+    return _control(request, pk, pause)
+
+
+@require_POST
+@member_required
+def job_resume(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    def resume(job: Job) -> str:
+        job = services.job_resume(job=job, user=request.user)
+        return f"Resume requested; the job is now {job.get_status_display().lower()}."
+
+    return _control(request, pk, resume)
+
+
+@require_POST
+@member_required
+def job_sync(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    def sync(job: Job) -> str:
+        if not job.provider_job_id:
+            raise JobError("This job has not reached the provider yet.")
+        problem = selectors.connection_problem(job.connection)
+        if problem:
+            raise JobError(f"{problem}: the job cannot be synced.")
+        outcome = services.job_sync_now(job=job, user=request.user)
+        if outcome.error:
+            raise JobError(f"The sync failed: {outcome.error}")
+        if not outcome.ran:
+            return "A sync is already running for this job; it will be up to date shortly."
+        return f"Synced with the provider: {outcome.new_events} new event{'s' if outcome.new_events != 1 else ''}."
+
+    return _control(request, pk, sync)
+
+
+@require_http_methods(["GET", "POST"])
+@member_required
+def job_delete_model(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    job = _job_or_404(pk)
+    deleted_at = selectors.model_deleted_at(job)
+    controls = selectors.job_controls(job, model_deleted=deleted_at is not None)
+    form = DeleteModelForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        if not controls.delete_model:
+            messages.error(request, _why_no_delete(job, controls, deleted_at is not None))
+            return redirect("jobs:detail", pk=job.pk)
+        try:
+            services.job_delete_model(job=job, user=request.user)
+        except JobError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Deleted {job.fine_tuned_model} at the provider.")
+        return redirect("jobs:detail", pk=job.pk)
+    context = {
+        "job": job,
+        "form": form,
+        "controls": controls,
+        "reason": ""
+        if controls.delete_model
+        else _why_no_delete(job, controls, deleted_at is not None),
+    }
+    return render(request, "jobs/delete_model.html", context)
+
+
+def _why_no_delete(job: Job, controls: selectors.Controls, deleted: bool) -> str:
+    if not job.fine_tuned_model:
+        return "This job has no fine-tuned model."
+    if deleted:
+        return f"{job.fine_tuned_model} has already been deleted."
+    return f"{controls.provider_reason}, so the model cannot be deleted from here."
+
+
+def _set_archived(request: HttpRequest, pk: uuid.UUID, archived: bool) -> HttpResponse:
+    def archive(job: Job) -> str:
+        services.job_set_archived(job=job, user=request.user, archived=archived)
+        return "Archived the job." if archived else "Restored the job from the archive."
+
+    return _control(request, pk, archive)
+
+
+@require_POST
+@member_required
+def job_archive(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    return _set_archived(request, pk, True)
+
+
+@require_POST
+@member_required
+def job_unarchive(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    return _set_archived(request, pk, False)
+
+
+@require_http_methods(["GET", "POST"])
+@member_required
+def job_edit(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    job = _job_or_404(pk)
+    initial = {"name": job.name, "notes": job.notes, "tags": ", ".join(job.tags or [])}
+    form = AnnotateForm(request.POST if request.method == "POST" else None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        services.job_annotate(
+            job=job, user=request.user, name=data["name"], notes=data["notes"], tags=data["tags"]
+        )
+        messages.success(request, "Saved the name, notes and tags.")
+        return redirect("jobs:detail", pk=job.pk)
+    return render(request, "jobs/edit.html", {"job": job, "form": form})

@@ -1,0 +1,489 @@
+"""Forms for connections, launching and annotating jobs. They validate and shape input; the
+writes happen in ``jobs.services``."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from django import forms
+
+from datasets.models import BaseModel, Dataset
+from jobs import selectors
+from jobs.models import Job, ProviderConnection
+from jobs.services import LaunchRequest
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+MAX_SEED = 2_147_483_647
+SUFFIX_RE = re.compile(r"^[^:\s]*$")
+NOTES_MAX = 10_000
+SUPERVISED_FORMATS = frozenset({"chat", "chat_tools", "vision", "legacy_completion"})
+
+
+def parse_tags(text: str) -> list[str]:
+    tags: list[str] = []
+    for raw in text.split(","):
+        tag = " ".join(raw.split())
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG_LENGTH:
+            raise forms.ValidationError(f"Tags are at most {MAX_TAG_LENGTH} characters: “{tag}”.")
+        if not tag.isprintable():
+            raise forms.ValidationError("Tags cannot contain control characters.")
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise forms.ValidationError(f"At most {MAX_TAGS} tags.")
+    return tags
+
+
+# --- Connections ------------------------------------------------------------------------------
+
+
+class HttpsURLField(forms.URLField):
+    """A URL field that assumes https:// when the scheme is left out."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
+
+
+class ConnectionForm(forms.ModelForm):
+    # Write-only: the stored secrets are never sent back to the browser.
+    api_key = forms.CharField(
+        required=False,
+        label="API key",
+        max_length=500,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    webhook_secret = forms.CharField(
+        required=False,
+        label="Webhook secret",
+        max_length=500,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = ProviderConnection
+        fields = ("name", "kind", "base_url", "organization", "project", "api_version", "enabled")
+        field_classes = {"base_url": HttpsURLField}
+        labels = {
+            "base_url": "Base URL",
+            "organization": "Organization header",
+            "project": "Project header",
+            "api_version": "API version",
+        }
+        help_texts = {
+            "base_url": "The API root, e.g. https://api.openai.com/v1 or "
+            "https://<resource>.openai.azure.com/openai/v1.",
+            "organization": "Optional OpenAI-Organization header.",
+            "project": "Optional OpenAI-Project header.",
+            "api_version": "Azure OpenAI only (api-version query parameter); empty uses “preview”.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        creating = self.instance.pk is None
+        if creating:
+            self.fields["api_key"].help_text = "Stored encrypted; it is never shown again."
+        else:
+            self.fields[
+                "api_key"
+            ].help_text = f"Current key: {self.instance.masked_key}. Leave empty to keep it."
+        self.fields["webhook_secret"].help_text = (
+            "Optional; verifies signed webhooks (whsec_…). "
+            + ("Leave empty to keep the current one." if not creating else "")
+        ).strip()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.instance.pk is None and not data.get("api_key"):
+            self.add_error("api_key", "Enter the API key for the new connection.")
+        if data.get("api_version") and data.get("kind") != ProviderConnection.Kind.AZURE_OPENAI:
+            self.add_error("api_version", "The API version applies to Azure OpenAI only.")
+        return data
+
+
+# --- Launch -----------------------------------------------------------------------------------
+
+
+class HyperparameterField(forms.Field):
+    """ "auto" (or empty) → None, else a number checked against its range."""
+
+    widget = forms.TextInput
+
+    def __init__(
+        self,
+        *,
+        integer: bool,
+        message: str,
+        low: float,
+        high: float | None = None,
+        low_exclusive: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+        self.integer = integer
+        self.message = message
+        self.low = low
+        self.high = high
+        self.low_exclusive = low_exclusive
+        self.widget.attrs.update(
+            {"placeholder": "auto", "inputmode": "numeric" if integer else "decimal", "size": 8}
+        )
+
+    def to_python(self, value: Any) -> int | float | None:
+        text = str(value or "").strip().lower()
+        if text in ("", "auto"):
+            return None
+        try:
+            number: int | float = int(text) if self.integer else float(text)
+        except ValueError:
+            raise forms.ValidationError(self.message, code="invalid") from None
+        if not math.isfinite(number):
+            raise forms.ValidationError(self.message, code="invalid")
+        too_low = number <= self.low if self.low_exclusive else number < self.low
+        too_high = self.high is not None and number > self.high
+        if too_low or too_high:
+            raise forms.ValidationError(self.message, code="range")
+        return number
+
+
+class OptionSelect(forms.Select):
+    """A select whose options can carry data attributes (e.g. the connection of a model)."""
+
+    def __init__(
+        self, *args: Any, option_attrs: dict[str, dict[str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.option_attrs = option_attrs or {}
+
+    def create_option(
+        self,
+        name: str,
+        value: Any,
+        label: Any,
+        selected: Any,
+        index: int,
+        subindex: int | None = None,
+        attrs: dict | None = None,
+    ) -> dict[str, Any]:
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        option["attrs"].update(self.option_attrs.get(str(value), {}))
+        return option
+
+
+HELP = {
+    "n_epochs": (
+        "Passes over the training data, 1–50. Too few epochs underfit (the model barely picks "
+        "up the examples' style); too many overfit (it memorises them, and validation loss "
+        "starts rising while training loss keeps falling). Adjust by 1–2 from the default."
+    ),
+    "batch_size": (
+        "Examples per training step, 1–256. Larger batches make smoother, more stable updates "
+        "but fewer of them per epoch; smaller batches update more often, with noisier steps. "
+        "“auto” is about 0.2% of the examples."
+    ),
+    "learning_rate_multiplier": (
+        "Scales the provider's base learning rate; any number above 0. OpenAI suggests trying "
+        "values from 0.02 to 0.2 — larger multipliers tend to suit larger batches. Lower it if "
+        "training is unstable; raise it if the model underfits."
+    ),
+    "beta": (
+        "DPO only, above 0 and at most 2. How closely the model stays to its reference: a "
+        "higher β is more conservative, a lower β follows the preference pairs more strongly."
+    ),
+}
+
+
+class LaunchForm(forms.Form):
+    connection = forms.TypedChoiceField(
+        coerce=int, label="Provider connection", help_text="Enabled connections with an API key."
+    )
+    base_model = forms.ChoiceField(
+        label="Base model",
+        widget=OptionSelect,
+        help_text="A catalog model, or a model fine-tuned on this connection to continue training it.",
+    )
+    training_dataset = forms.TypedChoiceField(
+        coerce=int,
+        label="Training dataset",
+        help_text="Only datasets that passed validation.",
+        error_messages={"invalid_choice": "Choose a training dataset that passed validation."},
+    )
+    validation_dataset = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        label="Validation dataset (optional)",
+        error_messages={"invalid_choice": "Choose a validation dataset that passed validation."},
+    )
+    method = forms.ChoiceField(choices=Job.Method.choices, initial=Job.Method.SUPERVISED)
+    n_epochs = HyperparameterField(
+        integer=True,
+        label="Epochs",
+        message="Epochs must be “auto” or a whole number from 1 to 50.",
+        low=1,
+        high=50,
+        help_text=HELP["n_epochs"],
+    )
+    batch_size = HyperparameterField(
+        integer=True,
+        label="Batch size",
+        message="Batch size must be “auto” or a whole number from 1 to 256.",
+        low=1,
+        high=256,
+        help_text=HELP["batch_size"],
+    )
+    learning_rate_multiplier = HyperparameterField(
+        integer=False,
+        label="Learning-rate multiplier",
+        message="The learning-rate multiplier must be “auto” or a number greater than 0.",
+        low=0,
+        low_exclusive=True,
+        help_text=HELP["learning_rate_multiplier"],
+    )
+    beta = HyperparameterField(
+        integer=False,
+        label="β (DPO)",
+        message="β must be “auto” or a number greater than 0 and at most 2.",
+        low=0,
+        high=2,
+        low_exclusive=True,
+        help_text=HELP["beta"],
+    )
+    suffix = forms.CharField(
+        required=False,
+        max_length=64,
+        help_text="Up to 64 characters, no colons or spaces; becomes part of the model name.",
+    )
+    seed = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_SEED,
+        help_text="Same seed and data give a reproducible job; empty lets the provider pick.",
+    )
+    wandb_project = forms.CharField(required=False, max_length=200, label="W&B project")
+    wandb_entity = forms.CharField(required=False, max_length=200, label="W&B entity")
+    wandb_name = forms.CharField(required=False, max_length=200, label="W&B run name")
+    wandb_tags = forms.CharField(
+        required=False, max_length=1000, label="W&B tags", help_text="Comma-separated."
+    )
+    name = forms.CharField(required=False, max_length=200, help_text="Our name for the run.")
+    notes = forms.CharField(
+        required=False, max_length=NOTES_MAX, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    tags = forms.CharField(
+        required=False, max_length=1000, help_text="Comma-separated, e.g. support, v2."
+    )
+    cloned_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "beta")
+
+    def __init__(self, *args: Any, options: selectors.LaunchOptions, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.options = options
+        self.fields["connection"].choices = [(c.pk, c.name) for c in options.connections]
+        catalog = [
+            (m.pk, f"{m.pk} (shut down)" if m.is_shut_down() else m.pk)
+            for m in options.models.values()
+        ]
+        names = {c.pk: c.name for c in options.connections}
+        grouped: dict[int, list[tuple[str, str]]] = {}
+        for tuned in options.fine_tuned:
+            grouped.setdefault(tuned.connection_id, []).append((tuned.name, tuned.name))
+        self.fields["base_model"].widget.option_attrs = {
+            t.name: {"data-connection": str(t.connection_id)} for t in options.fine_tuned
+        }
+        self.fields["base_model"].choices = [
+            ("Catalog models", catalog),
+            *((f"Fine-tuned on {names[pk]}", items) for pk, items in grouped.items()),
+        ]
+        datasets = [
+            (d.id, f"{d.name} (#{d.id}, {d.n_examples:,} examples)")
+            for d in options.datasets.values()
+        ]
+        self.fields["training_dataset"].choices = datasets
+        self.fields["validation_dataset"].choices = [("", "None"), *datasets]
+        self.datasets: dict[int, Dataset] = {}
+
+    # --- field checks --------------------------------------------------------------------------
+
+    def clean_suffix(self) -> str:
+        suffix = self.cleaned_data.get("suffix", "")
+        if not SUFFIX_RE.match(suffix):
+            raise forms.ValidationError("The suffix cannot contain colons or spaces.")
+        return suffix
+
+    def clean_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data.get("tags") or "")
+
+    def clean_wandb_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data.get("wandb_tags") or "")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        connection_id = data.get("connection")
+        base_model = data.get("base_model")
+        method = data.get("method")
+        model = self.options.model_for(base_model) if base_model else None
+        tuned = {t.name: t for t in self.options.fine_tuned}
+        if (
+            base_model in tuned
+            and connection_id is not None
+            and tuned[base_model].connection_id != connection_id
+        ):
+            self.add_error("base_model", "That fine-tuned model belongs to another connection.")
+        if base_model and base_model not in tuned and model is not None and model.is_shut_down():
+            self.add_error(
+                "base_model", f"{model.pk} was shut down on {model.shutdown_on:%Y-%m-%d}."
+            )
+        if method == Job.Method.DPO and model is not None and not model.supports_dpo:
+            self.add_error("method", f"{model.pk} does not support DPO fine-tuning.")
+        if method != Job.Method.DPO and data.get("beta") is not None:
+            self.add_error("beta", "β applies to DPO only; leave it on “auto” for supervised.")
+        self._check_datasets(data, method, model)
+        if not data.get("wandb_project") and (
+            data.get("wandb_entity") or data.get("wandb_name") or data.get("wandb_tags")
+        ):
+            self.add_error("wandb_project", "Enter the W&B project to use the integration.")
+        return data
+
+    def _check_datasets(
+        self, data: dict[str, Any], method: str | None, model: BaseModel | None
+    ) -> None:
+        ids = [i for i in (data.get("training_dataset"), data.get("validation_dataset")) if i]
+        self.datasets = selectors.datasets_matching(ids) if ids else {}
+        for field in ("training_dataset", "validation_dataset"):
+            if not data.get(field):
+                continue
+            role = "training" if field == "training_dataset" else "validation"
+            dataset = self.datasets.get(data[field])
+            if dataset is None:
+                self.add_error(field, f"The {role} dataset no longer exists.")
+            elif dataset.status != Dataset.Status.VALID:
+                self.add_error(field, f"The {role} dataset “{dataset.name}” is not valid.")
+            elif method == Job.Method.DPO and dataset.format != Dataset.Format.DPO:
+                self.add_error(
+                    field,
+                    f"DPO needs preference data; “{dataset.name}” is {dataset.get_format_display()}.",
+                )
+            elif method == Job.Method.SUPERVISED and dataset.format not in SUPERVISED_FORMATS:
+                self.add_error(
+                    field,
+                    f"“{dataset.name}” is {dataset.get_format_display()} data; "
+                    + (
+                        "choose the DPO method."
+                        if dataset.format == Dataset.Format.DPO
+                        else "it cannot train a supervised job."
+                    ),
+                )
+            elif model is not None and method == Job.Method.SUPERVISED:
+                legacy = dataset.format == Dataset.Format.LEGACY_COMPLETION
+                if legacy and not model.legacy_completion:
+                    self.add_error(
+                        field, f"{model.pk} trains on chat messages, not prompt/completion lines."
+                    )
+                elif not legacy and model.legacy_completion:
+                    self.add_error(field, f"{model.pk} trains on prompt/completion lines only.")
+                elif dataset.format == Dataset.Format.VISION and not model.supports_vision:
+                    self.add_error(field, f"{model.pk} does not support image inputs.")
+
+    # --- output --------------------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict[str, int | float]:
+        keys = (
+            self.HYPERPARAMETERS
+            if self.cleaned_data["method"] == Job.Method.DPO
+            else self.HYPERPARAMETERS[:3]
+        )
+        return {k: self.cleaned_data[k] for k in keys if self.cleaned_data.get(k) is not None}
+
+    def integrations(self) -> list[dict[str, Any]]:
+        data = self.cleaned_data
+        if not data.get("wandb_project"):
+            return []
+        wandb: dict[str, Any] = {"project": data["wandb_project"]}
+        for key in ("entity", "name"):
+            if data.get(f"wandb_{key}"):
+                wandb[key] = data[f"wandb_{key}"]
+        if data.get("wandb_tags"):
+            wandb["tags"] = data["wandb_tags"]
+        return [{"type": "wandb", "wandb": wandb}]
+
+    def launch_request(self, *, cloned_from: Job | None) -> LaunchRequest:
+        data = self.cleaned_data
+        connection = next(c for c in self.options.connections if c.pk == data["connection"])
+        validation = data.get("validation_dataset")
+        return LaunchRequest(
+            connection=connection,
+            base_model=data["base_model"],
+            training_dataset=self.datasets[data["training_dataset"]],
+            validation_dataset=self.datasets[validation] if validation else None,
+            method=data["method"],
+            hyperparameters=self.hyperparameters(),
+            suffix=data["suffix"],
+            seed=data["seed"],
+            integrations=self.integrations(),
+            name=data["name"],
+            notes=data["notes"],
+            tags=data["tags"],
+            cloned_from=cloned_from,
+        )
+
+
+def launch_initial_from(job: Job) -> dict[str, Any]:
+    """A launch form pre-filled from an existing job ("Clone as new job")."""
+    requested = job.requested_hyperparameters or {}
+    initial: dict[str, Any] = {
+        "connection": job.connection_id,
+        "base_model": job.base_model,
+        "training_dataset": job.training_dataset_id,
+        "validation_dataset": job.validation_dataset_id,
+        "method": job.method,
+        "suffix": job.suffix,
+        "seed": job.seed,
+        "name": f"{job.name} (clone)" if job.name else "",
+        "notes": job.notes,
+        "tags": ", ".join(job.tags or []),
+        "cloned_from": job.pk,
+    }
+    for key in LaunchForm.HYPERPARAMETERS:
+        value = requested.get(key)
+        initial[key] = "auto" if value in (None, "auto") else value
+    for integration in job.integrations or []:
+        wandb = integration.get("wandb") if isinstance(integration, dict) else None
+        if integration.get("type") == "wandb" and isinstance(wandb, dict):
+            initial["wandb_project"] = wandb.get("project") or ""
+            initial["wandb_entity"] = wandb.get("entity") or ""
+            initial["wandb_name"] = wandb.get("name") or ""
+            initial["wandb_tags"] = ", ".join(wandb.get("tags") or [])
+            break
+    return initial
+
+
+# --- Annotations -------------------------------------------------------------------------------
+
+
+class AnnotateForm(forms.Form):
+    name = forms.CharField(required=False, max_length=200)
+    notes = forms.CharField(
+        required=False, max_length=NOTES_MAX, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    tags = forms.CharField(required=False, max_length=1000, help_text="Comma-separated.")
+
+    def clean_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data.get("tags") or "")
+
+
+class DeleteModelForm(forms.Form):
+    confirm = forms.BooleanField(
+        required=True,
+        label="I understand the fine-tuned model will be deleted at the provider.",
+        error_messages={"required": "Tick the box to confirm."},
+    )

@@ -1,0 +1,495 @@
+"""Reads for the jobs pages: connections, the launch form's options and estimates, the job page
+and its live JSON. Every function runs a fixed number of queries, whatever the row counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Max, QuerySet
+from django.utils import timezone
+
+from dashboard.models import AuditEntry
+from datasets.models import BaseModel, Dataset
+from datasets.validation import Distribution, estimate_hyperparameters, estimate_training_cost
+from jobs.models import Checkpoint, Job, JobEvent, ProviderConnection
+
+DEFAULT_BASE_MODEL_ID = "gpt-4o-mini-2024-07-18"
+EVENTS_SHOWN = 200
+FINE_TUNED_SHOWN = 500  # the newest fine-tuned models offered for continued training
+LIVE_EVENTS_LIMIT = 200
+EVENT_LEVELS = ("info", "warn", "error")
+CANCELLABLE = frozenset({"validating_files", "queued", "running", "paused"})
+_ONE_MILLION = Decimal(1_000_000)
+
+
+# --- Connections ------------------------------------------------------------------------------
+
+
+def connections_list() -> list[ProviderConnection]:
+    return list(ProviderConnection.objects.order_by("name"))
+
+
+def connection_get(pk: int) -> ProviderConnection | None:
+    return ProviderConnection.objects.filter(pk=pk).first()
+
+
+def connections_usable() -> QuerySet[ProviderConnection]:
+    """Connections a job can be launched on (the ``usable`` property, as a query)."""
+    return (
+        ProviderConnection.objects.filter(enabled=True, archived_at__isnull=True)
+        .exclude(api_key_encrypted="")
+        .order_by("name")
+    )
+
+
+# --- The base-model catalog ------------------------------------------------------------------
+
+
+def catalog() -> dict[str, BaseModel]:
+    return {model.pk: model for model in BaseModel.objects.order_by("pk")}
+
+
+def catalog_model_for(name: str, models: dict[str, BaseModel]) -> BaseModel | None:
+    """The catalog row for a provider model name: a catalog id, an alias such as
+    ``gpt-4o-mini`` (its newest snapshot), or a fine-tuned ``ft:<base>:…`` name (its base)."""
+    if not name:
+        return None
+    base = name.split(":")[1] if name.startswith("ft:") else name
+    if base in models:
+        return models[base]
+    snapshots = sorted(model_id for model_id in models if model_id.startswith(base + "-"))
+    return models[snapshots[-1]] if snapshots else None
+
+
+# --- Launch form -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FineTunedModel:
+    connection_id: int
+    name: str
+    catalog_id: str | None
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What the launch form needs of a valid dataset, without loading its report."""
+
+    id: int
+    name: str
+    format: str
+    n_examples: int
+    encoding: str
+    tokens_by_context: dict[int, int]  # billed tokens per epoch for each catalog context limit
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return estimate_hyperparameters(self.n_examples)
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    connections: list[ProviderConnection]
+    models: dict[str, BaseModel]
+    fine_tuned: list[FineTunedModel]
+    datasets: dict[int, DatasetFacts]
+
+    def model_for(self, name: str) -> BaseModel | None:
+        for tuned in self.fine_tuned:
+            if tuned.name == name:
+                return self.models.get(tuned.catalog_id or "")
+        return catalog_model_for(name, self.models)
+
+    def js_data(self) -> dict[str, Any]:
+        """For json_script: enough to recompute the cost in the browser."""
+        models: dict[str, Any] = {}
+        for model_id, model in self.models.items():
+            models[model_id] = _model_facts(model)
+        for tuned in self.fine_tuned:
+            base = self.models.get(tuned.catalog_id or "")
+            if base is not None:
+                models[tuned.name] = {**_model_facts(base), "base": base.pk}
+        datasets = {
+            str(facts.id): {
+                "name": facts.name,
+                "n_examples": facts.n_examples,
+                "encoding": facts.encoding,
+                "defaults": {
+                    key: facts.defaults[key]
+                    for key in ("n_epochs", "batch_size", "learning_rate_multiplier")
+                },
+                "tokens_by_context": {str(k): v for k, v in facts.tokens_by_context.items()},
+            }
+            for facts in self.datasets.values()
+        }
+        return {"models": models, "datasets": datasets}
+
+
+def _model_facts(model: BaseModel) -> dict[str, Any]:
+    spec = model.to_spec()
+    price = spec.training_price_per_1m
+    return {
+        "price": None if price is None else str(price),
+        "context": spec.training_context,
+        "encoding": spec.encoding,
+    }
+
+
+def fine_tuned_models(
+    connection_ids: list[int], models: dict[str, BaseModel]
+) -> list[FineTunedModel]:
+    """Succeeded jobs' models on these connections (to continue training), minus deleted ones."""
+    rows = (
+        Job.objects.filter(connection_id__in=connection_ids, status=Job.Status.SUCCEEDED)
+        .exclude(fine_tuned_model="")
+        .filter(model_deleted_at__isnull=True)
+        .order_by("-created_at")
+        .values_list("connection_id", "fine_tuned_model", "model", "base_model")[:FINE_TUNED_SHOWN]
+    )
+    seen: set[str] = set()
+    tuned = []
+    for connection_id, name, model, base_model in rows:
+        if name in seen:
+            continue
+        seen.add(name)
+        base = catalog_model_for(name, models) or catalog_model_for(model or base_model, models)
+        tuned.append(FineTunedModel(connection_id, name, base.pk if base else None))
+    return tuned
+
+
+def valid_datasets(contexts: set[int]) -> dict[int, DatasetFacts]:
+    rows = (
+        Dataset.objects.filter(status=Dataset.Status.VALID)
+        .order_by("-uploaded_at", "-id")
+        .values(
+            "id",
+            "name",
+            "format",
+            "n_examples",
+            "report__n_examples",
+            "report__tokens__encoding",
+            "report__tokens__total__counts",
+        )
+    )
+    facts = {}
+    for row in rows:
+        counts = row["report__tokens__total__counts"] or []
+        distribution = Distribution({int(v): int(c) for v, c in counts})
+        facts[row["id"]] = DatasetFacts(
+            id=row["id"],
+            name=row["name"],
+            format=row["format"],
+            n_examples=row["n_examples"] or row["report__n_examples"] or distribution.n,
+            encoding=row["report__tokens__encoding"] or "",
+            tokens_by_context={limit: distribution.capped_total(limit) for limit in contexts},
+        )
+    return facts
+
+
+def launch_options() -> LaunchOptions:
+    connections = list(connections_usable())
+    models = catalog()
+    return LaunchOptions(
+        connections=connections,
+        models=models,
+        fine_tuned=fine_tuned_models([c.pk for c in connections], models),
+        datasets=valid_datasets({m.training_context for m in models.values()}),
+    )
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    model_id: str
+    n_epochs: int
+    epochs_auto: bool
+    billed_tokens: int
+    price_per_1m: Decimal | None
+    cost: Decimal | None
+    encoding_mismatch: bool  # token counts were made with another tokenizer: approximate
+
+
+def launch_estimate(
+    facts: DatasetFacts | None, model: BaseModel | None, n_epochs: int | None
+) -> CostEstimate | None:
+    """Billed tokens × the model's training price: each example up to the training context,
+    once per epoch (the chosen number, or the estimate of "auto")."""
+    if facts is None or model is None:
+        return None
+    epochs = n_epochs or facts.defaults["n_epochs"]
+    spec = model.to_spec()
+    per_epoch = facts.tokens_by_context.get(spec.training_context)
+    if per_epoch is None:
+        return None
+    billed = per_epoch * epochs
+    return CostEstimate(
+        model_id=model.pk,
+        n_epochs=epochs,
+        epochs_auto=n_epochs is None,
+        billed_tokens=billed,
+        price_per_1m=spec.training_price_per_1m,
+        cost=estimate_training_cost(billed, spec),
+        encoding_mismatch=bool(facts.encoding) and facts.encoding != spec.encoding,
+    )
+
+
+def job_for_clone(pk: Any) -> Job | None:
+    return Job.objects.filter(pk=pk).first()
+
+
+# --- Job page --------------------------------------------------------------------------------
+
+
+def job_get(pk: Any) -> Job | None:
+    return (
+        Job.objects.select_related(
+            "connection", "training_dataset", "validation_dataset", "created_by", "cloned_from"
+        )
+        .defer(
+            "training_dataset__report",
+            "training_dataset__line_index",
+            "validation_dataset__report",
+            "validation_dataset__line_index",
+        )
+        .filter(pk=pk)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class Controls:
+    provider_usable: bool
+    provider_reason: str
+    cancel: bool = False
+    pause: bool = False
+    resume: bool = False
+    sync: bool = False
+    delete_model: bool = False
+
+    @property
+    def any_provider(self) -> bool:
+        return self.cancel or self.pause or self.resume or self.sync or self.delete_model
+
+
+def connection_problem(connection: ProviderConnection) -> str:
+    if connection.archived_at is not None:
+        return f"The connection “{connection.name}” is archived"
+    if not connection.enabled:
+        return f"The connection “{connection.name}” is disabled"
+    if not connection.api_key_encrypted:
+        return f"The connection “{connection.name}” has no API key"
+    return ""
+
+
+def job_controls(job: Job, *, model_deleted: bool) -> Controls:
+    """Which provider actions apply to the job in its current state."""
+    problem = connection_problem(job.connection)
+    if problem:
+        return Controls(provider_usable=False, provider_reason=problem)
+    at_provider = bool(job.provider_job_id)
+    return Controls(
+        provider_usable=True,
+        provider_reason="",
+        cancel=at_provider and job.status in CANCELLABLE,
+        pause=at_provider and job.status == Job.Status.RUNNING,
+        resume=at_provider and job.status == Job.Status.PAUSED,
+        sync=at_provider and job.status != Job.Status.LOST,
+        delete_model=bool(job.fine_tuned_model) and not model_deleted,
+    )
+
+
+@dataclass
+class JobPage:
+    job: Job
+    events: list[JobEvent]
+    more_events: bool
+    last_event_id: int
+    level: str
+    checkpoints: list[Checkpoint]
+    checkpoint_metrics: list[str]
+    validated_at: datetime | None
+    model_deleted_at: datetime | None
+    catalog_model: BaseModel | None
+    cost: Decimal | None
+    estimate: CostEstimate | None
+    controls: Controls
+    hyperparameters: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+
+HYPERPARAMETER_LABELS = {
+    "n_epochs": "Epochs",
+    "batch_size": "Batch size",
+    "learning_rate_multiplier": "Learning-rate multiplier",
+    "beta": "β (DPO)",
+}
+
+
+def _hyperparameter_rows(job: Job) -> list[tuple[str, Any, Any]]:
+    """(label, requested, resolved by the provider) for every key either side knows."""
+    requested = job.requested_hyperparameters or {}
+    resolved = job.hyperparameters or {}
+    keys = [k for k in HYPERPARAMETER_LABELS if k in requested or k in resolved]
+    keys += sorted((set(requested) | set(resolved)) - set(HYPERPARAMETER_LABELS))
+    return [
+        (HYPERPARAMETER_LABELS.get(k, k), requested.get(k, "auto"), resolved.get(k)) for k in keys
+    ]
+
+
+def _training_facts(job: Job, contexts: set[int]) -> DatasetFacts | None:
+    if job.training_dataset_id is None:
+        return None
+    row = (
+        Dataset.objects.filter(pk=job.training_dataset_id)
+        .values("n_examples", "report__tokens__encoding", "report__tokens__total__counts")
+        .first()
+    )
+    if row is None or not row["report__tokens__total__counts"]:
+        return None
+    distribution = Distribution({int(v): int(c) for v, c in row["report__tokens__total__counts"]})
+    return DatasetFacts(
+        id=job.training_dataset_id,
+        name="",
+        format="",
+        n_examples=row["n_examples"] or distribution.n,
+        encoding=row["report__tokens__encoding"] or "",
+        tokens_by_context={limit: distribution.capped_total(limit) for limit in contexts},
+    )
+
+
+def model_deleted_at(job: Job) -> datetime | None:
+    """When the job's fine-tuned model was deleted at the provider."""
+    return job.model_deleted_at if job.fine_tuned_model else None
+
+
+def job_page(job: Job, *, level: str = "") -> JobPage:
+    events_qs = JobEvent.objects.filter(job=job)
+    if level:
+        events_qs = events_qs.filter(level=level)
+    events = list(events_qs.order_by("-created_at", "-id")[: EVENTS_SHOWN + 1])
+    last_event_id = JobEvent.objects.filter(job=job).aggregate(last=Max("id"))["last"] or 0
+    checkpoints = list(Checkpoint.objects.filter(job=job).order_by("step"))
+    metric_keys = sorted({key for c in checkpoints for key in (c.metrics or {})})
+    validated = (
+        JobEvent.objects.filter(job=job, message__startswith="Files validated")
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    deleted_at = model_deleted_at(job)
+    models = catalog()
+    model = catalog_model_for(job.model or job.base_model, models) or catalog_model_for(
+        job.base_model, models
+    )
+    cost = None
+    if model is not None and job.trained_tokens is not None:
+        cost = estimate_training_cost(job.trained_tokens, model.to_spec())
+    estimate = None
+    if job.trained_tokens is None and model is not None:
+        facts = _training_facts(job, {model.training_context})
+        epochs = (job.hyperparameters or {}).get("n_epochs")
+        if not isinstance(epochs, int):
+            requested = (job.requested_hyperparameters or {}).get("n_epochs")
+            epochs = requested if isinstance(requested, int) else None
+        estimate = launch_estimate(facts, model, epochs)
+    return JobPage(
+        job=job,
+        events=events[:EVENTS_SHOWN],
+        more_events=len(events) > EVENTS_SHOWN,
+        last_event_id=last_event_id,
+        level=level,
+        checkpoints=checkpoints,
+        checkpoint_metrics=metric_keys,
+        validated_at=validated,
+        model_deleted_at=deleted_at,
+        catalog_model=model,
+        cost=cost,
+        estimate=estimate,
+        controls=job_controls(job, model_deleted=deleted_at is not None),
+        hyperparameters=_hyperparameter_rows(job),
+    )
+
+
+def progress_percent(job: Job) -> float | None:
+    if not job.total_steps or job.last_step is None:
+        return None
+    return round(min(100.0, 100.0 * job.last_step / job.total_steps), 1)
+
+
+LIVE_FIELDS = (
+    "id",
+    "name",
+    "provider_job_id",
+    "status",
+    "last_step",
+    "total_steps",
+    "estimated_finish",
+    "started_at",
+    "finished_at",
+    "fine_tuned_model",
+    "trained_tokens",
+    "last_sync_error",
+    "launch_error",
+    "tags",
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return timezone.localtime(value).isoformat() if value else None
+
+
+def job_live(pk: Any, *, after: int, level: str = "") -> dict[str, Any] | None:
+    """Status, progress and the events stored after event ``after`` (oldest first). The
+    cursor moves past events of other levels too, so a filtered page never asks for them again."""
+    job = Job.objects.filter(pk=pk).only(*LIVE_FIELDS).first()
+    if job is None:
+        return None
+    batch = list(
+        JobEvent.objects.filter(job_id=job.pk, id__gt=after)
+        .order_by("id")
+        .values("id", "created_at", "level", "type", "message")[: LIVE_EVENTS_LIMIT + 1]
+    )
+    has_more = len(batch) > LIVE_EVENTS_LIMIT
+    batch = batch[:LIVE_EVENTS_LIMIT]
+    events = [
+        {**row, "created_at": _iso(row["created_at"])}
+        for row in batch
+        if not level or row["level"] == level
+    ]
+    return {
+        "id": str(job.pk),
+        "name": job.display_name,
+        "tags": job.tags,
+        "status": job.status,
+        "status_display": job.get_status_display(),
+        "terminal": job.is_terminal,
+        "progress": {
+            "last_step": job.last_step,
+            "total_steps": job.total_steps,
+            "percent": progress_percent(job),
+        },
+        "estimated_finish": _iso(job.estimated_finish),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "fine_tuned_model": job.fine_tuned_model,
+        "trained_tokens": job.trained_tokens,
+        "last_sync_error": job.last_sync_error,
+        "launch_error": job.launch_error,
+        "events": events,
+        "last_event_id": batch[-1]["id"] if batch else after,
+        "has_more": has_more,
+    }
+
+
+def audit_for_job(job: Job, limit: int = 20) -> list[AuditEntry]:
+    return list(
+        AuditEntry.objects.filter(object_type="job", object_id=str(job.pk))
+        .select_related("actor")
+        .order_by("-at")[:limit]
+    )
+
+
+def datasets_matching(ids: list[int]) -> dict[int, Dataset]:
+    """Datasets by id, without their (large) report and line index."""
+    return Dataset.objects.defer("report", "line_index").in_bulk(ids)
