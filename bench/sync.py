@@ -83,7 +83,7 @@ def make_jobs(count: int, base_url: str) -> list[object]:
             JobSpec(
                 model="gpt-4o-mini", training_file=file.id, seed=index,
                 hyperparameters={"n_epochs": 50},
-                metadata={"sandbox_seconds_per_step": "0.2"},
+                metadata={"sandbox_seconds_per_step": "2"},
             )
         )  # fmt: skip
         rows.append(
@@ -149,7 +149,7 @@ def main() -> None:
         base_url = serve()
         print(f"creating {args.jobs} running sandbox jobs…", flush=True)
         jobs, provider = make_jobs(args.jobs, base_url)
-        time.sleep(5)  # let every job start running and accumulate a few steps
+        time.sleep(8)  # let every job start running and accumulate a few steps
         catch_up = sync_all(jobs)
         for job in jobs:
             provider.pause_job(job.provider_job_id)
