@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.requirements-run
 DEV_STAMP := $(VENV)/.requirements-dev
 
-.PHONY: run test lint format
+.PHONY: run test lint format browser e2e
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Tuneboard needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -32,5 +32,13 @@ format: $(DEV_STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint
+# Chromium for tests/e2e: apt-get installs it when missing (as root); only CI (CI=true) fails
+# without it, elsewhere the browser tests are skipped with a message.
+browser: $(DEV_STAMP)
+	@$(PY) -m dashboard.runtime.browser
+
+test: lint browser
 	@exec $(PY) -m dashboard.runtime test $(PYTEST_ARGS)
+
+e2e: browser
+	@exec $(PY) -m dashboard.runtime test tests/e2e -m e2e $(PYTEST_ARGS)

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from dashboard import services
-from dashboard.models import AuditEntry, Heartbeat, TaskProbe
+from dashboard.models import AuditEntry, Heartbeat, RunCurve, ShareLink, TaskProbe
 
 
 @admin.register(Heartbeat)
@@ -40,6 +40,57 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ("action", "object_type", "at")
     search_fields = ("object_id", "object_repr", "actor__username")
     readonly_fields = ("at", "actor", "action", "object_type", "object_id", "object_repr", "detail")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "label", "kind", "created_by", "created_at", "expires_at", "revoked_at",
+        "view_count", "last_viewed_at", "snapshot_at",
+    )  # fmt: skip
+    list_filter = (
+        "kind",
+        "created_at",
+        ("revoked_at", admin.EmptyFieldListFilter),
+        ("expires_at", admin.EmptyFieldListFilter),
+        ("snapshot_at", admin.EmptyFieldListFilter),
+    )
+    search_fields = ("label", "created_by__username", "job__name", "token_hash")
+    readonly_fields = (
+        "token_hash", "kind", "job", "job_ids", "created_by", "created_at", "expires_at",
+        "revoked_at", "view_count", "last_viewed_at", "snapshot_at",
+    )  # fmt: skip
+    fields = ("label", *readonly_fields)
+    list_select_related = ("created_by",)
+    actions = ("revoke",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ShareLink]:
+        return super().get_queryset(request).defer("snapshot")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a token is shown once to its creator: links are made on the run pages
+
+    @admin.action(description="Revoke the selected share links")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
+        revoked = 0
+        for link in queryset.filter(revoked_at__isnull=True):
+            services.share_link_revoke(link=link, user=request.user)
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} share link(s).", messages.SUCCESS)
+
+
+@admin.register(RunCurve)
+class RunCurveAdmin(admin.ModelAdmin):
+    list_display = ("job", "points", "computed_at")
+    search_fields = ("job__name", "job__id")
+    fields = ("job", "fingerprint", "points", "computed_at")
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

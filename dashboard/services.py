@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from dashboard import roles
-from dashboard.models import AuditEntry, Heartbeat, TaskProbe
+from dashboard.models import AuditEntry, Heartbeat, ShareLink, TaskProbe
 
 
 def roles_sync() -> None:
@@ -94,4 +97,86 @@ def audit_record(
         object_id=str(getattr(obj, "pk", "")),
         object_repr=str(obj)[:200],
         detail=detail or {},
+    )
+
+
+# --- Dashboard: cached run curves and share links --------------------------------------------
+
+
+def run_curves_save(*, curves: list[Any]) -> None:
+    """Store (or replace) the reduced curves of finished runs in one statement."""
+    from dashboard.models import RunCurve
+
+    RunCurve.objects.bulk_create(
+        curves,
+        update_conflicts=True,
+        unique_fields=["job", "level"],
+        update_fields=["fingerprint", "row_count", "points", "diagnosis", "computed_at"],
+    )
+
+
+def share_link_create(
+    *,
+    user: AbstractBaseUser,
+    job_ids: list[Any],
+    label: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[ShareLink, str]:
+    """A new share link to one run (one id) or a comparison (2–20 ids, in page order).
+
+    Returns the link and its token: the plaintext exists only in this return value (the
+    database keeps its SHA-256), so the caller shows it once."""
+    from dashboard import share
+
+    ids = [str(job_id) for job_id in job_ids]
+    if not 1 <= len(ids) <= share.MAX_RUNS or len(set(ids)) != len(ids):
+        raise ValueError(f"a share link names 1 to {share.MAX_RUNS} different runs")
+    token = share.new_token()
+    link = ShareLink.objects.create(
+        token_hash=share.token_hash(token),
+        kind=ShareLink.Kind.RUN if len(ids) == 1 else ShareLink.Kind.COMPARISON,
+        job_id=ids[0] if len(ids) == 1 else None,
+        job_ids=ids,
+        label=label[:200],
+        created_by=user,
+        expires_at=expires_at,
+    )
+    audit_record(
+        actor=user,
+        action="share_link_created",
+        obj=link,
+        detail={
+            "kind": link.kind,
+            "runs": ids,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return link, token
+
+
+def share_link_revoke(*, link: ShareLink, user: AbstractBaseUser | None) -> ShareLink:
+    """Revoke a link (idempotent: a revoked link keeps its first revocation time)."""
+    now = timezone.now()
+    updated = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if updated:
+        link.revoked_at = now
+        audit_record(actor=user, action="share_link_revoked", obj=link, detail={"kind": link.kind})
+    else:
+        link.refresh_from_db(fields=["revoked_at"])
+    return link
+
+
+def share_link_freeze(*, link: ShareLink, snapshot: dict[str, Any]) -> ShareLink:
+    """Keep the finished runs' page data: the link shows this from now on."""
+    now = timezone.now()
+    ShareLink.objects.filter(pk=link.pk, snapshot__isnull=True).update(
+        snapshot=snapshot, snapshot_at=now
+    )
+    link.snapshot, link.snapshot_at = snapshot, now
+    return link
+
+
+def share_link_record_view(*, link: ShareLink) -> None:
+    ShareLink.objects.filter(pk=link.pk).update(
+        view_count=F("view_count") + 1, last_viewed_at=timezone.now()
     )

@@ -188,6 +188,7 @@ CELERY_TASK_ROUTES = {
     "jobs.tasks.poll_*": {"queue": "polling"},
     "jobs.tasks.job_sync*": {"queue": "polling"},
     "datasets.tasks.*": {"queue": "validation"},
+    "jobs.tasks.import_*": {"queue": "polling"},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 15, minimum=1)
@@ -208,6 +209,19 @@ CELERY_BEAT_SCHEDULE = {
 HEARTBEAT_STALE_AFTER = timedelta(
     seconds=HEARTBEAT_INTERVAL * env_float("HEARTBEAT_GRACE", 3, minimum=1)
 )
+
+# Absolute links in notifications point here.
+TUNEBOARD_BASE_URL = (env_str("TUNEBOARD_BASE_URL", "http://localhost:8000") or "").rstrip("/")
+
+# Outgoing email (job notifications), SMTP as in Django.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tuneboard@localhost")
 
 # Provider HTTP clients (seconds); retries back off exponentially with jitter.
 PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)

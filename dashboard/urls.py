@@ -7,6 +7,20 @@ from dashboard import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("compare/", views.compare, name="compare"),
+    path("compare/figures.json", views.compare_figures_json, name="compare_figures"),
+    path("compare/export.csv", views.compare_export_csv, name="compare_export_csv"),
+    path("runs/<uuid:pk>/figures.json", views.run_figures_json, name="run_figures"),
+    path("runs/<uuid:pk>/metrics.json", views.run_metrics_json, name="run_metrics"),
+    path("runs/<uuid:pk>/export.csv", views.run_export_csv, name="run_export_csv"),
+    path("runs/<uuid:pk>/export.json", views.run_export_json, name="run_export_json"),
+    path("runs/<uuid:pk>/tags/", views.run_tags, name="run_tags"),
+    path("runs/<uuid:pk>/notes/", views.run_notes, name="run_notes"),
+    path("share-links/", views.share_link_list, name="share_links"),
+    path("share-links/new/", views.share_link_create, name="share_link_create"),
+    path("share-links/<int:pk>/revoke/", views.share_link_revoke, name="share_link_revoke"),
+    path("share/<str:token>/", views.share_page, name="share_page"),
+    path("share/<str:token>/metrics.json", views.share_metrics_json, name="share_metrics"),
+    path("share/<str:token>/figures.json", views.share_figures_json, name="share_figures"),
     path("system/", views.system, name="system"),
     path("system/probe/", views.probe_create, name="probe_create"),
     path("healthz", views.healthz, name="healthz"),
@@ -26,3 +40,6 @@ urlpatterns = [
 
 admin.site.site_header = "Tuneboard administration"
 admin.site.site_title = "Tuneboard admin"
+
+# Signed provider webhooks (jobs app): /webhooks/<connection id>/.
+urlpatterns += [path("webhooks/", include("jobs.urls_webhooks"))]

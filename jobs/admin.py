@@ -3,12 +3,27 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from jobs import services
-from jobs.models import Checkpoint, Job, JobEvent, MetricPoint, ProviderConnection, ProviderFile
+from jobs import history, notifications, services
+from jobs.models import (
+    Checkpoint,
+    ImportedFile,
+    ImportRun,
+    Job,
+    JobEvent,
+    MetricPoint,
+    Notification,
+    NotificationSetting,
+    ProviderConnection,
+    ProviderFile,
+    WebhookDelivery,
+)
 
 
 class ConnectionAdminForm(forms.ModelForm):
     base_url = forms.URLField(max_length=300, assume_scheme="https")
+    slack_webhook_url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", label="Slack webhook URL"
+    )
     # Write-only: the stored key is never sent back to the browser.
     api_key = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
@@ -21,7 +36,15 @@ class ConnectionAdminForm(forms.ModelForm):
 
     class Meta:
         model = ProviderConnection
-        fields = ("name", "kind", "base_url", "organization", "project", "api_version", "enabled")
+        fields = (
+            "name", "kind", "base_url", "organization", "project", "api_version", "enabled",
+            "notify_emails", "slack_webhook_url",
+        )  # fmt: skip
+
+    def clean_notify_emails(self) -> str:
+        from jobs.forms import clean_addresses
+
+        return clean_addresses(self.cleaned_data.get("notify_emails") or "")
 
 
 @admin.register(ProviderConnection)
@@ -36,9 +59,26 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
         "archived_at",
         "updated_at",
     )
-    list_filter = ("kind", "enabled")
+    list_filter = ("kind", "enabled", ("archived_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "base_url")
     readonly_fields = ("masked_key", "archived_at", "created_at", "updated_at")
+    actions = ("import_history", "archive")
+
+    @admin.action(description="Import the provider's history (jobs, metrics, files)")
+    def import_history(self, request: HttpRequest, queryset: QuerySet[ProviderConnection]) -> None:
+        for connection in queryset:
+            try:
+                run = history.import_request(connection=connection, user=request.user)
+            except services.JobError as exc:
+                self.message_user(request, f"{connection}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{connection}: import {run.pk} queued.", messages.INFO)
+
+    @admin.action(description="Archive (remove the API key, stop polling; keep everything)")
+    def archive(self, request: HttpRequest, queryset: QuerySet[ProviderConnection]) -> None:
+        for connection in queryset.filter(archived_at__isnull=True):
+            services.connection_archive(connection=connection, actor=request.user)
+        self.message_user(request, "Archived the selected connections.", messages.SUCCESS)
 
     @admin.display(description="API key")
     def masked_key(self, obj: ProviderConnection) -> str:
@@ -53,7 +93,8 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
             name=data["name"], kind=data["kind"], base_url=data["base_url"],
             api_key=data["api_key"] or None, organization=data["organization"], project=data["project"],
             api_version=data["api_version"], webhook_secret=data["webhook_secret"] or None,
-            enabled=data["enabled"], actor=request.user,
+            enabled=data["enabled"], notify_emails=data["notify_emails"],
+            slack_webhook_url=data["slack_webhook_url"], actor=request.user,
         )  # fmt: skip
 
 
@@ -68,11 +109,12 @@ class JobAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
-    list_filter = ("status", "connection", "base_model", "method", "archived")
+    list_filter = ("status", "connection", "origin", "base_model", "method", "archived")
     search_fields = ("name", "notes", "provider_job_id", "fine_tuned_model", "base_model")
     readonly_fields = (
         "id", "provider_job_id", "fine_tuned_model", "training_file_id", "validation_file_id",
         "result_files", "last_event_id", "created_at", "provider_created_at", "started_at", "finished_at",
+        "origin", "notified_status",
     )  # fmt: skip
     raw_id_fields = ("training_dataset", "validation_dataset", "cloned_from", "created_by")
     actions = ("sync_now", "cancel")
@@ -129,3 +171,86 @@ class ProviderFileAdmin(ReadOnlyAdmin):
     list_display = ("provider_file_id", "connection", "sha256", "bytes", "uploaded_at")
     list_filter = ("connection",)
     search_fields = ("provider_file_id", "sha256")
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "connection", "status", "jobs_done", "jobs_total", "jobs_created",
+        "files_downloaded", "files_missing", "errors", "started_by", "created_at", "finished_at",
+    )  # fmt: skip
+    list_filter = ("status", "connection")
+    search_fields = ("connection__name", "last_error", "started_by__username")
+    readonly_fields = tuple(
+        f.name for f in ImportRun._meta.get_fields() if f.concrete and f.name != "job_ids"
+    )
+    exclude = ("job_ids",)
+    actions = ("run_again",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Run the import again (or resume the active one)")
+    def run_again(self, request: HttpRequest, queryset: QuerySet[ImportRun]) -> None:
+        for connection in ProviderConnection.objects.filter(import_runs__in=queryset).distinct():
+            try:
+                run = history.import_request(connection=connection, user=request.user)
+            except services.JobError as exc:
+                self.message_user(request, f"{connection}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{connection}: import {run.pk} queued.", messages.INFO)
+
+
+@admin.register(ImportedFile)
+class ImportedFileAdmin(ReadOnlyAdmin):
+    list_display = ("provider_file_id", "connection", "status", "dataset", "bytes", "created_at")
+    list_filter = ("status", "connection")
+    search_fields = ("provider_file_id", "filename", "sha256")
+    raw_id_fields = ("dataset",)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "connection", "type", "provider_job_id", "outcome")
+    list_filter = ("outcome", "type", "connection")
+    search_fields = ("webhook_id", "provider_job_id")
+    raw_id_fields = ("job",)
+
+
+class NotificationSettingAdminForm(forms.ModelForm):
+    slack_webhook_url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", label="Slack webhook URL"
+    )
+
+    class Meta:
+        model = NotificationSetting
+        fields = ("user", "email_enabled", "slack_webhook_url")
+
+
+@admin.register(NotificationSetting)
+class NotificationSettingAdmin(admin.ModelAdmin):
+    form = NotificationSettingAdminForm
+    list_display = ("user", "email_enabled", "has_slack", "updated_at")
+    list_filter = ("email_enabled",)
+    search_fields = ("user__username", "user__email")
+    readonly_fields = ("id", "updated_at")
+    raw_id_fields = ("user",)
+
+    @admin.display(boolean=True, description="Slack")
+    def has_slack(self, obj: NotificationSetting) -> bool:
+        return bool(obj.slack_webhook_url)
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "job", "job_status", "channel", "target", "state", "attempts")
+    list_filter = ("state", "channel", "job_status")
+    search_fields = ("target", "job__name", "job__provider_job_id", "last_error")
+    raw_id_fields = ("job",)
+    actions = ("resend",)
+
+    @admin.action(description="Send again (failed or pending ones)")
+    def resend(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        for notification in queryset.exclude(state=Notification.State.SENT):
+            notifications.notification_resend(notification=notification, actor=request.user)
+        self.message_user(request, "Queued the notifications again.", messages.INFO)

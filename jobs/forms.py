@@ -8,10 +8,11 @@ import re
 from typing import Any
 
 from django import forms
+from django.core.validators import validate_email
 
 from datasets.models import BaseModel, Dataset
 from jobs import selectors
-from jobs.models import Job, ProviderConnection
+from jobs.models import Job, ProviderConnection, split_addresses
 from jobs.services import LaunchRequest
 
 MAX_TAGS = 20
@@ -50,6 +51,36 @@ class HttpsURLField(forms.URLField):
         super().__init__(**kwargs)
 
 
+class WebhookURLField(forms.URLField):
+    """An http(s) URL to POST notifications to."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> str:
+        url = super().clean(value)
+        if url and not url.startswith(("http://", "https://")):
+            raise forms.ValidationError("Enter an http:// or https:// URL.")
+        return url
+
+
+MAX_NOTIFY_ADDRESSES = 20
+
+
+def clean_addresses(text: str) -> str:
+    """Validate a list of email addresses; the normalised list, one per line."""
+    addresses = split_addresses(text)
+    if len(addresses) > MAX_NOTIFY_ADDRESSES:
+        raise forms.ValidationError(f"At most {MAX_NOTIFY_ADDRESSES} addresses.")
+    for address in addresses:
+        try:
+            validate_email(address)
+        except forms.ValidationError:
+            raise forms.ValidationError(f"“{address[:80]}” is not an email address.") from None
+    return "\n".join(addresses)
+
+
 class ConnectionForm(forms.ModelForm):
     # Write-only: the stored secrets are never sent back to the browser.
     api_key = forms.CharField(
@@ -69,13 +100,19 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = ProviderConnection
-        fields = ("name", "kind", "base_url", "organization", "project", "api_version", "enabled")
-        field_classes = {"base_url": HttpsURLField}
+        fields = (
+            "name", "kind", "base_url", "organization", "project", "api_version", "enabled",
+            "notify_emails", "slack_webhook_url",
+        )  # fmt: skip
+        field_classes = {"base_url": HttpsURLField, "slack_webhook_url": WebhookURLField}
+        widgets = {"notify_emails": forms.Textarea(attrs={"rows": 2})}
         labels = {
             "base_url": "Base URL",
             "organization": "Organization header",
             "project": "Project header",
             "api_version": "API version",
+            "notify_emails": "Notify these addresses",
+            "slack_webhook_url": "Slack webhook URL",
         }
         help_texts = {
             "base_url": "The API root, e.g. https://api.openai.com/v1 or "
@@ -83,6 +120,10 @@ class ConnectionForm(forms.ModelForm):
             "organization": "Optional OpenAI-Organization header.",
             "project": "Optional OpenAI-Project header.",
             "api_version": "Azure OpenAI only (api-version query parameter); empty uses “preview”.",
+            "notify_emails": "Emailed when any job on this connection finishes; comma- or "
+            "line-separated.",
+            "slack_webhook_url": "Optional; a Slack-compatible incoming webhook, posted to when "
+            "any job on this connection finishes.",
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -98,6 +139,9 @@ class ConnectionForm(forms.ModelForm):
             "Optional; verifies signed webhooks (whsec_…). "
             + ("Leave empty to keep the current one." if not creating else "")
         ).strip()
+
+    def clean_notify_emails(self) -> str:
+        return clean_addresses(self.cleaned_data.get("notify_emails") or "")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -487,3 +531,55 @@ class DeleteModelForm(forms.Form):
         label="I understand the fine-tuned model will be deleted at the provider.",
         error_messages={"required": "Tick the box to confirm."},
     )
+
+
+# --- History: archive, bundles, audit log, notifications -------------------------------------
+
+
+class ArchiveForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Remove the API key and stop talking to this provider",
+        help_text="Jobs, curves, checkpoints, datasets and share links stay readable.",
+    )
+
+
+class BundleUploadForm(forms.Form):
+    bundle = forms.FileField(
+        label="Export bundle (.zip)",
+        help_text="A file downloaded with “Export” from a Tuneboard.",
+    )
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(required=False)
+    actor = forms.CharField(required=False, max_length=150, label="Who (user name)")
+    object_type = forms.ChoiceField(required=False, label="Object type")
+
+    def __init__(self, *args: Any, actions: list[str], object_types: list[str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "Any action")] + [(a, a) for a in actions]
+        self.fields["object_type"].choices = [("", "Any type")] + [(t, t) for t in object_types]
+
+    def filters(self) -> dict[str, str]:
+        if not self.is_valid():
+            return {}
+        return {k: v.strip() for k, v in self.cleaned_data.items() if v and v.strip()}
+
+
+class NotificationForm(forms.Form):
+    email = forms.EmailField(required=False, label="Your email address")
+    email_enabled = forms.BooleanField(
+        required=False, label="Email me when a job I launched finishes"
+    )
+    slack_webhook_url = WebhookURLField(
+        required=False,
+        max_length=500,
+        label="Slack webhook URL",
+        help_text="Optional; a Slack-compatible incoming webhook posted to when your jobs finish.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("email_enabled") and not data.get("email"):
+            self.add_error("email", "Enter the address to send the emails to.")
+        return data

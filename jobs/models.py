@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
@@ -25,6 +26,13 @@ class ProviderConnection(models.Model):
     project = models.CharField(max_length=100, blank=True)
     api_version = models.CharField(max_length=40, blank=True, help_text="Azure OpenAI only.")
     webhook_secret_encrypted = models.TextField(blank=True, editable=False)
+    # Notifications when a job on this connection finishes (see jobs/notifications.py).
+    notify_emails = models.TextField(
+        blank=True, help_text="Addresses to notify when a job finishes, comma- or line-separated."
+    )
+    slack_webhook_url = models.URLField(
+        max_length=500, blank=True, help_text="A Slack-compatible incoming webhook URL."
+    )
     enabled = models.BooleanField(default=True)
     archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -58,6 +66,20 @@ class ProviderConnection(models.Model):
     @property
     def usable(self) -> bool:
         return self.enabled and self.archived_at is None and bool(self.api_key_encrypted)
+
+    @property
+    def notify_email_list(self) -> list[str]:
+        return split_addresses(self.notify_emails)
+
+
+def split_addresses(text: str) -> list[str]:
+    """Addresses from a comma-, semicolon- or line-separated list, in order, without repeats."""
+    seen: list[str] = []
+    for raw in re.split(r"[,;\s]+", text or ""):
+        address = raw.strip()
+        if address and address.lower() not in (a.lower() for a in seen):
+            seen.append(address)
+    return seen
 
 
 class ProviderFile(models.Model):
@@ -103,6 +125,11 @@ class Job(models.Model):
     class Method(models.TextChoices):
         SUPERVISED = "supervised", "Supervised"
         DPO = "dpo", "DPO"
+
+    class Origin(models.TextChoices):
+        LAUNCHED = "launched", "Launched from Tuneboard"
+        IMPORTED = "imported", "Imported from the provider"
+        BUNDLE = "bundle", "Imported from an export bundle"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     connection = models.ForeignKey(
@@ -171,6 +198,10 @@ class Job(models.Model):
     last_event_id = models.CharField(max_length=100, blank=True)
     launch_error = models.TextField(blank=True)
     archived = models.BooleanField(default=False)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.LAUNCHED)
+    # The terminal status notifications were sent for: set by one conditional UPDATE, so each
+    # terminal state is announced exactly once however many syncs see it.
+    notified_status = models.CharField(max_length=20, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -186,6 +217,12 @@ class Job(models.Model):
                 condition=Q(next_poll_at__isnull=False),
             ),
             models.Index(fields=["status", "-created_at"]),
+            # The runs list: newest first among unarchived runs, index-only.
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="jobs_job_listed_recent",
+                condition=Q(archived=False),
+            ),
             models.Index(fields=["base_model"]),
         ]
 
@@ -271,3 +308,184 @@ class MetricPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} step {self.step}"
+
+
+# --- History: imports from a provider ---------------------------------------------------------
+
+
+class ImportRun(models.Model):
+    """One import of a connection's whole fine-tuning history (jobs, events, checkpoints,
+    metrics and the training/validation files). At most one is queued or running per
+    connection; the task works in steps and can be interrupted and resumed at any point."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = ("queued", "running")
+
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.CASCADE, related_name="import_runs"
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # The provider's jobs in the order they are processed (Job ids), fixed once listed.
+    job_ids = models.JSONField(null=True, blank=True, editable=False)
+    cursor = models.IntegerField(default=0, help_text="Jobs of the list processed so far.")
+    jobs_total = models.IntegerField(default=0)
+    jobs_done = models.IntegerField(default=0)
+    jobs_created = models.IntegerField(default=0)
+    files_downloaded = models.IntegerField(default=0)
+    files_missing = models.IntegerField(default=0)
+    errors = models.IntegerField(default=0)
+    failures = models.IntegerField(default=0, help_text="Transient failures in a row.")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection"],
+                condition=Q(status__in=("queued", "running")),
+                name="jobs_importrun_one_active_per_connection",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} of {self.connection_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class ImportedFile(models.Model):
+    """What became of a provider file an import wanted: stored as a dataset, gone at the
+    provider (404), or refused as a dataset. Imports never ask twice for the same file."""
+
+    class Status(models.TextChoices):
+        DOWNLOADED = "downloaded", "Downloaded"
+        MISSING = "missing", "No longer served by the provider"
+        REJECTED = "rejected", "Not a usable dataset file"
+
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.CASCADE, related_name="imported_files"
+    )
+    provider_file_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=12, choices=Status.choices)
+    dataset = models.ForeignKey(
+        "datasets.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    bytes = models.BigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "provider_file_id"], name="jobs_importedfile_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_file_id} ({self.status})"
+
+
+# --- Webhooks in --------------------------------------------------------------------------------
+
+
+class WebhookDelivery(models.Model):
+    """A signed webhook received from a provider; the unique id makes replays harmless."""
+
+    class Outcome(models.TextChoices):
+        SYNC_QUEUED = "sync_queued", "Sync queued"
+        UNKNOWN_JOB = "unknown_job", "Job not known here"
+        IGNORED = "ignored", "Ignored"
+
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    webhook_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=100)
+    provider_job_id = models.CharField(max_length=100, blank=True)
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_deliveries"
+    )
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "webhook_id"], name="jobs_webhookdelivery_unique_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.webhook_id}"
+
+
+# --- Notifications ------------------------------------------------------------------------------
+
+
+class NotificationSetting(models.Model):
+    """A user's choices: an email when their own jobs finish, and/or a Slack-compatible URL."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_setting"
+    )
+    email_enabled = models.BooleanField(default=False)
+    slack_webhook_url = models.URLField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"notifications of {self.user}"
+
+
+class Notification(models.Model):
+    """One message about one terminal state to one recipient; sent by a retrying task."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SLACK = "slack", "Slack webhook"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="notifications")
+    job_status = models.CharField(max_length=20)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    target = models.CharField(max_length=500)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.IntegerField(default=0)
+    claim = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "job_status", "channel", "target"], name="jobs_notification_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.target} about {self.job_id} ({self.job_status})"

@@ -3,18 +3,28 @@ and its live JSON. Every function runs a fixed number of queries, whatever the r
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import AuditEntry
 from datasets.models import BaseModel, Dataset
 from datasets.validation import Distribution, estimate_hyperparameters, estimate_training_cost
-from jobs.models import Checkpoint, Job, JobEvent, ProviderConnection
+from jobs.models import (
+    Checkpoint,
+    ImportedFile,
+    ImportRun,
+    Job,
+    JobEvent,
+    ProviderConnection,
+    WebhookDelivery,
+)
 
 DEFAULT_BASE_MODEL_ID = "gpt-4o-mini-2024-07-18"
 EVENTS_SHOWN = 200
@@ -332,8 +342,10 @@ def _hyperparameter_rows(job: Job) -> list[tuple[str, Any, Any]]:
     resolved = job.hyperparameters or {}
     keys = [k for k in HYPERPARAMETER_LABELS if k in requested or k in resolved]
     keys += sorted((set(requested) | set(resolved)) - set(HYPERPARAMETER_LABELS))
+    # An imported job's request is not known: the provider only reports what it used.
+    missing = "—" if job.origin == Job.Origin.IMPORTED else "auto"
     return [
-        (HYPERPARAMETER_LABELS.get(k, k), requested.get(k, "auto"), resolved.get(k)) for k in keys
+        (HYPERPARAMETER_LABELS.get(k, k), requested.get(k, missing), resolved.get(k)) for k in keys
     ]
 
 
@@ -493,3 +505,132 @@ def audit_for_job(job: Job, limit: int = 20) -> list[AuditEntry]:
 def datasets_matching(ids: list[int]) -> dict[int, Dataset]:
     """Datasets by id, without their (large) report and line index."""
     return Dataset.objects.defer("report", "line_index").in_bulk(ids)
+
+
+# --- History: connection page, imports, webhooks, audit log -----------------------------------
+
+IMPORT_RUNS_SHOWN = 10
+DELIVERIES_SHOWN = 20
+AUDIT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class ConnectionOverview:
+    connection: ProviderConnection
+    problem: str
+    jobs: int
+    imported_jobs: int
+    runs: list[ImportRun]
+    active_run: ImportRun | None
+    deliveries: list[WebhookDelivery]
+    missing_files: int
+    webhook_ready: bool
+
+
+def connection_overview(connection: ProviderConnection) -> ConnectionOverview:
+    runs = list(
+        ImportRun.objects.filter(connection=connection)
+        .select_related("started_by")
+        .defer("job_ids")
+        .order_by("-created_at", "-id")[:IMPORT_RUNS_SHOWN]
+    )
+    counts = Job.objects.filter(connection=connection).aggregate(
+        jobs=Count("id"), imported=Count("id", filter=Q(origin=Job.Origin.IMPORTED))
+    )
+    return ConnectionOverview(
+        connection=connection,
+        problem=connection_problem(connection),
+        jobs=counts["jobs"],
+        imported_jobs=counts["imported"],
+        runs=runs,
+        active_run=next((run for run in runs if run.is_active), None),
+        deliveries=list(
+            WebhookDelivery.objects.filter(connection=connection)
+            .select_related("job")
+            .only("webhook_id", "type", "provider_job_id", "outcome", "received_at", "job__id")
+            .order_by("-received_at", "-id")[:DELIVERIES_SHOWN]
+        ),
+        missing_files=ImportedFile.objects.filter(
+            connection=connection, status=ImportedFile.Status.MISSING
+        ).count(),
+        webhook_ready=bool(connection.webhook_secret_encrypted),
+    )
+
+
+def import_run_status(pk: int) -> dict[str, Any] | None:
+    run = (
+        ImportRun.objects.filter(pk=pk)
+        .values(
+            "id",
+            "connection_id",
+            "status",
+            "jobs_total",
+            "jobs_done",
+            "jobs_created",
+            "files_downloaded",
+            "files_missing",
+            "errors",
+            "last_error",
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "finished_at",
+        )
+        .first()
+    )
+    if run is None:
+        return None
+    total, done = run["jobs_total"], run["jobs_done"]
+    return {
+        **run,
+        "active": run["status"] in ImportRun.ACTIVE,
+        "percent": round(min(100.0, 100.0 * done / total), 1) if total else None,
+        "created_at": _iso(run["created_at"]),
+        "started_at": _iso(run["started_at"]),
+        "heartbeat_at": _iso(run["heartbeat_at"]),
+        "finished_at": _iso(run["finished_at"]),
+    }
+
+
+def audit_choices() -> tuple[list[str], list[str]]:
+    actions = list(
+        AuditEntry.objects.order_by("action").values_list("action", flat=True).distinct()
+    )
+    types = list(
+        AuditEntry.objects.order_by("object_type").values_list("object_type", flat=True).distinct()
+    )
+    return actions, types
+
+
+def audit_entries(*, action: str = "", actor: str = "", object_type: str = "") -> QuerySet:
+    entries = AuditEntry.objects.select_related("actor").order_by("-at", "-id")
+    if action:
+        entries = entries.filter(action=action)
+    if object_type:
+        entries = entries.filter(object_type=object_type)
+    if actor:
+        if actor.lower() == "system":
+            entries = entries.filter(actor__isnull=True)
+        else:
+            entries = entries.filter(actor__username__iexact=actor)
+    return entries
+
+
+AUDIT_LINKS = {
+    "job": ("jobs:detail", "uuid"),
+    "providerconnection": ("jobs:connection_detail", "int"),
+    "dataset": ("datasets:detail", "int"),
+}
+
+
+def audit_link(entry: AuditEntry) -> str:
+    """The page of the entry's object, when it has one ("" otherwise)."""
+    route = AUDIT_LINKS.get(entry.object_type)
+    if route is None or not entry.object_id:
+        return ""
+    name, kind = route
+    try:
+        pk: Any = uuid.UUID(entry.object_id) if kind == "uuid" else int(entry.object_id)
+    except ValueError:
+        return ""
+    return reverse(name, kwargs={"pk": pk})

@@ -8,11 +8,14 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from dashboard.services import audit_record
 from datasets.models import Dataset
 from jobs.connections import provider_for_connection
+from jobs.locks import AdvisoryLock
 from jobs.models import Job, ProviderConnection, ProviderFile
 from jobs.providers import (
     BadRequestError,
@@ -25,6 +28,7 @@ from jobs.sync import job_sync
 
 log = logging.getLogger(__name__)
 METADATA_KEY = "tuneboard_job_id"
+LAUNCH_LOCK = "jobs.launch"
 MAX_LAUNCH_ATTEMPTS = 5
 HYPERPARAMETER_RANGES = {
     "n_epochs": (1, 50),
@@ -51,9 +55,12 @@ def connection_save(
     api_version: str = "",
     webhook_secret: str | None = None,
     enabled: bool = True,
+    notify_emails: str | None = None,
+    slack_webhook_url: str | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> ProviderConnection:
-    """Create or update a connection. ``api_key=None`` keeps the stored key (write-only field)."""
+    """Create or update a connection. ``api_key=None`` keeps the stored key (write-only field);
+    ``None`` for the notification fields keeps them as they are."""
     connection = connection or ProviderConnection()
     creating = connection.pk is None
     connection.name = name
@@ -67,12 +74,45 @@ def connection_save(
         connection.set_api_key(api_key)
     if webhook_secret is not None:
         connection.set_webhook_secret(webhook_secret)
+    if notify_emails is not None:
+        connection.notify_emails = notify_emails
+    if slack_webhook_url is not None:
+        connection.slack_webhook_url = slack_webhook_url
     connection.save()
     audit_record(
         actor=actor,
         action="connection_created" if creating else "connection_updated",
         obj=connection,
     )
+    return connection
+
+
+def connection_archive(
+    *, connection: ProviderConnection, actor: AbstractBaseUser | None = None
+) -> ProviderConnection:
+    """Keep the connection's history read-only: remove its API key, stop polling its jobs.
+
+    Jobs, events, checkpoints, metrics, datasets and share links stay as they are; controls
+    that need the provider disappear (``selectors.connection_problem``), a running import
+    stops at its next step, and webhooks are acknowledged without syncing."""
+    now = timezone.now()
+    with transaction.atomic():
+        ProviderConnection.objects.filter(pk=connection.pk).update(
+            archived_at=Coalesce(F("archived_at"), Value(now)),
+            api_key_encrypted="",
+            api_key_hint="",
+            updated_at=now,
+        )
+        stopped = Job.objects.filter(connection=connection, next_poll_at__isnull=False).update(
+            next_poll_at=None
+        )
+        audit_record(
+            actor=actor,
+            action="connection_archived",
+            obj=connection,
+            detail={"polls_stopped": stopped},
+        )
+    connection.refresh_from_db()
     return connection
 
 
@@ -188,7 +228,15 @@ def job_launch_run(*, job_id: Any) -> Job:
     """Upload the datasets and create the provider job, exactly once whatever happens.
 
     A retried or duplicated task finds the job already created (our id is in its metadata)
-    instead of paying for a second one."""
+    instead of paying for a second one; one running at the same time as another (a task
+    delivered twice) finds the launch lock taken and leaves the launch to it."""
+    with AdvisoryLock(LAUNCH_LOCK, job_id) as held:
+        if not held:
+            return Job.objects.get(pk=job_id)
+        return _launch(job_id)
+
+
+def _launch(job_id: Any) -> Job:
     claimed = Job.objects.filter(
         pk=job_id,
         status__in=[Job.Status.PENDING, Job.Status.LAUNCHING],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,13 +19,22 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from jobs import metrics
+from jobs import metrics, notifications
 from jobs.connections import provider_for_connection
+from jobs.locks import AdvisoryLock
 from jobs.models import Checkpoint, Job, JobEvent, MetricPoint
 from jobs.providers import CheckpointInfo, EventInfo, JobInfo, NotFoundError, ProviderError
 
 log = logging.getLogger(__name__)
+SYNC_LOCK = "jobs.sync"
 EVENT_PAGE = 100
+SYNC_FIELDS = (
+    "status", "model", "hyperparameters", "fine_tuned_model", "trained_tokens",
+    "estimated_finish", "error", "result_files", "provider_created_at", "finished_at",
+    "started_at", "last_event_id", "total_steps", "last_step", "final_train_loss",
+    "best_full_valid_loss", "best_full_valid_step", "last_synced_at", "last_sync_error",
+    "poll_failures", "next_poll_at",
+)  # fmt: skip
 MAX_BACKOFF = timedelta(minutes=15)
 
 
@@ -42,28 +50,9 @@ class Fetched:
     results_csv: str | None = None
 
 
-def _advisory_key(job: Job) -> int:
-    return zlib.crc32(b"jobs.sync:" + str(job.pk).encode()) - 2**31
-
-
-class _JobLock:
-    def __init__(self, job: Job) -> None:
-        self.key = _advisory_key(job)
-        self.held = False
-
-    def __enter__(self) -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
-            self.held = bool(cursor.fetchone()[0])
-        return self.held
-
-    def __exit__(self, *exc: object) -> None:
-        if self.held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
-
-
-def _fetch(job: Job) -> Fetched:
+def _fetch(job: Job, *, full: bool = False) -> Fetched:
+    """What changed at the provider. ``full`` (imports) always lists the checkpoints and reads
+    the results file of a finished job, whatever the stored status already says."""
     provider = provider_for_connection(job.connection)
     fetched = Fetched(info=provider.retrieve_job(job.provider_job_id))
     after: str | None = None
@@ -79,7 +68,8 @@ def _fetch(job: Job) -> Fetched:
             break
         after = page.data[-1].id
     terminal = fetched.info.status in Job.PROVIDER_TERMINAL
-    if fetched.events or (terminal and job.status != fetched.info.status):
+    changed = full or job.status != fetched.info.status
+    if fetched.events or (terminal and changed):
         fetched.checkpoints = []
         after = None
         while True:
@@ -88,7 +78,7 @@ def _fetch(job: Job) -> Fetched:
             if not ckpts.has_more or not ckpts.data:
                 break
             after = ckpts.data[-1].id
-    if terminal and fetched.info.result_files and job.status != fetched.info.status:
+    if terminal and fetched.info.result_files and changed:
         try:
             fetched.results_csv = provider.download_results_csv(fetched.info.result_files[0])
         except NotFoundError:
@@ -196,7 +186,10 @@ def _store(job: Job, fetched: Fetched) -> None:
             job.next_poll_at = None if previous_status == info.status else now + _interval()
         else:
             job.next_poll_at = now + _interval()
-        job.save()
+        # Only what a sync owns: names, notes and tags edited meanwhile are kept.
+        job.save(update_fields=SYNC_FIELDS)
+        if info.status in Job.PROVIDER_TERMINAL:
+            notifications.notifications_for_terminal(job=job)
 
 
 def _summarise(job: Job) -> None:
@@ -238,21 +231,23 @@ class SyncOutcome:
     status: str
     new_events: int = 0
     error: str = ""
+    # The provider failure behind ``error``, so callers (imports) can tell transient ones.
+    exception: ProviderError | None = field(default=None, compare=False)
 
 
-def job_sync(*, job_id: Any) -> SyncOutcome:
+def job_sync(*, job_id: Any, full: bool = False) -> SyncOutcome:
     job = Job.objects.select_related("connection").get(pk=job_id)
     if not job.provider_job_id or job.status in ("lost",):
         return SyncOutcome(ran=False, status=job.status)
     if not job.connection.usable:
         Job.objects.filter(pk=job.pk).update(next_poll_at=None)
         return SyncOutcome(ran=False, status=job.status, error="connection unusable")
-    with _JobLock(job) as held:
+    with AdvisoryLock(SYNC_LOCK, job.pk) as held:
         if not held:
             return SyncOutcome(ran=False, status=job.status)
         job.refresh_from_db()
         try:
-            fetched = _fetch(job)
+            fetched = _fetch(job, full=full)
         except NotFoundError as exc:
             Job.objects.filter(pk=job.pk).update(
                 status=Job.Status.LOST,
@@ -260,7 +255,7 @@ def job_sync(*, job_id: Any) -> SyncOutcome:
                 last_sync_error=str(exc),
                 last_synced_at=timezone.now(),
             )
-            return SyncOutcome(ran=True, status=Job.Status.LOST, error=str(exc))
+            return SyncOutcome(ran=True, status=Job.Status.LOST, error=str(exc), exception=exc)
         except ProviderError as exc:
             failures = job.poll_failures + 1
             Job.objects.filter(pk=job.pk).update(
@@ -268,7 +263,7 @@ def job_sync(*, job_id: Any) -> SyncOutcome:
                 next_poll_at=timezone.now() + _backoff(failures),
                 last_sync_error=str(exc)[:1000],
             )
-            return SyncOutcome(ran=True, status=job.status, error=str(exc))
+            return SyncOutcome(ran=True, status=job.status, error=str(exc), exception=exc)
         _store(job, fetched)
         return SyncOutcome(ran=True, status=job.status, new_events=len(fetched.events))
 

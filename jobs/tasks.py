@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from jobs import services, sync
+from jobs import history, notifications, services, sync
 from jobs.providers import TransientProviderError
 
 
@@ -24,3 +24,23 @@ def job_sync_task(job_id: str) -> None:
 def poll_due_jobs() -> None:
     for job_id in sync.jobs_claim_due():
         job_sync_task.delay(job_id)
+
+
+# One step of an import (a time budget's worth); the service re-enqueues the next step, or a
+# retry after a transient provider failure. Redelivered or duplicated steps are no-ops: the
+# run is claimed under a per-connection lock.
+@shared_task(acks_late=True)
+def import_run_task(run_id: int) -> None:
+    history.import_step_and_continue(run_id=run_id)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(notifications.NotificationFailed,),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=notifications.MAX_ATTEMPTS,
+)
+def notification_send_task(notification_id: int) -> None:
+    notifications.notification_send(notification_id=notification_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import views, views_history
 
 app_name = "jobs"
 urlpatterns = [
@@ -10,6 +10,23 @@ urlpatterns = [
     path("connections/new/", views.connection_new, name="connection_new"),
     path("connections/<int:pk>/", views.connection_edit, name="connection_edit"),
     path("connections/<int:pk>/test/", views.connection_test, name="connection_test"),
+    path(
+        "connections/<int:pk>/history/",
+        views_history.connection_detail,
+        name="connection_detail",
+    ),
+    path("connections/<int:pk>/import/", views_history.connection_import, name="connection_import"),
+    path(
+        "connections/<int:pk>/archive/",
+        views_history.connection_archive,
+        name="connection_archive",
+    ),
+    path("connections/<int:pk>/export/", views_history.connection_export, name="connection_export"),
+    path("imports/<int:pk>/status.json", views_history.import_status, name="import_status"),
+    path("export/", views_history.runs_export, name="export"),
+    path("bundles/import/", views_history.bundle_import, name="bundle_import"),
+    path("audit/", views_history.audit_log, name="audit"),
+    path("notifications/", views_history.notification_settings, name="notifications"),
     path("<uuid:pk>/", views.job_detail, name="detail"),
     path("<uuid:pk>/live.json", views.job_live, name="live"),
     path("<uuid:pk>/cancel/", views.job_cancel, name="cancel"),

@@ -88,6 +88,8 @@ def _connection_form_page(
             api_version=data["api_version"],
             webhook_secret=data["webhook_secret"] or None,
             enabled=data["enabled"],
+            notify_emails=data["notify_emails"],
+            slack_webhook_url=data["slack_webhook_url"],
             actor=request.user,
         )
         messages.success(request, f"Saved the connection “{saved.name}”.")

@@ -1,8 +1,8 @@
 """The permission matrix every view is tested with.
 
 ``assert_matrix(url, {role: expected})`` requests ``url`` as each role and compares the outcome:
-an HTTP status code, or ``LOGIN`` for "redirected to the login page". Later issues add roles
-(share-token holders) by extending ``ROLE_CLIENTS``.
+an HTTP status code, or ``LOGIN`` for "redirected to the login page". ``share`` is an outsider
+holding a share link: not signed in, with only the token in the URL it requests.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dashboard import roles
 
 LOGIN = "login"
 ROLES = ("anonymous", "norole", "viewer", "member", "staff")
+SHARE = "share"  # a share-token holder: anonymous, the token is part of the URL
 
 
 def make_user(role: str, username: str | None = None) -> Any:
@@ -38,7 +39,7 @@ def make_user(role: str, username: str | None = None) -> Any:
 
 def client_for(role: str) -> Client:
     client = Client()
-    if role != "anonymous":
+    if role not in ("anonymous", SHARE):
         User = get_user_model()
         user = User.objects.filter(username=f"{role}-user").first() or make_user(role)
         client.force_login(user)

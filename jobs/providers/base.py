@@ -3,6 +3,7 @@ raise ``jobs.providers.errors.ProviderError`` subclasses on failure."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from jobs.providers.records import (
@@ -35,6 +36,10 @@ class Provider(Protocol):
     ) -> FileInfo: ...
 
     def download_file(self, file_id: str) -> bytes: ...
+
+    def download_file_to(
+        self, file_id: str, write: Callable[[bytes], object], *, chunk_size: int = ...
+    ) -> int: ...
 
     def download_results_csv(self, file_id: str) -> str: ...
 

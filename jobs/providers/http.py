@@ -182,11 +182,14 @@ class HttpSession:
         empty_json_body: bool = False,
         replayable: Callable[[], bool] | None = None,
         on_attempt: Callable[[], None] | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
         """One logical call: retried on transient failures, raising a ProviderError at the end.
 
         ``replayable`` tells whether a streamed body can be sent again (a one-way stream
         cannot); ``on_attempt`` runs just before each attempt (to time the last one).
+        ``stream`` returns a successful response before reading its body (the caller reads
+        and closes it); failed responses are read, closed and retried as usual.
         """
         kwargs: dict[str, Any] = {"params": params}
         if empty_json_body:
@@ -207,7 +210,11 @@ class HttpSession:
             cause: Exception | None = None
             delay: float | None = None
             try:
-                response = self.client.request(method, path, **kwargs)
+                if stream:
+                    built = self.client.build_request(method, path, **kwargs)
+                    response = self.client.send(built, stream=True)
+                else:
+                    response = self.client.request(method, path, **kwargs)
             except RETRYABLE_EXCEPTIONS as exc:
                 cause = exc
                 error: ProviderError = TransientProviderError(
@@ -221,6 +228,13 @@ class HttpSession:
             else:
                 if response.is_success:
                     return response
+                if stream:
+                    try:
+                        response.read()  # the error envelope, for the message below
+                    except httpx.HTTPError:
+                        pass
+                    finally:
+                        response.close()
                 error = error_from_response(response, api_key=self.config.api_key)
                 retry = status_is_retryable(response.status_code, response.headers)
                 delay = retry_after_seconds(response.headers, cap=self.config.retry_after_cap)

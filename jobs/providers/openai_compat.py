@@ -17,7 +17,7 @@ import httpx
 from jobs.providers import uploads
 from jobs.providers.config import ConnectionConfig
 from jobs.providers.errors import ProviderError, TransientProviderError
-from jobs.providers.http import HttpSession
+from jobs.providers.http import HttpSession, redact
 from jobs.providers.records import (
     ChatResult,
     CheckpointInfo,
@@ -31,6 +31,7 @@ from jobs.providers.records import (
 
 FILE_DONE_STATUSES = frozenset({"processed", "error", "deleted"})
 MAX_PAGE_LIMIT = 100  # the API's cap for jobs and checkpoints
+DOWNLOAD_CHUNK = 1 << 20
 
 
 def _segment(value: str) -> str:
@@ -169,6 +170,30 @@ class OpenAICompatibleProvider:
 
     def download_file(self, file_id: str) -> bytes:
         return self._session.request("GET", f"files/{_segment(file_id)}/content").content
+
+    def download_file_to(
+        self, file_id: str, write: Callable[[bytes], object], *, chunk_size: int = DOWNLOAD_CHUNK
+    ) -> int:
+        """Stream a file's content to ``write`` in chunks (bounded memory, whatever the size);
+        returns the number of bytes. Retried like any call until the first byte is written; a
+        failure after that raises TransientProviderError and the caller starts over."""
+        response = self._session.request("GET", f"files/{_segment(file_id)}/content", stream=True)
+        total = 0
+        try:
+            for chunk in response.iter_bytes(chunk_size):
+                write(chunk)
+                total += len(chunk)
+        except httpx.HTTPError as exc:
+            raise TransientProviderError(
+                redact(
+                    f"The download of {file_id} broke off after {total:,} bytes "
+                    f"({type(exc).__name__})",
+                    self.config.api_key,
+                )
+            ) from exc
+        finally:
+            response.close()
+        return total
 
     def download_results_csv(self, file_id: str) -> str:
         return decode_results_csv(self.download_file(file_id))

@@ -20,8 +20,10 @@ def test_registered_task_names_snapshot() -> None:
         "dashboard.tasks.beat_heartbeat",
         "dashboard.tasks.probe_complete",
         "datasets.tasks.dataset_validate",
+        "jobs.tasks.import_run_task",
         "jobs.tasks.job_launch_task",
         "jobs.tasks.job_sync_task",
+        "jobs.tasks.notification_send_task",
         "jobs.tasks.poll_due_jobs",
         "sandbox.tasks.webhook_deliver",
     ]

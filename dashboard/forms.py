@@ -1,0 +1,126 @@
+"""Forms of the cross-run pages: the runs-list filters, inline tags and notes, chart options and
+share links. They validate and shape input; reads and writes happen elsewhere."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from dashboard.charts import X_AXES
+from dashboard.selectors_runs import DEFAULT_SORT, SORTS, ChartOptions, RunFilters
+from jobs.models import Job
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+NOTES_MAX = 10_000
+EXPIRY_CHOICES = (
+    ("", "Never"),
+    ("1", "1 day"),
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+)
+
+
+def parse_tags(text: str) -> list[str]:
+    """Comma-separated tags: whitespace collapsed, duplicates dropped, order kept."""
+    tags: list[str] = []
+    for raw in text.split(","):
+        tag = " ".join(raw.split())
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG_LENGTH:
+            raise forms.ValidationError(f"Tags are at most {MAX_TAG_LENGTH} characters: “{tag}”.")
+        if not tag.isprintable():
+            raise forms.ValidationError("Tags cannot contain control characters.")
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise forms.ValidationError(f"At most {MAX_TAGS} tags.")
+    return tags
+
+
+class RunFilterForm(forms.Form):
+    """The runs list's GET parameters; anything invalid is ignored (and shown as an error)."""
+
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Job.Status.choices])
+    provider = forms.IntegerField(required=False, min_value=1)
+    base_model = forms.CharField(required=False, max_length=300, label="Base model")
+    dataset = forms.IntegerField(required=False, min_value=1)
+    tag = forms.CharField(required=False, max_length=MAX_TAG_LENGTH)
+    creator = forms.IntegerField(required=False, min_value=1)
+    created_from = forms.DateField(required=False, label="Created from")
+    created_to = forms.DateField(required=False, label="Created until")
+    archived = forms.ChoiceField(
+        required=False,
+        choices=[("", "Hide archived"), ("include", "Include archived"), ("only", "Only archived")],
+    )
+    sort = forms.ChoiceField(required=False, choices=list(SORTS.items()))
+    dir = forms.ChoiceField(required=False, choices=[("desc", "desc"), ("asc", "asc")])
+
+    def filters(self) -> RunFilters:
+        data: dict[str, Any] = self.cleaned_data if self.is_valid() else self._valid_part()
+        return RunFilters(
+            q=data.get("q") or "",
+            status=data.get("status") or "",
+            connection=data.get("provider"),
+            base_model=data.get("base_model") or "",
+            dataset=data.get("dataset"),
+            tag=(data.get("tag") or "").strip(),
+            creator=data.get("creator"),
+            created_from=data.get("created_from"),
+            created_to=data.get("created_to"),
+            archived=data.get("archived") or "",
+            sort=data.get("sort") or DEFAULT_SORT,
+            descending=(data.get("dir") or "desc") == "desc",
+        )
+
+    def _valid_part(self) -> dict[str, Any]:
+        # is_valid() has run: cleaned_data holds the fields that were valid.
+        return {name: value for name, value in self.cleaned_data.items() if name not in self.errors}
+
+
+class TagsForm(forms.Form):
+    tags = forms.CharField(required=False, max_length=MAX_TAGS * (MAX_TAG_LENGTH + 2))
+
+    def clean_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data["tags"])
+
+
+class NotesForm(forms.Form):
+    notes = forms.CharField(
+        required=False, max_length=NOTES_MAX, strip=True, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class ChartOptionsForm(forms.Form):
+    x_axis = forms.ChoiceField(required=False, choices=[(axis, axis) for axis in X_AXES])
+    log_y = forms.BooleanField(required=False)
+    smoothing = forms.FloatField(required=False, min_value=0, max_value=0.99)
+
+    def options(self) -> ChartOptions:
+        if not self.is_valid():
+            return ChartOptions()
+        data = self.cleaned_data
+        return ChartOptions(
+            x_axis=data.get("x_axis") or "step",
+            log_y=bool(data.get("log_y")),
+            smoothing=float(data.get("smoothing") or 0.0),
+        )
+
+
+class ShareLinkForm(forms.Form):
+    """A run (``job``) or a comparison (``runs``: ids, comma-separated)."""
+
+    job = forms.UUIDField(required=False)
+    runs = forms.CharField(required=False, max_length=20 * 40)
+    label = forms.CharField(required=False, max_length=200)
+    expires_in_days = forms.ChoiceField(required=False, choices=EXPIRY_CHOICES, label="Expires")
+
+    def expires_at(self) -> Any:
+        days = self.cleaned_data.get("expires_in_days")
+        return timezone.now() + timedelta(days=int(days)) if days else None

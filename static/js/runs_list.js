@@ -1,0 +1,84 @@
+/* The runs list: "Compare selected" goes to /compare/?runs=<id>,<id> (the form alone sends
+   repeated runs= parameters, which the compare page also accepts), and the inline tags and
+   notes forms save without leaving the page. */
+(function () {
+  "use strict";
+
+  var MIN = 2;
+  var MAX = 20;
+  var form = document.getElementById("tb-compare-form");
+  var count = document.getElementById("tb-compare-count");
+  var status = document.getElementById("tb-inline-status");
+
+  function selected() {
+    return Array.prototype.filter.call(
+      document.querySelectorAll('input.tb-select[form="tb-compare-form"]'),
+      function (box) { return box.checked; }
+    ).map(function (box) { return box.value; });
+  }
+
+  function updateCount() {
+    var n = selected().length;
+    if (!count) { return; }
+    if (n === 0) { count.textContent = "Select 2 to 20 runs."; }
+    else if (n < MIN) { count.textContent = "1 selected: select at least one more."; }
+    else if (n > MAX) { count.textContent = n + " selected: at most " + MAX + " can be compared."; }
+    else { count.textContent = n + " selected."; }
+  }
+
+  if (form) {
+    document.addEventListener("change", function (event) {
+      if (event.target.classList && event.target.classList.contains("tb-select")) { updateCount(); }
+    });
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var ids = selected();
+      if (ids.length < MIN || ids.length > MAX) { updateCount(); if (count) { count.focus(); } return; }
+      window.location.href = form.getAttribute("action") + "?runs=" + ids.map(encodeURIComponent).join(",");
+    });
+    updateCount();
+  }
+
+  function say(text) { if (status) { status.textContent = text; } }
+
+  function renderTags(cell, tags) {
+    while (cell.firstChild) { cell.removeChild(cell.firstChild); }
+    tags.forEach(function (tag) {
+      var badge = document.createElement("span");
+      badge.className = "badge tb-tag";
+      badge.textContent = tag;
+      cell.appendChild(badge);
+      cell.appendChild(document.createTextNode(" "));
+    });
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-tb-inline]"), function (inline) {
+    inline.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var field = inline.getAttribute("data-tb-inline");
+      var row = inline.closest("tr");
+      var token = inline.querySelector('input[name="csrfmiddlewaretoken"]');
+      fetch(inline.action, {
+        method: "POST",
+        body: new FormData(inline),
+        credentials: "same-origin",
+        headers: {Accept: "application/json", "X-CSRFToken": token ? token.value : ""}
+      }).then(function (response) {
+        return response.json().then(function (data) { return {ok: response.ok, data: data}; });
+      }).then(function (result) {
+        if (!result.ok) { say("Not saved: " + (result.data.error || "try again.")); return; }
+        if (field === "tags") {
+          renderTags(row.querySelector('[data-field="tags"]'), result.data.tags);
+          inline.querySelector('input[name="tags"]').value = result.data.tags.join(", ");
+        } else {
+          var notes = row.querySelector('[data-field="notes"]');
+          var text = result.data.notes || "";
+          notes.textContent = text.length > 120 ? text.slice(0, 119) + "…" : text;
+        }
+        var details = inline.closest("details");
+        if (details) { details.open = false; details.querySelector("summary").focus(); }
+        say("Saved the " + field + ".");
+      }).catch(function () { say("Not saved: the server could not be reached."); });
+    });
+  });
+}());

@@ -1,0 +1,288 @@
+"""The runs list on the home page: numbers equal the database, filters, search, sort,
+pagination, constant queries, inline tags and notes, escaping."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from html.parser import HTMLParser
+
+import pytest
+from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from dashboard.models import AuditEntry
+from datasets.models import BaseModel
+from jobs.models import Job
+from tests.dashboard.conftest import XSS
+from tests.permissions import client_for, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+class Rows(HTMLParser):
+    """Table rows of the runs list: {run id: {data-field: (data-value, text)}}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, tuple[str | None, str]]] = {}
+        self.order: list[str] = []
+        self._run: str | None = None
+        self._field: str | None = None
+        self._value: str | None = None
+        self._text: list[str] = []
+        self._depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "tr" and a.get("data-run"):
+            self._run = a["data-run"]
+            self.rows[self._run] = {}
+            self.order.append(self._run)
+        if self._run and a.get("data-field") and self._field is None:
+            self._field, self._value, self._text, self._depth = (
+                a["data-field"],
+                a.get("data-value"),
+                [],
+                0,
+            )
+        elif self._field is not None:
+            self._depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._field is not None:
+            if self._depth == 0:
+                self.rows[self._run][self._field] = (self._value, "".join(self._text).strip())  # type: ignore[index]
+                self._field = None
+            else:
+                self._depth -= 1
+        if tag == "tr":
+            self._run = None
+
+    def handle_data(self, data: str) -> None:
+        if self._field is not None:
+            self._text.append(data)
+
+
+def parse(content: bytes) -> Rows:
+    parser = Rows()
+    parser.feed(content.decode())
+    return parser
+
+
+def number(value: str | None) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def test_numbers_on_the_list_equal_the_database(make_job, make_dataset_row) -> None:
+    dataset = make_dataset_row("support-chats")
+    jobs = [make_job(steps=30, seed=i, training_dataset=dataset) for i in range(3)]
+    running = make_job(status="running", finished_at=None, trained_tokens=None)
+    price = BaseModel.objects.get(pk="gpt-4o-mini-2024-07-18").to_spec().training_price_per_1m
+    page = client_for("viewer").get("/")
+    assert page.status_code == 200
+    rows = parse(page.content).rows
+    for job in jobs:
+        job.refresh_from_db()
+        row = rows[str(job.pk)]
+        assert row["name"][1] == job.name
+        assert number(row["final_train_loss"][0]) == job.final_train_loss
+        assert number(row["best_full_valid_loss"][0]) == job.best_full_valid_loss
+        assert number(row["best_full_valid_step"][0]) == job.best_full_valid_step
+        assert int(row["trained_tokens"][0]) == job.trained_tokens
+        assert Decimal(row["cost"][0]) == price * job.trained_tokens / Decimal(1_000_000)
+        assert number(row["duration"][0]) == job.duration_seconds
+        assert row["status"][1] == "Succeeded"
+    assert rows[str(running.pk)]["cost"] == ("", "—")
+    text = page.content.decode()
+    assert "support-chats" in text and "Acme OpenAI" in text and "gpt-4o-mini-2024-07-18" in text
+    # Hyperparameters: resolved first, else requested, else "auto".
+    auto = make_job(hyperparameters={}, requested_hyperparameters={"batch_size": 4})
+    cells = re.search(
+        rf'data-run="{auto.pk}".*?</tr>', client_for("viewer").get("/").content.decode(), re.S
+    )
+    assert cells and 'data-value="4"' in cells.group(0) and ">auto<" in cells.group(0)
+
+
+def test_cost_uses_the_catalog_alias_and_fine_tuned_base(make_job) -> None:
+    alias = make_job(base_model="gpt-4o-mini", trained_tokens=2_000_000)
+    tuned = make_job(
+        base_model="ft:gpt-4o-mini-2024-07-18:acme-org:v1:abc", model="", trained_tokens=1_000_000
+    )
+    unknown = make_job(base_model="mystery-model", trained_tokens=1_000_000)
+    price = BaseModel.objects.get(pk="gpt-4o-mini-2024-07-18").training_price_per_1m
+    rows = parse(client_for("viewer").get("/").content).rows
+    assert Decimal(rows[str(alias.pk)]["cost"][0]) == price * 2
+    assert Decimal(rows[str(tuned.pk)]["cost"][0]) == price
+    assert rows[str(unknown.pk)]["cost"][0] == ""
+    # Sorting by cost agrees with the displayed values (unknown last).
+    order = parse(client_for("viewer").get("/?sort=cost&dir=desc").content).order
+    assert order[:3] == [str(alias.pk), str(tuned.pk), str(unknown.pk)]
+
+
+def test_filters_and_search(make_job, make_dataset_row) -> None:
+    other = make_dataset_row("other")
+    a = make_job(name="alpha", tags=["keep", "x"], notes="tried a lower lr")
+    b = make_job(
+        name="beta", status="failed", training_dataset=other, base_model="gpt-4.1-mini-2025-04-14"
+    )
+    c = make_job(name="gamma", archived=True)
+    d = make_job(
+        name="delta", provider_job_id="ftjob-needle42", created_by=make_user("member", "creator")
+    )
+    old = make_job(name="old")
+    Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+    viewer = client_for("viewer")
+
+    def ids(query: str) -> set[str]:
+        response = viewer.get("/" + query)
+        assert response.status_code == 200
+        return set(parse(response.content).rows)
+
+    everything = {str(j.pk) for j in (a, b, d, old)}
+    assert ids("") == everything  # archived hidden by default
+    assert ids("?archived=include") == everything | {str(c.pk)}
+    assert ids("?archived=only") == {str(c.pk)}
+    assert ids("?status=failed") == {str(b.pk)}
+    assert ids(f"?dataset={other.pk}") == {str(b.pk)}
+    assert ids("?base_model=gpt-4.1-mini-2025-04-14") == {str(b.pk)}
+    assert ids(f"?provider={a.connection_id}") == everything
+    assert ids("?provider=999999") == set()
+    assert ids("?tag=keep") == {str(a.pk)}
+    assert ids(f"?creator={d.created_by_id}") == {str(d.pk)}
+    assert ids("?q=lower+LR") == {str(a.pk)}  # notes, case-insensitive
+    assert ids("?q=needle42") == {str(d.pk)}  # provider job id
+    assert ids("?q=4.1-mini") == {str(b.pk)}  # base model
+    assert ids(f"?q={a.fine_tuned_model[-8:]}") == {str(a.pk)}  # fine-tuned model id
+    today = timezone.localdate()
+    assert ids(
+        f"?created_from={today - timedelta(days=41):%Y-%m-%d}&created_to={today - timedelta(days=39):%Y-%m-%d}"
+    ) == {str(old.pk)}
+    assert str(old.pk) not in ids(f"?created_from={today:%Y-%m-%d}")
+    # Invalid values are ignored (and said so), the rest still applies.
+    response = viewer.get("/?status=bogus&tag=keep")
+    assert set(parse(response.content).rows) == {str(a.pk)}
+    assert b"Ignored invalid filter values" in response.content
+
+
+def test_sorting_by_numeric_columns_is_stable(make_job) -> None:
+    jobs = [make_job(steps=30, seed=s) for s in (3, 1, 2)]
+    tie = [make_job(trained_tokens=5, steps=0) for _ in range(3)]
+    viewer = client_for("viewer")
+    for key, field in (("train_loss", "final_train_loss"), ("valid_loss", "best_full_valid_loss"),
+                       ("tokens", "trained_tokens")):  # fmt: skip
+        for direction in ("asc", "desc"):
+            order = parse(viewer.get(f"/?sort={key}&dir={direction}").content).order
+            values = [getattr(Job.objects.get(pk=pk), field) for pk in order]
+            present = [v for v in values if v is not None]
+            assert present == sorted(present, reverse=direction == "desc")
+            assert values[len(present) :] == [None] * (len(values) - len(present))  # nulls last
+    # Ties keep a stable secondary order: newest first, then id.
+    order = parse(viewer.get("/?sort=tokens&dir=asc").content).order
+    tied = [pk for pk in order if pk in {str(j.pk) for j in tie}]
+    expected = [str(j.pk) for j in sorted(tie, key=lambda j: (j.created_at, j.pk), reverse=True)]
+    assert tied == expected
+    assert len(jobs) == 3
+    for key in ("n_epochs", "batch_size", "lr", "cost", "valid_step", "duration", "created"):
+        assert viewer.get(f"/?sort={key}&dir=asc").status_code == 200
+    page = viewer.get("/?sort=tokens&dir=asc").content.decode()
+    assert 'aria-sort="ascending"' in page
+
+
+def test_pagination(make_job) -> None:
+    connection = make_job().connection
+    Job.objects.bulk_create(
+        [Job(connection=connection, name=f"bulk {i}", base_model="m", status="succeeded")
+         for i in range(60)]
+    )  # fmt: skip
+    viewer = client_for("viewer")
+    first = viewer.get("/")
+    second = viewer.get("/?page=2")
+    assert len(parse(first.content).rows) == 50
+    assert len(parse(second.content).rows) == 11
+    assert not set(parse(first.content).rows) & set(parse(second.content).rows)
+    assert b"page 1 of 2" in first.content and b'rel="next"' in first.content
+    assert len(parse(viewer.get("/?page=99").content).rows) == 11  # past the end: last page
+
+
+def test_list_runs_a_constant_number_of_queries(make_job, make_dataset_row) -> None:
+    viewer = client_for("viewer")
+    dataset = make_dataset_row()
+    for i in range(5):
+        make_job(tags=[f"t{i}"], training_dataset=dataset, created_by=make_user("member", f"u{i}"))
+    viewer.get("/")  # warm the session
+    with CaptureQueriesContext(db_connection) as few:
+        assert viewer.get("/?sort=cost").status_code == 200
+    for i in range(55):
+        make_job(
+            tags=[f"t{i}"],
+            training_dataset=make_dataset_row(),
+            created_by=make_user("member", f"v{i}"),
+        )
+    with CaptureQueriesContext(db_connection) as many:
+        response = viewer.get("/?sort=cost")
+    assert len(parse(response.content).rows) == 50
+    assert len(few.captured_queries) == len(many.captured_queries) <= 12
+    with CaptureQueriesContext(db_connection) as filtered:
+        viewer.get("/?q=run&tag=t1&status=succeeded&sort=lr&dir=asc&page=1")
+    assert len(filtered.captured_queries) == len(few.captured_queries)
+    # Nothing aggregates metric rows.
+    assert not any("jobs_metricpoint" in q["sql"] for q in many.captured_queries)
+
+
+def test_inline_tags_and_notes(make_job) -> None:
+    job = make_job(name="editable", tags=["old"])
+    member = client_for("member")
+    page = member.get("/")
+    assert f"/runs/{job.pk}/tags/".encode() in page.content
+    response = member.post(f"/runs/{job.pk}/tags/", {"tags": "b, a, b", "next": "/?tag=old"})
+    assert response.status_code == 302 and response["Location"] == "/?tag=old"
+    job.refresh_from_db()
+    assert job.tags == ["a", "b"]
+    response = member.post(
+        f"/runs/{job.pk}/notes/", {"notes": "retry with 2 epochs"}, HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 200 and response.json()["notes"] == "retry with 2 epochs"
+    job.refresh_from_db()
+    assert job.notes == "retry with 2 epochs"
+    assert AuditEntry.objects.filter(action="job_annotated", object_id=str(job.pk)).count() == 2
+    # An off-site "next" is not followed.
+    response = member.post(f"/runs/{job.pk}/tags/", {"tags": "c", "next": "https://evil.example/"})
+    assert response["Location"] == "/"
+    # Too long a tag is refused without a write.
+    response = member.post(
+        f"/runs/{job.pk}/tags/", {"tags": "x" * 41}, HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 400
+    job.refresh_from_db()
+    assert job.tags == ["c"]
+
+
+def test_viewers_see_no_edit_controls_and_cannot_post(make_job) -> None:
+    job = make_job(tags=["keep"])
+    viewer = client_for("viewer")
+    page = viewer.get("/")
+    assert b"Edit tags" not in page.content and b"Edit notes" not in page.content
+    assert viewer.post(f"/runs/{job.pk}/tags/", {"tags": "x"}).status_code == 403
+    assert viewer.post(f"/runs/{job.pk}/notes/", {"notes": "x"}).status_code == 403
+    job.refresh_from_db()
+    assert job.tags == ["keep"] and job.notes == ""
+
+
+def test_user_content_is_escaped_on_the_list(make_job) -> None:
+    job = make_job(name=XSS, notes=XSS, tags=[XSS])
+    make_job(tags=["safe"])
+    page = client_for("member").get("/").content.decode()
+    assert XSS not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert str(job.pk) in page
+
+
+def test_compare_selected_form_targets_the_compare_page(make_job) -> None:
+    make_job()
+    page = client_for("viewer").get("/").content.decode()
+    assert 'id="tb-compare-form" method="get" action="/compare/"' in page
+    assert 'form="tb-compare-form"' in page
+    assert "js/runs_list.js" in page

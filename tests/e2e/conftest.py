@@ -1,0 +1,187 @@
+"""Browser end-to-end fixtures: the system's Chromium driven by Playwright against pytest-django's
+live server (with the built-in sandbox as the provider), signed in through the real login page.
+
+Every page a test opens records JavaScript dialogs (an injected ``alert`` is how the XSS probes
+show), uncaught page errors and console errors; any of them fails the test that opened it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.apps import apps as django_apps
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+
+from datasets.models import BaseModel
+from tests.e2e.pages import (
+    BROWSER_MISSING,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    accessibility_problems,
+    screenshot_path,
+)
+from tests.jobs.conftest import make_dataset, sandbox_connection  # noqa: F401 - fixtures
+from tests.permissions import make_user
+
+NAVIGATION_TIMEOUT_MS = 20_000
+ACTION_TIMEOUT_MS = 15_000
+
+
+@dataclass
+class PageProblems:
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"JavaScript dialog opened: {d}" for d in self.dialogs]
+        return "\n".join(lines + self.errors)
+
+
+PROBLEMS = pytest.StashKey[PageProblems]()
+
+
+def scenario_name(request: pytest.FixtureRequest) -> str:
+    return request.node.name.removeprefix("test_")
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the browser tests, closed when they are done."""
+    if BROWSER_MISSING:  # the tests are marked skipif already; this guards direct use
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    # Playwright's sync API keeps an asyncio loop running in this thread, and Django refuses
+    # ORM calls from a thread with a running loop. The tests (and the database flush after
+    # each one) are plain synchronous code, so the check is lifted while the browser is up.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def catalog(transactional_db: None) -> None:
+    """Transactional tests flush the base-model catalog seeded by a migration; put it back."""
+    if not BaseModel.objects.exists():
+        importlib.import_module("datasets.migrations.0002_seed_base_models").seed(django_apps, None)
+
+
+@pytest.fixture
+def browser_problems(request: pytest.FixtureRequest) -> PageProblems:
+    """What this test's pages recorded so far (dialogs, uncaught errors, console errors)."""
+    return request.node.stash.setdefault(PROBLEMS, PageProblems())
+
+
+@pytest.fixture
+def page_as(
+    request: pytest.FixtureRequest,
+    browser: Browser,
+    live_server: Any,
+    catalog: None,
+    browser_problems: PageProblems,
+) -> Iterator[Callable[[str], Page]]:
+    """``page_as(role)``: a new browser context signed in as a user of that role (viewer,
+    member, staff) through the login page, one user per role and test."""
+    problems = browser_problems
+    scenario = scenario_name(request)
+    contexts = []
+    users: dict[str, Any] = {}
+
+    def watch(page: Page, role: str) -> None:
+        def on_dialog(dialog: Dialog) -> None:
+            problems.dialogs.append(f"{dialog.type} {dialog.message!r} on {page.url} ({role})")
+            dialog.dismiss()
+
+        def on_console(message: ConsoleMessage) -> None:
+            source = message.location.get("url", "")
+            # Chromium asks every site for /favicon.ico, which Tuneboard does not serve yet
+            # (a known 404, reported separately); any other failed load counts.
+            if message.type == "error" and not source.endswith("/favicon.ico"):
+                problems.errors.append(
+                    f"console error on {page.url} ({role}): {message.text} [{source}]"
+                )
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda exc: problems.errors.append(
+            f"uncaught error on {page.url} ({role}): {exc}"))  # fmt: skip
+        page.on("console", on_console)
+
+    def open_as(role: str) -> Page:
+        user = users.get(role) or make_user(role, username=f"{role}-e2e")
+        users[role] = user
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-US"
+        )
+        contexts.append(context)
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+        page = context.new_page()
+        watch(page, role)
+        page.goto("/accounts/login/")
+        if not contexts[1:]:  # the login page is checked like every other page, once a test
+            page.screenshot(path=screenshot_path(scenario, "login"), full_page=True)
+            problems_here = accessibility_problems(page)
+            assert not problems_here, "login page: " + "; ".join(problems_here)
+        page.get_by_label("Username").fill(user.username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        assert page.locator(".user-name").inner_text() == user.username
+        return page
+
+    try:
+        yield open_as
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def check_page(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
+    """``check_page(page, name)``: screenshot the page as var/screenshots/<scenario>--<name>.png,
+    then assert the accessibility basics and that nothing went wrong on it so far."""
+    scenario = scenario_name(request)
+
+    def check(page: Page, name: str) -> None:
+        page.wait_for_load_state("load")
+        page.screenshot(path=screenshot_path(scenario, name), full_page=True)
+        problems = accessibility_problems(page)
+        assert not problems, f"{name} ({page.url}): " + "; ".join(problems)
+        recorded = request.node.stash.get(PROBLEMS, None)
+        assert not (recorded and recorded.summary()), f"{name}: {recorded.summary()}"
+
+    return check
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Fail a test whose pages opened a dialog or raised, even when its asserts passed."""
+    try:
+        result = yield
+    except BaseException as exc:
+        problems = item.stash.get(PROBLEMS, None)
+        if problems and problems.summary():
+            exc.add_note("In the browser:\n" + problems.summary())
+        raise
+    problems = item.stash.get(PROBLEMS, None)
+    if problems and problems.summary():
+        pytest.fail("In the browser:\n" + problems.summary(), pytrace=False)
+    return result
