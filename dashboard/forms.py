@@ -11,10 +11,9 @@ from django.utils import timezone
 
 from dashboard.charts import X_AXES
 from dashboard.selectors_runs import DEFAULT_SORT, SORTS, ChartOptions, RunFilters
+from dashboard.tags import MAX_TAG_LENGTH, MAX_TAGS, parse_tags
 from jobs.models import Job
 
-MAX_TAGS = 20
-MAX_TAG_LENGTH = 40
 NOTES_MAX = 10_000
 EXPIRY_CHOICES = (
     ("", "Never"),
@@ -23,24 +22,6 @@ EXPIRY_CHOICES = (
     ("30", "30 days"),
     ("90", "90 days"),
 )
-
-
-def parse_tags(text: str) -> list[str]:
-    """Comma-separated tags: whitespace collapsed, duplicates dropped, order kept."""
-    tags: list[str] = []
-    for raw in text.split(","):
-        tag = " ".join(raw.split())
-        if not tag:
-            continue
-        if len(tag) > MAX_TAG_LENGTH:
-            raise forms.ValidationError(f"Tags are at most {MAX_TAG_LENGTH} characters: “{tag}”.")
-        if not tag.isprintable():
-            raise forms.ValidationError("Tags cannot contain control characters.")
-        if tag not in tags:
-            tags.append(tag)
-    if len(tags) > MAX_TAGS:
-        raise forms.ValidationError(f"At most {MAX_TAGS} tags.")
-    return tags
 
 
 class RunFilterForm(forms.Form):

@@ -6,26 +6,15 @@ from typing import Any
 
 from django import forms
 
+from dashboard.tags import parse_tags as _parse_tags
 from datasets import selectors
 from datasets.derive import MAX_SEED
-from datasets.models import MAX_TAG_LENGTH, MAX_TAGS, BaseModel, Dataset
+from datasets.models import MAX_TAG_LENGTH, BaseModel, Dataset
 
 
 def parse_tags(text: str) -> list[str]:
-    tags: list[str] = []
-    for raw in text.split(","):
-        tag = " ".join(raw.split()).lower()
-        if not tag:
-            continue
-        if len(tag) > MAX_TAG_LENGTH:
-            raise forms.ValidationError(f"Tags are at most {MAX_TAG_LENGTH} characters: {tag!r}.")
-        if not tag.isprintable():
-            raise forms.ValidationError("Tags cannot contain control characters.")
-        if tag not in tags:
-            tags.append(tag)
-    if len(tags) > MAX_TAGS:
-        raise forms.ValidationError(f"At most {MAX_TAGS} tags.")
-    return tags
+    """Dataset tags are matched case-insensitively, so they are stored lowercased."""
+    return _parse_tags(text, lowercase=True)
 
 
 class ModelField(forms.ModelChoiceField):

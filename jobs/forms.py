@@ -10,34 +10,16 @@ from typing import Any
 from django import forms
 from django.core.validators import validate_email
 
+from dashboard.tags import parse_tags
 from datasets.models import BaseModel, Dataset
 from jobs import selectors
 from jobs.models import Job, ProviderConnection, split_addresses
 from jobs.services import LaunchRequest
 
-MAX_TAGS = 20
-MAX_TAG_LENGTH = 40
 MAX_SEED = 2_147_483_647
 SUFFIX_RE = re.compile(r"^[^:\s]*$")
 NOTES_MAX = 10_000
 SUPERVISED_FORMATS = frozenset({"chat", "chat_tools", "vision", "legacy_completion"})
-
-
-def parse_tags(text: str) -> list[str]:
-    tags: list[str] = []
-    for raw in text.split(","):
-        tag = " ".join(raw.split())
-        if not tag:
-            continue
-        if len(tag) > MAX_TAG_LENGTH:
-            raise forms.ValidationError(f"Tags are at most {MAX_TAG_LENGTH} characters: “{tag}”.")
-        if not tag.isprintable():
-            raise forms.ValidationError("Tags cannot contain control characters.")
-        if tag not in tags:
-            tags.append(tag)
-    if len(tags) > MAX_TAGS:
-        raise forms.ValidationError(f"At most {MAX_TAGS} tags.")
-    return tags
 
 
 # --- Connections ------------------------------------------------------------------------------
