@@ -215,3 +215,76 @@ class Elsewhere:
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
         self.connection.close()
+
+
+@dataclass
+class LargeHistory:
+    """Thirty jobs at the provider in every state a finished or stopped job can be in."""
+
+    by_status: dict[str, list[str]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    deleted_file: str = ""
+
+    @property
+    def all(self) -> list[str]:
+        return [job for jobs in self.by_status.values() for job in jobs]
+
+
+def make_large_history(sdk: openai.OpenAI) -> LargeHistory:
+    """21 succeeded (varied epochs, some with validation, two whose training file was deleted
+    since), 4 failed, 3 cancelled and 2 paused mid-run: 30 jobs over 7 distinct files."""
+    history = History()
+    trains = [
+        upload(sdk, history, jsonl(chat_examples(10 + i, seed=20 + i)), f"t{i}.jsonl")
+        for i in range(4)
+    ]
+    valids = [
+        upload(sdk, history, jsonl(chat_examples(10, seed=40 + i)), f"v{i}.jsonl")
+        for i in range(2)
+    ]
+    gone = upload(sdk, history, jsonl(chat_examples(10, seed=60)), "gone.jsonl")
+    create = sdk.fine_tuning.jobs.create
+    large = LargeHistory(files=history.files, deleted_file=gone)
+    succeeded = large.by_status.setdefault("succeeded", [])
+    for i in range(19):
+        succeeded.append(
+            create(
+                model="gpt-4o-mini",
+                training_file=trains[i % 4],
+                validation_file=valids[i % 2] if i % 3 == 0 else None,
+                hyperparameters={"n_epochs": 1 + i % 3},
+                suffix=f"h{i}",
+                seed=i,
+            ).id
+        )
+    succeeded += [create(model="gpt-4o-mini", training_file=gone, seed=s).id for s in (1, 2)]
+    large.by_status["failed"] = [
+        create(
+            model="gpt-4o-mini",
+            training_file=trains[i],
+            method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}},
+        ).id
+        for i in range(4)
+    ]
+    slow = {"sandbox_seconds_per_step": "0.3"}
+    stopped = [
+        create(model="gpt-4o-mini", training_file=trains[i % 4], metadata=slow).id
+        for i in range(5)
+    ]
+    for job_id in stopped[:3]:
+        sdk.fine_tuning.jobs.cancel(job_id)
+    large.by_status["cancelled"] = stopped[:3]
+    # Only a running job can be paused: wait for the queue phase to end. "paused" is outside
+    # the SDK's status Literal, so a lenient client reads and pauses these two.
+    lenient = sdk.with_options()
+    lenient._strict_response_validation = False
+    for job_id in stopped[3:]:
+        assert wait_until(
+            lambda j=job_id: lenient.fine_tuning.jobs.retrieve(j).status == "running", 15
+        )
+        assert lenient.fine_tuning.jobs.pause(job_id).status == "paused"
+    large.by_status["paused"] = stopped[3:]
+    for job_id in large.all:  # reading a job advances the simulation to its end
+        lenient.fine_tuning.jobs.retrieve(job_id)
+    sdk.files.delete(gone)
+    return large
