@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "dashboard",
     "datasets",
     "jobs",
+    "evals",
     "sandbox",
 ]
 
@@ -227,6 +228,14 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tuneboard@localhost")
 PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)
 PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 60, minimum=0.1)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4, minimum=0, maximum=20)
+
+# Evaluations: chat completions in flight per connection, tries per cell (transient errors),
+# and the most examples one evaluation takes from its dataset.
+EVAL_CONCURRENCY_PER_CONNECTION = env_int(
+    "EVAL_CONCURRENCY_PER_CONNECTION", 4, minimum=1, maximum=64
+)
+EVAL_MAX_ATTEMPTS = env_int("EVAL_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+EVAL_MAX_EXAMPLES = env_int("EVAL_MAX_EXAMPLES", 1000, minimum=1)
 
 # Datasets: uploads are streamed to storage; anything larger is refused while streaming.
 DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 1024**3, minimum=1)

@@ -34,6 +34,7 @@ urlpatterns = [
     ),
     path("datasets/", include("datasets.urls")),
     path("jobs/", include("jobs.urls")),
+    path("evaluations/", include("evals.urls")),
     path("sandbox/", include("sandbox.urls")),
     path("admin/", admin.site.urls),
 ]

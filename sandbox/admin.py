@@ -6,6 +6,7 @@ from sandbox import engine
 from sandbox.models import (
     SandboxAccount,
     SandboxCheckpoint,
+    SandboxCompletion,
     SandboxEvent,
     SandboxFault,
     SandboxFile,
@@ -122,3 +123,13 @@ class SandboxWebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ("type", ("delivered_at", admin.EmptyFieldListFilter))
     search_fields = ("id", "job__id", "url")
     raw_id_fields = ("job",)
+
+
+@admin.register(SandboxCompletion)
+class SandboxCompletionAdmin(ReadOnlyAdmin):
+    list_display = ("owner", "model", "status_code", "stream", "created_at")
+    list_filter = ("status_code", "stream")
+    search_fields = ("model", "prompt_sha256")
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -286,17 +286,39 @@ def _reject_nul(request: HttpRequest, kwargs: dict[str, Any]) -> None:
             raise ApiError(400, f"Invalid '{name}': contains a NUL character.", param=name)
 
 
+Recorder = Callable[[HttpRequest, Caller], Callable[[HttpResponseBase], None]]
+
+
+def _start_recording(record: Recorder, request: HttpRequest, caller: Caller) -> Any:
+    try:
+        return record(request, caller)
+    except Exception:
+        log.exception("sandbox: could not start recording %s %s", request.method, request.path)
+        return None
+
+
+def _finish_recording(finish: Any, request: HttpRequest, response: HttpResponseBase) -> None:
+    try:
+        finish(response)
+    except Exception:
+        log.exception("sandbox: could not record %s %s", request.method, request.path)
+
+
 def endpoint(
-    *methods: str, faults: bool = True
+    *methods: str, faults: bool = True, record: Recorder | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., HttpResponse]]:
     """Wraps a sandbox view: method check, key auth, faults, error envelope, x-request-id.
 
     ``faults=False`` is for the control endpoints, which must stay reachable to clear faults.
+    ``record(request, caller)`` is called once the caller is authenticated, before faults and
+    the view; the callable it returns gets the final response, whether the view, an injected
+    fault or an error produced it. Recording errors are logged and never change the response.
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            finish = None
             try:
                 if request.method not in methods:
                     raise ApiError(
@@ -306,6 +328,8 @@ def endpoint(
                         headers={"Allow": ", ".join(methods)},
                     )
                 caller = _authenticate(request)
+                if record is not None:
+                    finish = _start_recording(record, request, caller)
                 _reject_nul(request, kwargs)
                 fault = _claim_fault(caller.owner, request.path) if faults else None
                 response = _inject(fault, request) if fault else None
@@ -328,6 +352,8 @@ def endpoint(
                     type="server_error",
                 ).response()
             response["x-request-id"] = ids.request_id()
+            if finish is not None:
+                _finish_recording(finish, request, response)
             return response
 
         return login_not_required(csrf_exempt(wrapper))

@@ -208,3 +208,20 @@ class SandboxWebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.job_id}"
+
+
+class SandboxCompletion(models.Model):
+    """One authenticated ``POST …/chat/completions`` and how the sandbox answered it (200, the
+    error status, or an injected fault's status), so tests can count requests that reached the
+    sandbox. Written by ``sandbox.completion_log``; see there for what is counted."""
+
+    owner = models.CharField(max_length=40, db_index=True)
+    model = models.CharField(max_length=300)
+    # sha256 of the canonical JSON of the request's `messages` ("" when there was none).
+    prompt_sha256 = models.CharField(max_length=64)
+    status_code = models.IntegerField()
+    stream = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.status_code}"

@@ -10,6 +10,13 @@
   messages), otherwise get the base reply adapted to the training replies' style (typical
   length, a shared opening or closing sentence), or one of the trained labels when the replies
   are label-like (median ≤ 3 words). Below fidelity 0.3 they answer like the base model.
+* Grading requests come first, for every model (base, fine-tuned, checkpoint) and at any
+  temperature: a last user message with the section headers ``Reference answer:`` +
+  ``Candidate answer:`` on their own lines gets ``Score: N`` (N = 10 × the SQuAD token F1 of
+  candidate vs reference, rounded half up), one with ``Reference answer:`` + ``Answer A:`` +
+  ``Answer B:`` gets ``A``, ``B`` or ``TIE`` (the answer with the higher F1 against the
+  reference by more than 0.05, else ``TIE``). Parsing rules in ``sandbox/judging.py``; usage
+  and ``max_tokens`` apply as to any reply.
 * Temperature 0 is fully deterministic; temperature > 0 varies the wording deterministically per
   ``seed``, or per call without a seed, and lowers fidelity by up to 20 %.
 """
@@ -28,6 +35,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import tiktoken
+
+from sandbox import judging
 
 O200K = "o200k_base"
 CL100K = "cl100k_base"
@@ -132,6 +141,16 @@ def _last_user_text(messages: Sequence[Mapping[str, object]]) -> str:
     if not texts:
         texts = [m.get("content") for m in messages if isinstance(m, Mapping)]
     return _collapse(_text_of(texts[-1])) if texts else ""
+
+
+def _last_user_raw(messages: Sequence[Mapping[str, object]]) -> str:
+    """The last user message's text as sent (line breaks kept; text parts one per line)."""
+    for message in reversed(messages):
+        if isinstance(message, Mapping) and _role_of(message) == "user":
+            content = message.get("content")
+            parts = content if isinstance(content, list) else [content]
+            return "\n".join(_text_of(part if isinstance(part, str) else [part]) for part in parts)
+    return ""
 
 
 def _last_user_line(key: str) -> str:
@@ -384,6 +403,9 @@ def generate_reply(
     """The assistant's reply and finish reason (``"stop"``, or ``"length"`` when ``max_tokens``
     cut it). ``trained`` is None for base models, else ``training_pairs`` of the training file;
     ``fidelity`` (0–1) comes from ``TrainingRun.fidelity`` of the model's step."""
+    verdict = judging.judge_reply(_last_user_raw(messages))
+    if verdict is not None:  # any model, asked to grade, grades
+        return _truncate(verdict, model=model, max_tokens=max_tokens)
     key = prompt_key(messages)
     rng = _rng(key, model, seed, temperature)
     if trained is None:

@@ -32,5 +32,6 @@ urlpatterns = [
     path("openai/v1/", include(api)),
     path("control/faults", control.faults),
     path("control/account", control.account),
+    path("control/completions", control.completions),
     re_path(r"^(?P<rest>.*)$", unknown_route),
 ]

@@ -1,5 +1,5 @@
-"""Sandbox-only controls (not part of OpenAI's API): fault injection, response profile and
-outgoing webhooks, authenticated with the same API keys."""
+"""Sandbox-only controls (not part of OpenAI's API): fault injection, response profile,
+outgoing webhooks and the chat completion log, authenticated with the same API keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from sandbox import services
+from sandbox import completion_log, services
 from sandbox.api import Caller, endpoint, parse_json
 from sandbox.models import SandboxFault
 
@@ -46,3 +46,13 @@ def account(request: HttpRequest, caller: Caller) -> dict[str, Any]:
         "webhook_url": account.webhook_url,
         "webhook_secret_set": bool(account.webhook_secret),
     }
+
+
+@endpoint("GET", "DELETE", faults=False)
+def completions(request: HttpRequest, caller: Caller) -> dict[str, Any]:
+    """The caller's chat completion requests counted per (model, prompt_sha256, status_code),
+    ``?model=`` to keep one model; DELETE clears them (see ``sandbox.completion_log``)."""
+    if request.method == "DELETE":
+        return {"deleted": completion_log.clear(caller.owner)}
+    data = completion_log.counts(caller.owner, model=request.GET.get("model") or None)
+    return {"object": "list", "data": data, "has_more": False}

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from sandbox import services
+from sandbox import completion_log, services
 from sandbox.api import ApiError, Caller, endpoint
 from sandbox.catalog import BASE_MODELS, base_model
 from sandbox.models import SandboxModel
@@ -41,7 +41,7 @@ def model_detail(request: HttpRequest, caller: Caller, model_id: str) -> dict[st
     return ft_model_json(tuned)
 
 
-@endpoint("POST")
+@endpoint("POST", record=completion_log.start)
 def chat_completions(request: HttpRequest, caller: Caller) -> Any:
     from django.http import StreamingHttpResponse
 

@@ -20,6 +20,7 @@ def test_registered_task_names_snapshot() -> None:
         "dashboard.tasks.beat_heartbeat",
         "dashboard.tasks.probe_complete",
         "datasets.tasks.dataset_validate",
+        "evals.tasks.evaluation_run_task",
         "jobs.tasks.import_run_task",
         "jobs.tasks.job_launch_task",
         "jobs.tasks.job_sync_task",

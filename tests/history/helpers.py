@@ -239,8 +239,7 @@ def make_large_history(sdk: openai.OpenAI) -> LargeHistory:
         for i in range(4)
     ]
     valids = [
-        upload(sdk, history, jsonl(chat_examples(10, seed=40 + i)), f"v{i}.jsonl")
-        for i in range(2)
+        upload(sdk, history, jsonl(chat_examples(10, seed=40 + i)), f"v{i}.jsonl") for i in range(2)
     ]
     gone = upload(sdk, history, jsonl(chat_examples(10, seed=60)), "gone.jsonl")
     create = sdk.fine_tuning.jobs.create
@@ -268,8 +267,7 @@ def make_large_history(sdk: openai.OpenAI) -> LargeHistory:
     ]
     slow = {"sandbox_seconds_per_step": "0.3"}
     stopped = [
-        create(model="gpt-4o-mini", training_file=trains[i % 4], metadata=slow).id
-        for i in range(5)
+        create(model="gpt-4o-mini", training_file=trains[i % 4], metadata=slow).id for i in range(5)
     ]
     for job_id in stopped[:3]:
         sdk.fine_tuning.jobs.cancel(job_id)

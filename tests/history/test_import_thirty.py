@@ -36,9 +36,11 @@ def test_thirty_jobs_in_mixed_states_import_exactly_once(sandbox_connection, sdk
     missing = ImportedFile.objects.get(provider_file_id=large.deleted_file)
     assert missing.status == "missing" and missing.dataset is None
 
-    assert Counter(Job.objects.values_list("status", flat=True)) == {
-        status: len(jobs) for status, jobs in large.by_status.items()
-    } == {"succeeded": 21, "failed": 4, "cancelled": 3, "paused": 2}
+    assert (
+        Counter(Job.objects.values_list("status", flat=True))
+        == {status: len(jobs) for status, jobs in large.by_status.items()}
+        == {"succeeded": 21, "failed": 4, "cancelled": 3, "paused": 2}
+    )
     # Per job: status, every event, every checkpoint and every results row, once.
     assert_matches_provider(sandbox_connection)
     theirs = provider_view(sandbox_connection)

@@ -1,0 +1,11 @@
+from celery import shared_task
+
+from evals import services
+
+
+# One step (a time budget's worth of cells); the service queues the next step or a retry.
+# Redelivered or duplicated steps are harmless: the evaluation is claimed under a lock and
+# only pending cells are requested.
+@shared_task(acks_late=True)
+def evaluation_run_task(evaluation_id: int) -> None:
+    services.evaluation_step_and_continue(evaluation_id=evaluation_id)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import importlib
+import io
+from dataclasses import dataclass
+
+import openai
+import pytest
+from django.apps import apps as django_apps
+
+from datasets.models import BaseModel, Dataset
+from jobs import history
+from jobs.models import Job, ProviderConnection
+from jobs.services import connection_save
+from tests.history.helpers import settle_datasets
+from tests.jobs.conftest import make_dataset  # noqa: F401 - fixture
+from tests.sandbox.conftest import KEY, make_client
+from tests.sandbox.data import chat_examples, jsonl
+
+
+@pytest.fixture(autouse=True)
+def _catalog(request: pytest.FixtureRequest) -> None:
+    """Transactional tests flush the seeded base-model catalog; put it back when gone."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    transactional = marker.kwargs.get("transaction", False)
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    if not BaseModel.objects.exists():
+        importlib.import_module("datasets.migrations.0002_seed_base_models").seed(django_apps, None)
+
+
+@pytest.fixture
+def sdk(sandbox_url: str) -> openai.OpenAI:
+    return make_client(sandbox_url)
+
+
+@pytest.fixture
+def sandbox_connection(sandbox_url: str) -> ProviderConnection:
+    return connection_save(name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=KEY)
+
+
+@dataclass
+class Trained:
+    job: Job
+    dataset: Dataset  # what it was trained on: the sandbox's models recall these replies
+    examples: list[dict]
+
+
+def train(
+    sdk: openai.OpenAI, connection: ProviderConnection, n: int = 12, epochs: int = 3
+) -> Trained:
+    """A finished sandbox run (made at the provider, imported like history: no worker needed)
+    with its training file as a valid dataset and one checkpoint per epoch."""
+    examples = chat_examples(n, seed=31)
+    file_id = sdk.files.create(
+        file=("eval-train.jsonl", io.BytesIO(jsonl(examples))), purpose="fine-tune"
+    ).id
+    job_id = sdk.fine_tuning.jobs.create(
+        model="gpt-4o-mini", training_file=file_id, hyperparameters={"n_epochs": epochs},
+        suffix="evals", seed=5,
+    ).id  # fmt: skip
+    assert sdk.fine_tuning.jobs.retrieve(job_id).status == "succeeded"
+    run = history.import_now(connection=connection, user=None)
+    assert run.status == "succeeded", run.last_error
+    settle_datasets()
+    job = Job.objects.select_related("training_dataset").get(provider_job_id=job_id)
+    assert job.training_dataset is not None and job.training_dataset.status == "valid"
+    return Trained(job, job.training_dataset, examples)
+
+
+@pytest.fixture
+def trained(sdk: openai.OpenAI, sandbox_connection: ProviderConnection) -> Trained:
+    return train(sdk, sandbox_connection)

@@ -1,0 +1,125 @@
+"""Evaluations through the queue: a real worker runs one started from the page, and a worker
+killed mid-run hands over to another that asks the provider for no answered cell again
+(counted at the sandbox, which logs every chat completion it serves)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+from collections import Counter
+
+import httpx
+import pytest
+
+from evals.choices import run_choices
+from evals.models import EvalOutput, Evaluation
+from evals.services import EvaluationRequest, evaluation_create
+from evals.tasks import evaluation_run_task
+from sandbox.models import SandboxCompletion
+from tests.conftest import start_worker, stop_process, wait_for_worker, wait_until
+from tests.evals.conftest import Trained
+from tests.evals.test_run import EXACT
+from tests.permissions import client_for
+from tests.sandbox.conftest import KEY
+from tests.sandbox.data import chat_examples
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def prompt_sha(messages: list[dict]) -> str:
+    canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def finished(pk: int, timeout: float = 90) -> Evaluation:
+    assert wait_until(
+        lambda: Evaluation.objects.get(pk=pk).status in Evaluation.TERMINAL, timeout=timeout
+    ), Evaluation.objects.filter(pk=pk).values().first()
+    return Evaluation.objects.get(pk=pk)
+
+
+def test_started_from_the_page_and_run_by_a_worker(trained: Trained, celery_worker) -> None:  # type: ignore[no-untyped-def]
+    choices = run_choices(trained.job)
+    member = client_for("member")
+    response = member.post("/evaluations/new/", {
+        "dataset": trained.dataset.pk, "models": [choices[0].key, choices[-1].key],
+        "temperature": "0", "exact_match": "on", "exact_ignore_whitespace": "on",
+        "action": "start",
+    })  # fmt: skip
+    assert response.status_code == 302
+    evaluation = finished(Evaluation.objects.get().pk)
+    assert evaluation.status == "succeeded" and evaluation.cells_done == 24
+    status = member.get(f"/evaluations/{evaluation.pk}/status.json").json()
+    assert status["percent"] == 100.0 and status["terminal"]
+    html = member.get(f"/evaluations/{evaluation.pk}/").content.decode()
+    assert 'data-metric="exact_match" data-mean="1.0"' in html
+    # Every cell was asked for exactly once.
+    assert SandboxCompletion.objects.filter(status_code=200).count() == 24
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_requests_no_answered_cell_twice(
+    sandbox_url: str, trained: Trained, make_dataset, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    choices = run_choices(trained.job)
+    dataset = make_dataset(chat_examples(120, seed=77), name="held-out")
+    evaluation = evaluation_create(
+        request=EvaluationRequest(
+            name="kill", dataset=dataset, model_keys=[choices[0].key, choices[-1].key],
+            graders=[EXACT],
+        ),
+        user=None, enqueue=False,
+    )  # fmt: skip
+    queues = "default,polling,validation,doomed"
+    env = {"CELERY_VISIBILITY_TIMEOUT": "2", "EVAL_CONCURRENCY_PER_CONNECTION": "1"}
+    log = tmp_path / "doomed.log"
+    doomed = start_worker(log, "doomed@localhost", queues=queues, PROVIDER_READ_TIMEOUT="30", **env)
+    wait_for_worker(doomed, "doomed@localhost", log)
+    evaluation_run_task.apply_async((evaluation.pk,), queue="doomed")
+    assert wait_until(
+        lambda: Evaluation.objects.get(pk=evaluation.pk).cells_done >= 30, timeout=60
+    ), log.read_text()[-3000:]
+    # The next chat completion hangs; the worker is killed while it waits for it.
+    httpx.post(
+        f"{sandbox_url.removesuffix('/v1')}/control/faults",
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={"kinds": ["hang"], "count": 1, "hang_seconds": 20, "path": "chat/completions"},
+    ).raise_for_status()
+    assert wait_until(
+        lambda: SandboxCompletion.objects.exclude(status_code=200).exists(), timeout=30
+    ), log.read_text()[-3000:]
+    os.killpg(doomed.pid, signal.SIGKILL)  # the worker and its pool processes, at once
+    doomed.wait()
+    answered = {
+        (model, prompt_sha(messages))
+        for model, messages in EvalOutput.objects.filter(
+            evaluation=evaluation, status="succeeded"
+        ).values_list("column__model_name", "example__messages")
+    }
+    interrupted = Evaluation.objects.get(pk=evaluation.pk)
+    assert interrupted.status == "running" and 30 <= len(answered) < 240
+
+    log2 = tmp_path / "heir.log"
+    heir = start_worker(log2, "heir@localhost", queues=queues, **env)
+    try:
+        wait_for_worker(heir, "heir@localhost", log2)
+        # The unacknowledged task comes back once its visibility timeout passes.
+        assert wait_until(
+            lambda: Evaluation.objects.get(pk=evaluation.pk).status in Evaluation.TERMINAL,
+            timeout=90,
+        ), (Evaluation.objects.filter(pk=evaluation.pk).values().first(), log2.read_text()[-4000:])
+        evaluation.refresh_from_db()
+    finally:
+        stop_process(heir)
+    assert evaluation.status == "succeeded", log2.read_text()[-3000:]
+    assert (evaluation.cells_done, evaluation.cells_failed) == (240, 0)
+    served = Counter(
+        SandboxCompletion.objects.filter(status_code=200).values_list("model", "prompt_sha256")
+    )
+    # Cells answered before the kill were not asked again; every cell got exactly one answer.
+    assert all(served[cell] == 1 for cell in answered)
+    assert sum(served.values()) == 240 and set(served.values()) == {1}
+    hung = SandboxCompletion.objects.exclude(status_code=200)
+    assert hung.count() == 1 and served[(hung[0].model, hung[0].prompt_sha256)] == 1
