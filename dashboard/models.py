@@ -74,7 +74,7 @@ class AuditEntry(models.Model):
 
 
 class ShareLink(models.Model):
-    """A read-only public link to one run or to a comparison of runs.
+    """A read-only public link to one run, a comparison of runs, or an evaluation.
 
     Only the SHA-256 of the token is stored: the plaintext is shown once to its creator. The
     page is live while a run is still going; once every run is terminal a frozen ``snapshot``
@@ -84,6 +84,7 @@ class ShareLink(models.Model):
     class Kind(models.TextChoices):
         RUN = "run", "Run"
         COMPARISON = "comparison", "Comparison"
+        EVALUATION = "evaluation", "Evaluation"
 
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     kind = models.CharField(max_length=12, choices=Kind.choices)
@@ -93,6 +94,12 @@ class ShareLink(models.Model):
     )
     # Every run of the link, in the order the page shows them (the run itself for a run link).
     job_ids = models.JSONField(default=list)
+    # The evaluation of an evaluation link; its prompts, references and outputs are shown
+    # only when the creator chose to include them (the summary always is).
+    evaluation = models.ForeignKey(
+        "evals.Evaluation", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    include_outputs = models.BooleanField(default=False)
     label = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -893,7 +893,7 @@ def recent_runs(exclude: Sequence[str], *, limit: int = RECENT_RUNS_OFFERED) -> 
 
 def share_links_of(user: Any) -> list[ShareLink]:
     """A member's share links, newest first (an admin sees everyone's)."""
-    links = ShareLink.objects.select_related("created_by", "job").defer(
+    links = ShareLink.objects.select_related("created_by", "job", "evaluation").defer(
         "snapshot",
         "job__requested_hyperparameters",
         "job__hyperparameters",

@@ -31,6 +31,7 @@ from dashboard.forms import (
     TagsForm,
 )
 from dashboard.models import ShareLink
+from evals.selectors import latest_final_scores
 from jobs.models import Job
 from jobs.services import job_annotate
 
@@ -297,6 +298,9 @@ def compare(request: HttpRequest) -> HttpResponse:
         "max_runs": selectors_runs.MAX_COMPARE,
     }
     if comparison is not None:
+        context["evaluation_scores"] = latest_final_scores(
+            [r.job.pk for r in comparison.runs if r.job]
+        )
         context["axes"] = comparison.supported_axes()
         context["config"] = {
             "figures_url": f"{reverse('compare_figures')}?{urlencode({'runs': canonical}, safe=',')}",
@@ -429,6 +433,11 @@ def _public(response: HttpResponse) -> HttpResponse:
 @require_GET
 def share_page(request: HttpRequest, token: str) -> HttpResponse:
     link = share.active_link(token)
+    if link is not None and link.kind == ShareLink.Kind.EVALUATION:
+        from evals.views import shared_page
+
+        services.share_link_record_view(link=link)
+        return _public(shared_page(request, link))
     data = share.page_data(link) if link is not None else None
     if link is None or data is None:
         return share_missing()

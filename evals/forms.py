@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
+from dashboard.forms import EXPIRY_CHOICES
 from datasets.models import Dataset
 from evals import graders as grading
 from evals.choices import ModelChoice
@@ -178,3 +181,17 @@ class EvaluationForm(forms.Form):
         baseline = self.cleaned_data.get("baseline") or ""
         models = self.cleaned_data["models"]
         return models.index(baseline) if baseline in models else 0
+
+
+class EvaluationShareForm(forms.Form):
+    label = forms.CharField(required=False, max_length=200, label="Title")
+    expires_in_days = forms.ChoiceField(required=False, choices=EXPIRY_CHOICES, label="Expires")
+    include_outputs = forms.BooleanField(
+        required=False,
+        label="include prompts, references and outputs",
+        help_text="Without it the link shows only the summary and the chart.",
+    )
+
+    def expires_at(self) -> Any:
+        days = self.cleaned_data.get("expires_in_days")
+        return timezone.now() + timedelta(days=int(days)) if days else None

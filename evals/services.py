@@ -358,6 +358,41 @@ def _judge_progress(evaluation: Evaluation) -> dict[str, int]:
     return {"judge_done": done, "judge_total": total}
 
 
+# --- share links ----------------------------------------------------------------------------
+
+
+def evaluation_share_create(
+    *,
+    evaluation: Evaluation,
+    user: AbstractBaseUser,
+    label: str = "",
+    expires_at: Any = None,
+    include_outputs: bool = False,
+) -> tuple[Any, str]:
+    """A read-only public link to the evaluation's summary (and, when ``include_outputs``,
+    its prompts, references and outputs). Returns the link and its token, shown once."""
+    from dashboard import share
+    from dashboard.models import ShareLink
+
+    token = share.new_token()
+    link = ShareLink.objects.create(
+        token_hash=share.token_hash(token),
+        kind=ShareLink.Kind.EVALUATION,
+        evaluation=evaluation,
+        include_outputs=include_outputs,
+        label=(label.strip() or evaluation.name)[:200],
+        created_by=user,
+        expires_at=expires_at,
+    )
+    audit_record(
+        actor=user,
+        action="share_link_created",
+        obj=link,
+        detail={"kind": "evaluation", "evaluation": evaluation.pk, "outputs": include_outputs},
+    )
+    return link, token
+
+
 # --- running --------------------------------------------------------------------------------
 
 

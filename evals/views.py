@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard import roles
 from evals import selectors, services
 from evals.choices import model_choices, run_choices
-from evals.forms import EvaluationForm
+from evals.forms import EvaluationForm, EvaluationShareForm
 from evals.models import EvalOutput, Evaluation
 from jobs.models import Job
 
@@ -156,6 +156,7 @@ def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     params = _grid_params(request, evaluation.columns.count())
     context = results_context(evaluation, params)
     context["status_url"] = reverse("evals:status", kwargs={"pk": pk})
+    context["share_form"] = EvaluationShareForm()
     if request.GET.get("fragment") == "results":
         return render(request, "evals/_results.html", context)
     return render(request, "evals/detail.html", context)
@@ -241,3 +242,33 @@ def evaluation_rerun_failed(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, "No failed cells to run again.")
     return redirect("evals:detail", pk=pk)
+
+
+@require_POST
+@member_required
+def evaluation_share(request: HttpRequest, pk: int) -> HttpResponse:
+    from dashboard.views import SESSION_NEW_SHARE
+
+    evaluation = _evaluation_or_404(pk)
+    form = EvaluationShareForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The share link could not be created: the form was invalid.")
+        return redirect("evals:detail", pk=pk)
+    link, token = services.evaluation_share_create(
+        evaluation=evaluation,
+        user=request.user,
+        label=form.cleaned_data["label"],
+        expires_at=form.expires_at(),
+        include_outputs=form.cleaned_data["include_outputs"],
+    )
+    request.session[SESSION_NEW_SHARE] = {"id": link.pk, "token": token}
+    return redirect("share_links")
+
+
+def shared_page(request: HttpRequest, link: Any) -> HttpResponse:
+    """The public page of an evaluation share link (the token was checked by the caller)."""
+    evaluation = _evaluation_or_404(link.evaluation_id)
+    params = _grid_params(request, evaluation.columns.count())
+    context = results_context(evaluation, params, outputs=link.include_outputs)
+    context.update(public=True, title=link.label or evaluation.name)
+    return render(request, "evals/share.html", context)

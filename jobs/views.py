@@ -252,8 +252,20 @@ def job_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         "progress": selectors.progress_percent(job),
         "activity": selectors.audit_for_job(job),
         "live_url": reverse("jobs:live", kwargs={"pk": job.pk}),
+        "sections_url": reverse("jobs:sections", kwargs={"pk": job.pk}),
     }
     return render(request, "jobs/detail.html", context)
+
+
+@never_cache
+@require_GET
+def job_sections(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    """The parts of the job page that change with its status (badge, problems, timeline,
+    provider ids, models and hyperparameters, controls for members, checkpoints) as an HTML
+    fragment: the page's script swaps them in when the live JSON says they changed."""
+    job = _job_or_404(pk)
+    context = {"page": selectors.job_page(job), "job": job}
+    return render(request, "jobs/_detail_sections.html", context)
 
 
 @never_cache

@@ -1,25 +1,31 @@
 /* Job page: copy buttons for model names, and while the job is not finished, polls the live
-   JSON view for status, progress and new events (text only: never parsed as HTML). Polling
-   stops when the tab is hidden, slows down while nothing changes, and ends with one reload
-   when the status changes (the controls depend on it). */
+   JSON view for status, progress and new events (text only: never parsed as HTML).
+
+   The parts of the page that depend on the status (badge, problems, timeline, provider ids,
+   models and hyperparameters, controls, checkpoints) carry data-job-section. When the live
+   JSON says one of them may have changed (a new status, a lifecycle event such as a new
+   checkpoint, a new model or error), the page fetches them from the sections view, rendered
+   and escaped by the server's own templates, and swaps each changed one in place: the page
+   is never reloaded. The charts follow the run themselves (run_charts.js), diagnosis included.
+   Polling stops while the tab is hidden, slows down while nothing changes, and ends once the
+   job is finished and its final sections are shown. */
 (function () {
   "use strict";
 
   function setupCopy() {
-    var buttons = document.querySelectorAll("button[data-copy]");
-    for (var i = 0; i < buttons.length; i += 1) {
-      buttons[i].addEventListener("click", function (event) {
-        var button = event.currentTarget;
-        var target = document.getElementById(button.getAttribute("data-copy"));
-        if (!target || !navigator.clipboard) { return; }
-        navigator.clipboard.writeText(target.textContent.trim()).then(function () {
-          var label = button.firstChild;
-          var before = label.textContent;
-          label.textContent = "Copied";
-          setTimeout(function () { label.textContent = before; }, 1500);
-        });
+    // Delegated, so that the buttons of swapped-in sections work too.
+    document.addEventListener("click", function (event) {
+      var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
+      if (!button) { return; }
+      var target = document.getElementById(button.getAttribute("data-copy"));
+      if (!target || !navigator.clipboard) { return; }
+      navigator.clipboard.writeText(target.textContent.trim()).then(function () {
+        var label = button.firstChild;
+        var before = label.textContent;
+        label.textContent = "Copied";
+        setTimeout(function () { label.textContent = before; }, 1500);
       });
-    }
+    });
   }
 
   function cell(text, className) {
@@ -49,23 +55,62 @@
     return row;
   }
 
+  // Whether two copies of a section show the same, leaving out the CSRF token (masked afresh
+  // in every response).
+  function withoutTokens(node) {
+    var copy = node.cloneNode(true);
+    var tokens = copy.querySelectorAll('input[name="csrfmiddlewaretoken"]');
+    for (var i = 0; i < tokens.length; i += 1) { tokens[i].removeAttribute("value"); }
+    return copy;
+  }
+
+  function same(a, b) { return withoutTokens(a).isEqualNode(withoutTokens(b)); }
+
+  function focusKey(el) {
+    return el.tagName + "|" + (el.getAttribute("href") || "") + "|" + el.textContent.trim();
+  }
+
+  // Replaces the page's copy of each section the fragment holds, when it differs; keeps the
+  // keyboard focus on the same control when the new section still has it.
+  function swapSections(html) {
+    var fragment = new DOMParser().parseFromString(html, "text/html");
+    var fresh = fragment.querySelectorAll("[data-job-section]");
+    for (var i = 0; i < fresh.length; i += 1) {
+      var name = fresh[i].getAttribute("data-job-section");
+      var current = document.querySelector('[data-job-section="' + name + '"]');
+      if (!current || same(current, fresh[i])) { continue; }
+      var active = document.activeElement;
+      var key = active && active !== document.body && current.contains(active) ? focusKey(active) : null;
+      var node = document.importNode(fresh[i], true);
+      current.parentNode.replaceChild(node, current);
+      if (key) {
+        var candidates = node.querySelectorAll("a[href], button, input, select, textarea, summary");
+        for (var j = 0; j < candidates.length; j += 1) {
+          if (focusKey(candidates[j]) === key) { candidates[j].focus(); break; }
+        }
+      }
+    }
+  }
+
   function follow() {
     var live = document.getElementById("job-live");
-    if (!live || !window.fetch || live.getAttribute("data-terminal") === "true") { return; }
+    if (!live || !window.fetch || !window.DOMParser || live.getAttribute("data-terminal") === "true") { return; }
     var url = live.getAttribute("data-live-url");
+    var sectionsUrl = live.getAttribute("data-sections-url");
     var after = Number(live.getAttribute("data-after")) || 0;
     var level = live.getAttribute("data-level") || "";
-    var statusBadge = document.getElementById("job-status");
-    var initialStatus = statusBadge.getAttribute("data-status");
+    var shownStatus = document.getElementById("job-status").getAttribute("data-status");
     var name = document.getElementById("job-name");
     var bar = document.getElementById("job-progress");
     var progressText = document.getElementById("job-progress-text");
     var body = document.getElementById("events-body");
-    var tokens = document.getElementById("job-trained-tokens");
+    var eventsNote = document.getElementById("events-live");
     var base = 3000;
     var delay = base;
     var timer = null;
     var stopped = false;
+    var lastFacts = null;
+    var dirty = false;
 
     function schedule(wait) {
       clearTimeout(timer);
@@ -80,9 +125,10 @@
         var text = "Step " + Number(p.last_step || 0).toLocaleString("en-US") + " of " +
           Number(p.total_steps).toLocaleString("en-US");
         if (p.percent !== null && p.percent !== undefined) { text += " (" + p.percent + "%)"; }
-        if (data.estimated_finish) { text += "; estimated finish " + data.estimated_finish.slice(0, 19).replace("T", " "); }
+        if (data.estimated_finish && !data.terminal) { text += "; estimated finish " + data.estimated_finish.slice(0, 19).replace("T", " "); }
         progressText.textContent = text + ".";
       }
+      var tokens = document.getElementById("job-trained-tokens");
       if (tokens && data.trained_tokens !== null && data.trained_tokens !== undefined) {
         tokens.textContent = Number(data.trained_tokens).toLocaleString("en-US");
       }
@@ -94,6 +140,36 @@
       for (var i = 0; i < events.length; i += 1) {
         body.insertBefore(eventRow(events[i]), body.firstChild);
       }
+    }
+
+    // Whether the status-dependent sections may show something new since the last look.
+    function sectionsChanged(data) {
+      var facts = [data.status, data.fine_tuned_model, data.launch_error, data.last_sync_error,
+        data.started_at, data.finished_at].join("\u0000");
+      var changed = lastFacts !== null && facts !== lastFacts;
+      lastFacts = facts;
+      var lifecycle = (data.events || []).some(function (event) { return event.type !== "metrics"; });
+      return changed || lifecycle || data.status !== shownStatus;
+    }
+
+    function refreshSections() {
+      return fetch(sectionsUrl, {credentials: "same-origin", headers: {Accept: "text/html"}})
+        .then(function (response) {
+          // Redirected: signed out meanwhile (the login page is no fragment of this page).
+          if (!response.ok || response.redirected) { throw new Error("HTTP " + response.status); }
+          return response.text();
+        })
+        .then(function (html) {
+          swapSections(html);
+          shownStatus = document.getElementById("job-status").getAttribute("data-status");
+          dirty = false;
+        });
+    }
+
+    function finish() {
+      stopped = true;
+      live.setAttribute("data-terminal", "true");
+      if (eventsNote) { eventsNote.textContent = "Newest first."; }
     }
 
     function poll() {
@@ -108,16 +184,19 @@
           after = data.last_event_id;
           addEvents(data.events || []);
           name.textContent = data.name;
-          statusBadge.textContent = data.status_display;
+          document.getElementById("job-status").textContent = data.status_display;
           showProgress(data);
-          if (data.status !== initialStatus || data.terminal) {
-            // Controls, models and checkpoints depend on the status: show them fresh, once.
-            stopped = true;
-            window.location.reload();
-            return;
-          }
+          if (sectionsChanged(data)) { dirty = true; }
+          // Dirty until the sections are fetched (a failure retries on the next poll); while
+          // a backlog of events is still coming, once it has all arrived.
+          var ready = (dirty || data.terminal) && !data.has_more ? refreshSections() : null;
+          return Promise.resolve(ready).then(function () { return {data: data, moved: moved}; });
+        })
+        .then(function (result) {
+          var data = result.data;
+          if (data.terminal && !data.has_more) { finish(); return; }
           if (data.has_more) { schedule(0); return; }
-          delay = moved ? base : Math.min(delay * 1.5, 30000);
+          delay = result.moved ? base : Math.min(delay * 1.5, 30000);
           schedule(delay);
         })
         .catch(function () {

@@ -99,7 +99,9 @@ def page_as(
     browser_problems: PageProblems,
 ) -> Iterator[Callable[[str], Page]]:
     """``page_as(role)``: a new browser context signed in as a user of that role (viewer,
-    member, staff) through the login page, one user per role and test."""
+    member, staff) through the login page, one user per role and test. ``page_as("anonymous")``
+    is a fresh context nobody signed in to (someone holding a share link, say), watched the
+    same way."""
     problems = browser_problems
     scenario = scenario_name(request)
     contexts = []
@@ -125,8 +127,6 @@ def page_as(
         page.on("console", on_console)
 
     def open_as(role: str) -> Page:
-        user = users.get(role) or make_user(role, username=f"{role}-e2e")
-        users[role] = user
         context = browser.new_context(
             base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-US"
         )
@@ -135,8 +135,12 @@ def page_as(
         context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
         page = context.new_page()
         watch(page, role)
+        if role == "anonymous":
+            return page
+        user = users.get(role) or make_user(role, username=f"{role}-e2e")
+        users[role] = user
         page.goto("/accounts/login/")
-        if not contexts[1:]:  # the login page is checked like every other page, once a test
+        if len(users) == 1:  # the login page is checked like every other page, once a test
             page.screenshot(path=screenshot_path(scenario, "login"), full_page=True)
             problems_here = accessibility_problems(page)
             assert not problems_here, "login page: " + "; ".join(problems_here)

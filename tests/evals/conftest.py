@@ -72,3 +72,25 @@ def train(
 @pytest.fixture
 def trained(sdk: openai.OpenAI, sandbox_connection: ProviderConnection) -> Trained:
     return train(sdk, sandbox_connection)
+
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def finished(trained: Trained):  # type: ignore[no-untyped-def]
+    """A finished evaluation of the trained run: base, its three checkpoints and final model,
+    graded by exact match and token F1 (its name carries an XSS probe)."""
+    from evals.choices import run_choices
+    from evals.services import EvaluationRequest, evaluation_create
+    from tests.evals.test_run import EXACT, F1, run_to_end
+
+    keys = [c.key for c in run_choices(trained.job)]
+    evaluation = evaluation_create(
+        request=EvaluationRequest(
+            name=f"checkpoints {XSS}", dataset=trained.dataset, model_keys=keys, graders=[EXACT, F1]
+        ),
+        user=None,
+        enqueue=False,
+    )
+    return run_to_end(evaluation)

@@ -16,12 +16,12 @@ from django.test import Client
 from django.urls import reverse
 
 from datasets.models import Dataset
-from datasets.services import dataset_validate
 from evals.choices import base_choice, model_choices, run_choices
 from evals.playground import playground_save
 from jobs.models import Job
 from jobs.services import connection_archive, connection_save
 from tests.evals.conftest import Trained
+from tests.jobs.conftest import validated
 from tests.permissions import LOGIN, SHARE, assert_matrix, client_for, outcome
 from tests.sandbox.conftest import OTHER_KEY
 from tests.sandbox.data import jsonl
@@ -475,7 +475,7 @@ def test_saving_appending_and_saving_again(trained: Trained, member: Client) -> 
     assert created.derivation == {"kind": "playground", "appended": 1}
     assert created.parent is None and created.name == "Playground prompts"
     assert created.line_count == 1 and created.uploaded_by.username == "member-user"
-    dataset_validate(dataset_id=created.pk, model_id=created.requested_model_id)
+    validated(created)
     created.refresh_from_db()
     # Validated as a chat dataset; too short to train on (fewer than 10 examples) is its only
     # error.
@@ -501,7 +501,7 @@ def test_saving_appending_and_saving_again(trained: Trained, member: Client) -> 
     assert child.name == "Playground prompts" and child.line_count == 2
     with created.file.open("rb") as fh:
         assert fh.read() == expected
-    dataset_validate(dataset_id=child.pk, model_id=child.requested_model_id)
+    validated(child)
     child.refresh_from_db()
     assert (child.format, child.n_examples, errors(child)) == ("chat", 2, {"too_few_examples"})
     # Only the newest version is offered for appending now.
@@ -537,7 +537,7 @@ def test_saving_appending_and_saving_again(trained: Trained, member: Client) -> 
             append_to=head,
         ).dataset
     assert head.line_count == 10 and head.parent.parent.parent.line_count == 7
-    dataset_validate(dataset_id=head.pk, model_id=head.requested_model_id)
+    validated(head)
     head.refresh_from_db()
     assert (head.status, head.format, head.n_examples) == ("valid", "chat", 10)
 

@@ -11,29 +11,13 @@ import pytest
 
 from evals.choices import run_choices
 from evals.models import Evaluation
-from evals.services import EvaluationRequest, evaluation_create
-from tests.evals.conftest import Trained
-from tests.evals.test_run import EXACT, F1, run_to_end
+from tests.evals.conftest import XSS, Trained
 from tests.permissions import LOGIN, SHARE, assert_matrix, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 READ = {"anonymous": LOGIN, "norole": 403, "viewer": 200, "member": 200, "staff": 200, SHARE: LOGIN}
 ACT_PAGE = {**READ, "viewer": 403}
-XSS = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-def finished(trained: Trained) -> Evaluation:
-    keys = [c.key for c in run_choices(trained.job)]
-    evaluation = evaluation_create(
-        request=EvaluationRequest(
-            name=f"checkpoints {XSS}", dataset=trained.dataset, model_keys=keys, graders=[EXACT, F1]
-        ),
-        user=None,
-        enqueue=False,
-    )
-    return run_to_end(evaluation)
 
 
 def rows(html: str) -> list[str]:

@@ -9,6 +9,7 @@ from datasets.models import Dataset
 from datasets.services import dataset_create_from_upload, dataset_validate
 from jobs.models import ProviderConnection
 from jobs.services import connection_save
+from tests.conftest import wait_until
 from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples, jsonl
 
@@ -26,6 +27,21 @@ def azure_connection(live_server, sandbox_url: str) -> ProviderConnection:  # ty
     )  # fmt: skip
 
 
+def validated(dataset: Dataset) -> Dataset:
+    """Validate now; a worker (when one runs) may hold the claim already: then wait for it."""
+    dataset_validate(dataset_id=dataset.pk, model_id=dataset.requested_model_id)
+    assert wait_until(
+        lambda: (
+            Dataset.objects.filter(pk=dataset.pk)
+            .exclude(status__in=(Dataset.Status.UPLOADED, Dataset.Status.VALIDATING))
+            .exists()
+        ),
+        timeout=60,
+    )
+    dataset.refresh_from_db()
+    return dataset
+
+
 @pytest.fixture
 def make_dataset() -> Callable[..., Dataset]:
     """A stored and validated dataset, made the way an upload makes it."""
@@ -41,8 +57,7 @@ def make_dataset() -> Callable[..., Dataset]:
         outcome = dataset_create_from_upload(
             upload=SimpleUploadedFile(f"{name}.jsonl", content), name=name, uploaded_by=None
         )
-        dataset_validate(dataset_id=outcome.dataset.pk, model_id=outcome.dataset.requested_model_id)
-        outcome.dataset.refresh_from_db()
+        validated(outcome.dataset)
         return outcome.dataset
 
     return make

@@ -106,7 +106,12 @@ def job(connection: ProviderConnection, dataset: Dataset) -> Job:
 
 
 def test_read_urls(job: Job) -> None:
-    for url in (f"/jobs/{job.pk}/", f"/jobs/{job.pk}/?level=warn", f"/jobs/{job.pk}/live.json"):
+    for url in (
+        f"/jobs/{job.pk}/",
+        f"/jobs/{job.pk}/?level=warn",
+        f"/jobs/{job.pk}/live.json",
+        f"/jobs/{job.pk}/sections.html",
+    ):
         assert_matrix(url, READ)
     # The old list name still works: it sends readers to the runs list.
     assert_matrix("/jobs/", {**READ, "viewer": 302, "member": 302, "staff": 302})
@@ -170,14 +175,24 @@ def test_methods_are_enforced(job: Job, connection: ProviderConnection) -> None:
     for action in ("cancel", "pause", "resume", "sync", "archive", "unarchive"):
         assert_matrix(f"/jobs/{job.pk}/{action}/", {"member": 405}, method="get")
     assert_matrix(f"/jobs/connections/{connection.pk}/test/", {"staff": 405}, method="get")
-    for url in (f"/jobs/{job.pk}/", f"/jobs/{job.pk}/live.json", "/jobs/connections/"):
+    for url in (
+        f"/jobs/{job.pk}/",
+        f"/jobs/{job.pk}/live.json",
+        f"/jobs/{job.pk}/sections.html",
+        "/jobs/connections/",
+    ):
         assert_matrix(url, {"member": 405, "staff": 405}, method="post")
     assert_matrix("/jobs/new/", {"member": 405}, method="put")
 
 
 def test_unknown_ids_are_404(job: Job) -> None:
     missing = "00000000-0000-0000-0000-000000000001"
-    for url in (f"/jobs/{missing}/", f"/jobs/{missing}/live.json", f"/jobs/{missing}/edit/"):
+    for url in (
+        f"/jobs/{missing}/",
+        f"/jobs/{missing}/live.json",
+        f"/jobs/{missing}/sections.html",
+        f"/jobs/{missing}/edit/",
+    ):
         assert_matrix(url, {"member": 404})
     assert_matrix(f"/jobs/{missing}/cancel/", {"member": 404}, method="post")
     assert_matrix("/jobs/connections/999999/", {"staff": 404})
@@ -477,6 +492,8 @@ def test_page_scripts_never_inject_html() -> None:
         "textContent = String(event.message" in detail
         or 'cell(String(event.message || ""), "jb-wrap")' in detail
     )
+    # The only markup it parses is the server-rendered sections fragment, never event text.
+    assert detail.count("parseFromString") == 1 and "data-sections-url" in detail
     # Polling backs off while hidden and stops for finished jobs.
     assert "document.hidden" in detail and 'data-terminal") === "true"' in detail
 
@@ -490,6 +507,69 @@ def test_terminal_job_pages_do_not_poll(connection: ProviderConnection, dataset:
     assert (
         'data-terminal="false"' in html and f'data-live-url="/jobs/{running.pk}/live.json"' in html
     )
+
+
+SECTIONS = [
+    "status",
+    "problems",
+    "timeline",
+    "provider",
+    "models",
+    "controls",
+    "checkpoints",
+    "evaluations",
+]
+CSRF_VALUE = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]*"')
+
+
+def job_section(html: str, name: str) -> str:
+    """The markup of the element marked ``data-job-section=name`` (nested same tags counted)."""
+    start = re.search(rf'<(\w+)[^>]*data-job-section="{name}"', html)
+    assert start, name
+    depth = 0
+    for tag in re.finditer(rf"<(/?){start.group(1)}\b[^>]*>", html[start.start() :]):
+        depth += -1 if tag.group(1) else 1
+        if depth == 0:
+            return CSRF_VALUE.sub(r'\1"', html[start.start() : start.start() + tag.end()])
+    raise AssertionError(f"{name} is not closed")
+
+
+def test_sections_fragment_is_what_the_page_shows(
+    connection: ProviderConnection, dataset: Dataset, django_assert_max_num_queries: Any
+) -> None:
+    job = make_job(
+        connection, dataset, name=XSS, status="succeeded", last_sync_error=XSS,
+        fine_tuned_model="ft:gpt-4o-mini-2024-07-18:o:s:1", finished_at=timezone.now(),
+    )  # fmt: skip
+    Checkpoint.objects.create(
+        job=job, provider_checkpoint_id="c60", step=60, created_at=timezone.now(),
+        model_name=f"{job.fine_tuned_model}:ckpt-step-60", metrics={"train_loss": 0.25},
+    )  # fmt: skip
+    for role in ("viewer", "member"):
+        client = client_for(role)
+        page = client.get(f"/jobs/{job.pk}/").content.decode()
+        with django_assert_max_num_queries(12):
+            response = client.get(f"/jobs/{job.pk}/sections.html")
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/html")
+        assert "no-cache" in response["Cache-Control"]
+        fragment = response.content.decode()
+        names = [n for n in SECTIONS if role == "member" or n != "controls"]
+        # Only the sections, each exactly as the page renders it.
+        assert re.findall(r'data-job-section="([a-z]+)"', fragment) == names
+        assert re.findall(r'data-job-section="([a-z]+)"', page) == names
+        for name in names:
+            assert job_section(fragment, name) == job_section(page, name), (role, name)
+        assert "<main" not in fragment and "<script" not in fragment
+        assert XSS not in fragment and "&lt;img src=x onerror=alert(1)&gt;" in fragment
+        assert "ckpt-step-60" in fragment and 'class="badge badge-ok"' in fragment
+        controls = [f"/jobs/{job.pk}/{action}/" for action in ("sync", "delete-model", "archive")]
+        if role == "member":
+            assert all(url in fragment for url in controls)
+            assert 'name="csrfmiddlewaretoken"' in fragment
+        else:
+            assert not any(url in fragment for url in controls)
+            assert "Controls" not in fragment
 
 
 # --- local controls ----------------------------------------------------------------------------
