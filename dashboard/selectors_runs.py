@@ -788,6 +788,15 @@ def varying_numeric_parameters(rows: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def informative_scatters(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best validation loss against each varying numeric hyperparameter, for those where at
+    least two runs have a point (runs without validation data have none)."""
+    figures = (
+        scatter_best_vs_hyperparameter(rows, key) for key in varying_numeric_parameters(rows)
+    )
+    return [f for f in figures if len(rows) - len(f["layout"]["meta"]["excluded"]) >= 2]
+
+
 def build_comparison(
     series: Sequence[RunSeries],
     *,
@@ -839,9 +848,7 @@ def build_comparison(
         rows=rows,
         hyperparameter_table=hyperparameter_table(rows),
         metric_columns=metric_columns,
-        scatters=[
-            scatter_best_vs_hyperparameter(rows, key) for key in varying_numeric_parameters(rows)
-        ],
+        scatters=informative_scatters(rows),
         x_axis=axis,
         level=level,
         options=options,

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from evals.models import Evaluation
 from jobs.models import ProviderConnection
-from tests.e2e.pages import E2E
+from tests.e2e.pages import E2E, XSS
 from tests.evals.conftest import train
 from tests.sandbox.conftest import make_client
 
@@ -46,6 +46,8 @@ def test_evaluate_checkpoints_from_a_run_and_compare_in_the_playground(
     assert len(selected) == 5 and sum(label.endswith("· final") for label in selected) == 1
     first_checkpoint = next(label for label in selected if label.endswith("· step 12"))
     check_page(page, "evaluation-form")
+    # User text everywhere it is shown must stay text (the dialog listener fails the test).
+    page.get_by_role("textbox", name="Name", exact=True).fill(f"checkpoints {XSS}")
     page.get_by_role("button", name="Estimate cost").click()
     expect(page.locator("#estimate-total")).to_contain_text("$")
     check_page(page, "evaluation-estimate")
@@ -80,6 +82,10 @@ def test_evaluate_checkpoints_from_a_run_and_compare_in_the_playground(
     # The run page now shows the scores of its models.
     page.goto(f"/jobs/{trained.job.pk}/")
     expect(page.locator("#run-evaluations")).to_contain_text(evaluation.name)
+    assert evaluation.name == f"checkpoints {XSS}"
+    page.goto("/evaluations/")
+    expect(page.get_by_role("link", name=evaluation.name)).to_be_visible()
+    check_page(page, "evaluations-list")
 
     # The playground: the trained prompt of the first example, base vs final, side by side.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Playground").click()

@@ -1,33 +1,20 @@
 from __future__ import annotations
 
-import importlib
 import io
 from dataclasses import dataclass
 
 import openai
 import pytest
-from django.apps import apps as django_apps
 
-from datasets.models import BaseModel, Dataset
+from datasets.models import Dataset
 from jobs import history
 from jobs.models import Job, ProviderConnection
 from jobs.services import connection_save
+from tests.history.conftest import _catalog  # noqa: F401 - the same autouse fixture
 from tests.history.helpers import settle_datasets
 from tests.jobs.conftest import make_dataset  # noqa: F401 - fixture
 from tests.sandbox.conftest import KEY, make_client
 from tests.sandbox.data import chat_examples, jsonl
-
-
-@pytest.fixture(autouse=True)
-def _catalog(request: pytest.FixtureRequest) -> None:
-    """Transactional tests flush the seeded base-model catalog; put it back when gone."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return
-    transactional = marker.kwargs.get("transaction", False)
-    request.getfixturevalue("transactional_db" if transactional else "db")
-    if not BaseModel.objects.exists():
-        importlib.import_module("datasets.migrations.0002_seed_base_models").seed(django_apps, None)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ exact match rises from the base model through the checkpoints to the final model
 from __future__ import annotations
 
 import itertools
+import time
 
 import httpx
 import pytest
@@ -207,3 +208,28 @@ def test_requests_that_cannot_be_evaluated_are_refused(
             user=None, enqueue=False,
         )  # fmt: skip
     assert not Evaluation.objects.exists()
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_requests_in_flight_per_connection_are_bounded(
+    settings, sandbox_url: str, trained: Trained, concurrency: int
+) -> None:  # type: ignore[no-untyped-def]
+    settings.PROVIDER_MAX_RETRIES = 0
+    settings.EVAL_CONCURRENCY_PER_CONNECTION = concurrency
+    evaluation = create(trained, [run_choices(trained.job)[-1].key])
+    # The first six requests are each held for a second: with N in flight at most, answering
+    # them takes about 6/N seconds (they fail as 504s and are asked again in a later step).
+    faults(
+        sandbox_url, {"kinds": ["hang"], "path": "chat/completions", "count": 6, "hang_seconds": 1}
+    )
+    started = time.monotonic()
+    assert evaluation_step(evaluation_id=evaluation.pk, budget=None).state == "retry"
+    elapsed = time.monotonic() - started
+    assert 6 / concurrency <= elapsed < 6 / concurrency + 1.5
+    assert (
+        EvalOutput.objects.filter(
+            evaluation=evaluation, status="pending", error__contains="504"
+        ).count()
+        == 6
+    )
+    assert run_to_end(evaluation).cells_done == 12
