@@ -1,19 +1,8 @@
-"""Writes for evaluations: create (materialise rows, cells and the cost estimate), run in steps,
-cancel, re-run failed cells.
-
-Running. A step holds a PostgreSQL advisory lock for the evaluation (session level: it dies
-with a killed worker, and nothing waits on it), claims the evaluation with a conditional
-UPDATE, then fills pending cells (``evals.runner``) until they are done or its time budget is
-spent, and queues the next step. A cell whose call failed transiently stays pending for a
-later step until ``EVAL_MAX_ATTEMPTS``; a permanent failure (a 4xx: unknown model, bad
-request) fails the cell with the provider's message. Failed cells are shown, never fatal.
-Then the LLM judge, when chosen, grades each answered cell the same way.
-"""
+"""Writes for evaluations: create (materialise rows, cells and the cost estimate), cancel,
+re-run failed cells, share. Running them is ``evals.running``."""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,8 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from dashboard.services import audit_record
@@ -32,16 +20,8 @@ from evals import graders as grading
 from evals.choices import ModelChoice, choice_for_key
 from evals.examples import TestExample, message_tokens, read_examples
 from evals.models import MAX_COLUMNS, EvalExample, EvalModel, EvalOutput, Evaluation
-from evals.runner import Answer, Call, run_calls
-from jobs.locks import AdvisoryLock
 from jobs.selectors import catalog, catalog_model_for
 
-log = logging.getLogger("tuneboard.evals")
-
-RUN_LOCK = "evals.run"
-STEP_BUDGET_SECONDS = 60.0
-RETRY_DELAY_SECONDS = 10.0
-BUSY_RECHECK_SECONDS = 15.0
 ENCODING_FALLBACK = "o200k_base"
 Status = Evaluation.Status
 EVALUABLE_STATUSES = (Dataset.Status.VALID, Dataset.Status.INVALID)
@@ -282,11 +262,11 @@ def evaluation_create(
             detail={"models": [c.model_name for c in choices], "examples": len(examples)},
         )
         if enqueue:
-            _enqueue(evaluation.pk)
+            enqueue_step(evaluation.pk)
     return evaluation
 
 
-def _enqueue(evaluation_id: int, countdown: float = 0) -> None:
+def enqueue_step(evaluation_id: int, countdown: float = 0) -> None:
     from evals.tasks import evaluation_run_task
 
     transaction.on_commit(
@@ -336,7 +316,7 @@ def evaluation_rerun_failed(
         audit_record(
             actor=user, action="evaluation_rerun", obj=locked, detail={"cells": cells + judged}
         )
-        _enqueue(locked.pk)
+        enqueue_step(locked.pk)
     return cells + judged
 
 
@@ -391,269 +371,3 @@ def evaluation_share_create(
         detail={"kind": "evaluation", "evaluation": evaluation.pk, "outputs": include_outputs},
     )
     return link, token
-
-
-# --- running --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    """ "done", "continue" (budget spent), "retry" (transient failures, in ``delay`` s) or "busy"."""
-
-    state: str
-    delay: float = 0.0
-
-
-def evaluation_step_and_continue(*, evaluation_id: int) -> Step:
-    """The task's body: one step, then the next one (or a retry) as a new task."""
-    step = evaluation_step(evaluation_id=evaluation_id)
-    if step.state == "continue":
-        _enqueue(evaluation_id)
-    elif step.state in ("retry", "busy"):
-        # Busy: another worker holds the run. Look again later rather than drop this
-        # delivery: if that worker dies, its own delivery may already be acknowledged.
-        _enqueue(evaluation_id, countdown=step.delay)
-    return step
-
-
-def evaluation_step(*, evaluation_id: int, budget: float | None = STEP_BUDGET_SECONDS) -> Step:
-    evaluation = Evaluation.objects.filter(pk=evaluation_id).first()
-    if evaluation is None or evaluation.is_terminal:
-        return Step("done")
-    with AdvisoryLock(RUN_LOCK, evaluation_id) as held:
-        if not held:
-            return Step("busy", delay=BUSY_RECHECK_SECONDS)
-        now = timezone.now()
-        claimed = Evaluation.objects.filter(
-            pk=evaluation_id, status__in=(Status.QUEUED, Status.RUNNING)
-        ).update(
-            status=Status.RUNNING,
-            started_at=Coalesce(F("started_at"), Value(now)),
-            heartbeat_at=now,
-        )
-        if not claimed:
-            return Step("done")
-        evaluation.refresh_from_db()
-        deadline = None if budget is None else time.monotonic() + budget
-        return _Run(evaluation, deadline).work()
-
-
-class _Run:
-    def __init__(self, evaluation: Evaluation, deadline: float | None) -> None:
-        self.evaluation = evaluation
-        self.deadline = deadline
-        self.specs = grading.parse_specs(evaluation.graders) if evaluation.graders else []
-        self.max_attempts = settings.EVAL_MAX_ATTEMPTS
-        self.transient = 0
-        self._last_beat = time.monotonic()
-
-    # --- bookkeeping
-
-    def cancelled(self) -> bool:
-        self._beat()
-        return (
-            Evaluation.objects.filter(pk=self.evaluation.pk)
-            .values_list("status", flat=True)
-            .first()
-            != Status.RUNNING
-        )
-
-    def _beat(self) -> None:
-        if time.monotonic() - self._last_beat > 5:
-            self._last_beat = time.monotonic()
-            Evaluation.objects.filter(pk=self.evaluation.pk).update(heartbeat_at=timezone.now())
-
-    def _count(self, **increments: int) -> None:
-        Evaluation.objects.filter(pk=self.evaluation.pk).update(
-            heartbeat_at=timezone.now(), **{k: F(k) + v for k, v in increments.items() if v}
-        )
-
-    # --- phases
-
-    def work(self) -> Step:
-        complete = run_calls(
-            self._output_calls(),
-            on_answer=self._store_output,
-            should_stop=self.cancelled,
-            deadline=self.deadline,
-        )
-        if complete and self.evaluation.has_judge and not self._pending_outputs():
-            complete = run_calls(
-                self._judge_calls(),
-                on_answer=self._store_judgement,
-                should_stop=self.cancelled,
-                deadline=self.deadline,
-            )
-        if self.cancelled():
-            return Step("done")
-        if not complete:
-            return Step("continue")
-        if self._pending_outputs() or (self.evaluation.has_judge and self._pending_judgements()):
-            return Step("retry", delay=RETRY_DELAY_SECONDS)
-        self._finish()
-        return Step("done")
-
-    def _finish(self) -> None:
-        # Failed cells and uncomparable rows were never judged: the judge part is complete.
-        Evaluation.objects.filter(pk=self.evaluation.pk, status=Status.RUNNING).update(
-            status=Status.SUCCEEDED, finished_at=timezone.now(), judge_total=F("judge_done")
-        )
-        log.info("evaluation %s finished", self.evaluation.pk)
-
-    def _pending_outputs(self) -> bool:
-        return EvalOutput.objects.filter(evaluation=self.evaluation, status=Cell.PENDING).exists()
-
-    # --- outputs
-
-    def _output_calls(self) -> list[Call]:
-        e = self.evaluation
-        cells = (
-            EvalOutput.objects.filter(evaluation=e, status=Cell.PENDING)
-            .select_related("column", "example")
-            .order_by("example__position", "column__position")
-        )
-        return [
-            Call(
-                key=cell.pk,
-                connection_id=cell.column.connection_id,
-                model=cell.column.model_name,
-                messages=cell.example.messages,
-                temperature=e.temperature,
-                max_tokens=e.max_tokens,
-                seed=e.seed,
-            )
-            for cell in cells
-        ]
-
-    def _store_output(self, answer: Answer) -> None:
-        now = timezone.now()
-        pending = EvalOutput.objects.filter(pk=answer.call.key, status=Cell.PENDING)
-        if answer.result is not None:
-            result = answer.result
-            reference = EvalExample.objects.filter(outputs__pk=answer.call.key).values_list(
-                "reference", flat=True
-            )[0]
-            content = result.content or ""
-            written = pending.update(
-                status=Cell.SUCCEEDED,
-                content=content,
-                finish_reason=result.finish_reason or "",
-                prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens,
-                latency_ms=round(result.latency_seconds * 1000),
-                scores=grading.grade_all(self.specs, output=content, reference=reference),
-                attempts=F("attempts") + 1,
-                error="",
-                completed_at=now,
-            )
-            self._count(cells_done=written)
-            return
-        message = str(answer.error)[:2000]
-        if answer.transient:
-            # Worth another try in a later step, unless it has had its tries.
-            retried = pending.filter(attempts__lt=self.max_attempts - 1).update(
-                attempts=F("attempts") + 1, error=message
-            )
-            if retried:
-                return
-        written = pending.update(
-            status=Cell.FAILED, error=message, attempts=F("attempts") + 1, completed_at=now
-        )
-        self._count(cells_done=written, cells_failed=written)
-
-    # --- the judge
-
-    def _pending_judgements(self) -> bool:
-        return self._judge_queryset().exists()
-
-    def _judge_queryset(self) -> Any:
-        e = self.evaluation
-        needs_score = Q(judge_reply="")
-        if e.judge_pairwise:
-            # Rows whose baseline has no answer cannot be compared with it.
-            answered = EvalOutput.objects.filter(
-                evaluation=e, column__position=e.baseline_position, status=Cell.SUCCEEDED
-            ).values("example_id")
-            needs_score = needs_score | (
-                Q(pairwise_reply="")
-                & ~Q(column__position=e.baseline_position)
-                & Q(example_id__in=answered)
-            )
-        return EvalOutput.objects.filter(
-            needs_score, evaluation=e, status=Cell.SUCCEEDED, judge_error=""
-        )
-
-    def _judge_calls(self) -> list[Call]:
-        e = self.evaluation
-        baseline = dict(
-            EvalOutput.objects.filter(
-                evaluation=e, column__position=e.baseline_position, status=Cell.SUCCEEDED
-            ).values_list("example_id", "content")
-        )
-        calls = []
-        for cell in self._judge_queryset().select_related("example", "column"):
-            question = grading.prompt_text(cell.example.messages)
-            if not cell.judge_reply:
-                calls.append(self._judge_call(cell, "score", e.judge_prompt, question, None))
-            if (
-                e.judge_pairwise
-                and not cell.pairwise_reply
-                and cell.column.position != e.baseline_position
-                and cell.example_id in baseline
-            ):
-                calls.append(
-                    self._judge_call(
-                        cell, "pairwise", e.judge_pairwise_prompt, question,
-                        baseline[cell.example_id],
-                    )
-                )  # fmt: skip
-        return calls
-
-    def _judge_call(
-        self, cell: EvalOutput, kind: str, template: str, question: str, baseline: str | None
-    ) -> Call:
-        e = self.evaluation
-        return Call(
-            key=(cell.pk, kind),
-            connection_id=e.judge_connection_id,  # type: ignore[arg-type]
-            model=e.judge_model,
-            messages=grading.judge_messages(
-                template,
-                prompt_text=question,
-                reference=cell.example.reference,
-                output=cell.content,
-                baseline=baseline,
-            ),
-            temperature=0.0,
-            max_tokens=None,
-            seed=e.seed,
-        )
-
-    def _store_judgement(self, answer: Answer) -> None:
-        pk, kind = answer.call.key
-        cell = EvalOutput.objects.filter(pk=pk)
-        if answer.result is not None:
-            reply = (answer.result.content or "").strip() or "(empty reply)"
-            if kind == "score":
-                written = cell.filter(judge_reply="").update(
-                    judge_reply=reply[:2000], judge_score=grading.parse_judge_score(reply)
-                )
-            else:
-                written = cell.filter(pairwise_reply="").update(
-                    pairwise_reply=reply[:2000], pairwise_score=grading.parse_pairwise(reply)
-                )
-            self._count(judge_done=written)
-            return
-        message = f"Judge: {answer.error}"[:2000]
-        if answer.transient and cell.filter(judge_attempts__lt=self.max_attempts - 1).update(
-            judge_attempts=F("judge_attempts") + 1
-        ):
-            return
-        # The judgements of a cell fail together: one error, both counted as done.
-        undone = int(not cell.values_list("judge_reply", flat=True)[0]) + int(
-            bool(self.evaluation.judge_pairwise)
-            and not cell.values_list("pairwise_reply", flat=True)[0]
-            and cell.exclude(column__position=self.evaluation.baseline_position).exists()
-        )
-        written = cell.filter(judge_error="").update(judge_error=message)
-        self._count(judge_done=undone if written else 0)

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from evals import services
+from evals import running
 
 
 # One step (a time budget's worth of cells); the service queues the next step or a retry.
@@ -8,4 +8,4 @@ from evals import services
 # only pending cells are requested.
 @shared_task(acks_late=True)
 def evaluation_run_task(evaluation_id: int) -> None:
-    services.evaluation_step_and_continue(evaluation_id=evaluation_id)
+    running.evaluation_step_and_continue(evaluation_id=evaluation_id)

@@ -13,12 +13,12 @@ import pytest
 from evals import selectors
 from evals.choices import base_choice, run_choices
 from evals.models import EvalOutput, Evaluation
+from evals.running import evaluation_step
 from evals.services import (
     EvaluationError,
     EvaluationRequest,
     evaluation_create,
     evaluation_rerun_failed,
-    evaluation_step,
 )
 from tests.evals.conftest import Trained
 from tests.sandbox.conftest import KEY
