@@ -158,7 +158,7 @@ def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["status_url"] = reverse("evals:status", kwargs={"pk": pk})
     context["share_form"] = EvaluationShareForm()
     if request.GET.get("fragment") == "results":
-        return render(request, "evals/_results.html", context)
+        return render(request, "evals/_fragment.html", context)
     return render(request, "evals/detail.html", context)
 
 

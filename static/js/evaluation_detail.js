@@ -29,9 +29,10 @@
     });
     window.Plotly.react(el, traces, {
       barmode: "group",
-      height: 320,
-      margin: {t: 20, r: 10, b: 90, l: 50},
+      height: 380,
+      margin: {t: 20, r: 10, b: 40, l: 50},
       yaxis: {title: {text: "mean score"}, range: [0, 1.05]},
+      xaxis: {automargin: true},
       legend: {orientation: "h", y: 1.12}
     }, {displaylogo: false, responsive: true});
   }
@@ -63,7 +64,16 @@
           return response.text();
         })
         .then(function (html) {
-          results.innerHTML = html;  // rendered and escaped by the server's templates
+          // Rendered and escaped by the server's templates.
+          var holder = document.createElement("template");
+          holder.innerHTML = html;
+          var actions = holder.content.querySelector('template[data-ev-part="actions"]');
+          var target = document.getElementById("evaluation-actions");
+          if (actions && target) {
+            target.replaceChildren(actions.content.cloneNode(true));
+            actions.remove();
+          }
+          results.replaceChildren(holder.content);
           drawChart();
         });
     }

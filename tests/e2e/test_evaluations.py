@@ -60,6 +60,10 @@ def test_evaluate_checkpoints_from_a_run_and_compare_in_the_playground(
     page.wait_for_function(
         "() => document.querySelectorAll('#evaluation-chart .point path').length > 0"
     )
+    # The header follows too: a finished evaluation has nothing to cancel.
+    expect(page.locator("#evaluation-actions").get_by_role("button", name="Cancel")).to_have_count(
+        0
+    )
     state = page.evaluate(CHART_STATE)
     assert state["marker"], "the evaluation page reloaded itself"
     assert state["rows"] == 12 and state["bars"] >= 5
