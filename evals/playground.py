@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -37,9 +38,12 @@ MAX_CONVERSATION_BYTES = 200 * 1024
 ROLES = ("system", "user", "assistant", "developer", "tool")
 # What chat completions accept in a message; training-only keys (``weight``) are dropped.
 MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
-# The whole request (every model at once) must not hold a web worker much longer than this;
-# each call is bounded by the connection's own timeouts.
-ASK_SECONDS = 120
+# A page is waiting (and gunicorn kills a worker after 120 s): each call gets at most
+# READ_SECONDS per attempt and one retry, so every model has answered or failed within about
+# a minute however slow the provider.
+ASK_SECONDS = 60
+READ_SECONDS = 25.0
+RETRIES = 1
 DERIVATION_KIND = "playground"
 DEFAULT_DATASET_NAME = "Playground prompts"
 PLAYGROUND_TAG = "playground"
@@ -292,6 +296,8 @@ def playground_ask(
             should_stop=lambda: False,
             deadline=time.monotonic() + ASK_SECONDS,
             concurrency=MAX_MODELS,
+            read_timeout=min(READ_SECONDS, settings.PROVIDER_READ_TIMEOUT),
+            max_retries=min(RETRIES, settings.PROVIDER_MAX_RETRIES),
         )
     except DecryptionError:
         message = (

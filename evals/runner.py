@@ -69,11 +69,13 @@ def run_calls(
     should_stop: Callable[[], bool],
     deadline: float | None = None,
     concurrency: int | None = None,
+    read_timeout: float | None = None,
+    max_retries: int | None = None,
 ) -> bool:
     """Make the calls, at most ``concurrency`` at a time per connection, and hand each answer
     to ``on_answer`` (on this thread). Stops submitting when ``should_stop()`` says so or the
     monotonic ``deadline`` passes, then lets the calls in flight finish. True when every call
-    was made."""
+    was made. ``read_timeout``/``max_retries`` override the settings (a page waiting)."""
     limit = concurrency or settings.EVAL_CONCURRENCY_PER_CONNECTION
     queues: dict[int, list[Call]] = {}
     for call in calls:
@@ -81,7 +83,12 @@ def run_calls(
     if not queues:
         return True
     connections = ProviderConnection.objects.in_bulk(list(queues))
-    providers = {pk: provider_for_connection(connections[pk]) for pk in queues}
+    providers = {
+        pk: provider_for_connection(
+            connections[pk], read_timeout=read_timeout, max_retries=max_retries
+        )
+        for pk in queues
+    }
     in_flight: dict[Future[Answer], int] = {}
     per_connection = dict.fromkeys(queues, 0)
     stopped = False

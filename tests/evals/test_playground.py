@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from html.parser import HTMLParser
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from django.test import Client
@@ -23,7 +25,7 @@ from jobs.services import connection_archive, connection_save
 from tests.evals.conftest import Trained
 from tests.jobs.conftest import validated
 from tests.permissions import LOGIN, SHARE, assert_matrix, client_for, outcome
-from tests.sandbox.conftest import OTHER_KEY
+from tests.sandbox.conftest import KEY, OTHER_KEY
 from tests.sandbox.data import jsonl
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -587,3 +589,24 @@ def test_user_content_is_escaped(trained: Trained, member: Client) -> None:
     # And a bad-JSON message quoting the input.
     response = ask(member, [base.key], '[{"role": "<script>alert(1)</script>", "content": "x"}]')
     assert "<script>alert(1)" not in response.content.decode()
+
+
+def test_a_hanging_provider_cannot_hold_the_page(
+    settings, sandbox_url: str, trained: Trained
+) -> None:  # type: ignore[no-untyped-def]
+    # The page waits for the answers, so each call gets the shorter of the playground's own
+    # read timeout and the setting, and one retry: two held requests end as that column's
+    # error within about two timeouts, not the provider's hold of 6 s each.
+    settings.PROVIDER_READ_TIMEOUT = 1
+    final = run_choices(trained.job)[-1]
+    httpx.post(
+        f"{sandbox_url.removesuffix('/v1')}/control/faults",
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={"kinds": ["hang"], "count": 2, "hang_seconds": 6, "path": "chat/completions"},
+    ).raise_for_status()
+    started = time.monotonic()
+    response = ask(client_for("member"), [final.key], "Hello")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200 and elapsed < 5
+    column = column_html(response.content.decode(), 0)
+    assert "timed out" in column.lower() or "timeout" in column.lower(), column
