@@ -132,15 +132,20 @@ _LIGHT = (
 )  # fmt: skip
 
 
-def _light_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+def light_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
     return list(EvalOutput.objects.filter(evaluation=evaluation).values(*_LIGHT))
 
 
-def summary(evaluation: Evaluation, cols: Sequence[EvalModel] | None = None) -> Summary:
+def summary(
+    evaluation: Evaluation,
+    cols: Sequence[EvalModel] | None = None,
+    rows: list[dict[str, Any]] | None = None,
+) -> Summary:
+    """``rows``: the cells' light rows when the caller already read them (``light_rows``)."""
     cols = list(cols) if cols is not None else columns(evaluation)
     mets = metrics(evaluation)
     primary = mets[0].id if mets else None
-    rows = _light_rows(evaluation)
+    rows = rows if rows is not None else light_rows(evaluation)
     by_column: dict[int, list[dict[str, Any]]] = {c.pk: [] for c in cols}
     for row in rows:
         by_column.setdefault(row["column_id"], []).append(row)
@@ -281,18 +286,21 @@ def grid(
     sort: int | None = None,
     descending: bool = True,
     page: int | str = 1,
+    rows: list[dict[str, Any]] | None = None,
 ) -> Grid:
-    """One row per example, one cell per column. ``show="disagree"`` keeps rows where the
+    """One row per example, one cell per column (``rows``: the light rows, when read already). ``show="disagree"`` keeps rows where the
     answered cells differ (in text or in score), ``show="fails"`` rows where the ``column``
     (or any column) failed or scored below 1; ``sort`` orders by that column's score."""
     mets = [m.id for m in metrics(evaluation)]
     metric = metric if metric in mets else (mets[0] if mets else None)
     positions = {c.pk: c.position for c in cols}
-    light = _light_rows(evaluation)
-    contents = dict(
-        EvalOutput.objects.filter(evaluation=evaluation, status=EvalOutput.Status.SUCCEEDED)
-        .values_list("id", "content")
-    )  # fmt: skip
+    light = rows if rows is not None else light_rows(evaluation)
+    contents: dict[int, str] = {}
+    if show == "disagree":  # the texts are only needed to tell whether answers differ
+        contents = dict(
+            EvalOutput.objects.filter(evaluation=evaluation, status=EvalOutput.Status.SUCCEEDED)
+            .values_list("id", "content")
+        )  # fmt: skip
     by_example = _row_facts(light, contents, positions)
     order = list(
         EvalExample.objects.filter(evaluation=evaluation)
@@ -339,7 +347,7 @@ def grid(
         for o in EvalOutput.objects.filter(example_id__in=ids)
     }
     specs = grader_specs(evaluation)
-    rows = []
+    grid_rows = []
     for example_id in ids:
         example = examples[example_id]
         cells: list[GridCell | None] = []
@@ -358,8 +366,8 @@ def grid(
                     exact=answered and output.content == example.reference,
                 )
             )
-        rows.append(GridRow(example, cells, prompt_preview(example.messages)))
-    return Grid(rows, current, len(order), len(kept), metric)
+        grid_rows.append(GridRow(example, cells, prompt_preview(example.messages)))
+    return Grid(grid_rows, current, len(order), len(kept), metric)
 
 
 # --- scores on run and compare pages ------------------------------------------------------

@@ -136,7 +136,8 @@ def results_context(
     evaluation: Evaluation, params: dict[str, Any], *, outputs: bool = True
 ) -> dict[str, Any]:
     columns = selectors.columns(evaluation)
-    summary = selectors.summary(evaluation, columns)
+    rows = selectors.light_rows(evaluation)  # read once for the summary and the grid
+    summary = selectors.summary(evaluation, columns, rows)
     context: dict[str, Any] = {
         "evaluation": evaluation,
         "columns": columns,
@@ -146,7 +147,7 @@ def results_context(
         "show_labels": _SHOW_LABELS,
     }
     if outputs:
-        context["grid"] = selectors.grid(evaluation, columns, **params)
+        context["grid"] = selectors.grid(evaluation, columns, rows=rows, **params)
     return context
 
 
