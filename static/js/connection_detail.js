@@ -14,11 +14,10 @@
 
   var box = document.getElementById("import-progress");
   if (!box) { return; }
-  var url = box.getAttribute("data-status-url");
   var bar = document.getElementById("import-bar");
   var text = document.getElementById("import-text");
   var state = document.getElementById("import-state");
-  var delay = 1000;
+  var lastDone = -1;
 
   function show(run) {
     bar.max = Math.max(1, run.jobs_total || 0);
@@ -29,19 +28,12 @@
       " missing · " + (run.errors || 0) + " errors";
   }
 
-  function poll() {
-    if (document.hidden) { setTimeout(poll, delay); return; }
-    fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (run) {
-        if (!run) { delay = Math.min(delay * 2, 15000); setTimeout(poll, delay); return; }
-        show(run);
-        if (!run.active) { window.location.reload(); return; }
-        delay = 1500;
-        setTimeout(poll, delay);
-      })
-      .catch(function () { delay = Math.min(delay * 2, 15000); setTimeout(poll, delay); });
-  }
-
-  setTimeout(poll, delay);
+  if (!window.tuneboardPoll) { return; }
+  window.tuneboardPoll(box.getAttribute("data-status-url"), function (run) {
+    show(run);
+    if (!run.active) { window.location.reload(); return "stop"; }
+    var moved = run.jobs_done !== lastDone;
+    lastDone = run.jobs_done;
+    return moved ? "moved" : "idle";
+  });
 }());

@@ -1,6 +1,7 @@
 /* Evaluation page: draws the mean-score bar chart, and while the evaluation runs, polls the
-   status view to move the progress bar and swaps in fresh server-rendered results (summary and
-   grid) every few polls and once more when it ends — no page reload. */
+   status view (live_poll.js) to move the progress bar and swaps in fresh server-rendered
+   results (summary, grid and header actions) every few polls and once more when it ends — no
+   page reload. */
 (function () {
   "use strict";
 
@@ -40,14 +41,11 @@
   function follow() {
     var live = document.getElementById("evaluation-live");
     var results = document.getElementById("evaluation-results");
-    if (!live || !results || !window.fetch || live.getAttribute("data-terminal") === "1") { return; }
-    var url = live.getAttribute("data-status-url");
+    if (!live || !results || !window.fetch || !window.tuneboardPoll ||
+        live.getAttribute("data-terminal") === "1") { return; }
     var bar = document.getElementById("evaluation-bar");
     var text = document.getElementById("evaluation-text");
     var badge = document.getElementById("evaluation-status");
-    var base = 1000;
-    var delay = base;
-    var timer = null;
     var lastDone = -1;
     var polls = 0;
 
@@ -64,64 +62,42 @@
           return response.text();
         })
         .then(function (html) {
-          // Rendered and escaped by the server's templates.
-          var holder = document.createElement("template");
-          holder.innerHTML = html;
-          var actions = holder.content.querySelector('template[data-ev-part="actions"]');
+          // Server-rendered (and escaped) markup, parsed inertly: scripts in it never run.
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var actions = doc.querySelector('template[data-ev-part="actions"]');
           var target = document.getElementById("evaluation-actions");
           if (actions && target) {
-            target.replaceChildren(actions.content.cloneNode(true));
+            target.replaceChildren(document.importNode(actions.content, true));
             actions.remove();
           }
-          results.replaceChildren(holder.content);
+          results.replaceChildren.apply(results, Array.from(doc.body.childNodes, function (node) {
+            return document.importNode(node, true);
+          }));
           drawChart();
         });
     }
 
-    function schedule() {
-      clearTimeout(timer);
-      // A hidden tab stops polling; visibilitychange starts it again.
-      if (!document.hidden) { timer = setTimeout(poll, delay); }
-    }
-
-    function poll() {
-      fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
-        .then(function (response) {
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
-          return response.json();
-        })
-        .then(function (data) {
-          polls += 1;
-          bar.value = data.percent;
-          bar.textContent = data.percent + "%";
-          badge.textContent = data.status_display;
-          var line = data.cells_done + " of " + data.cells_total + " cells answered";
-          if (data.cells_failed) { line += ", " + data.cells_failed + " failed"; }
-          if (data.judge_total) { line += "; " + data.judge_done + " of " + data.judge_total + " judgements"; }
-          text.textContent = line + ".";
-          if (data.terminal) {
-            badge.className = "badge " + (data.status === "succeeded" ? "badge-ok" : data.status === "failed" ? "badge-bad" : "badge-warn");
-            live.setAttribute("data-terminal", "1");
-            refreshResults();
-            return;
-          }
-          var moved = data.cells_done + data.judge_done !== lastDone;
-          lastDone = data.cells_done + data.judge_done;
-          if (moved && polls % 3 === 0) { refreshResults(); }
-          // Nothing moved (queued behind other work): ask less often, up to every 10 s.
-          delay = moved ? base : Math.min(delay * 1.5, 10000);
-          schedule();
-        })
-        .catch(function () {
-          delay = Math.min(delay * 2, 30000);
-          schedule();
-        });
-    }
-
-    document.addEventListener("visibilitychange", function () {
-      if (!document.hidden) { delay = base; poll(); } else { clearTimeout(timer); }
+    window.tuneboardPoll(live.getAttribute("data-status-url"), function (data) {
+      polls += 1;
+      bar.value = data.percent;
+      bar.textContent = data.percent + "%";
+      badge.textContent = data.status_display;
+      var line = data.cells_done + " of " + data.cells_total + " cells answered";
+      if (data.cells_failed) { line += ", " + data.cells_failed + " failed"; }
+      if (data.judge_total) { line += "; " + data.judge_done + " of " + data.judge_total + " judgements"; }
+      text.textContent = line + ".";
+      if (data.terminal) {
+        badge.className = "badge " + (data.status === "succeeded" ? "badge-ok" : data.status === "failed" ? "badge-bad" : "badge-warn");
+        live.setAttribute("data-terminal", "1");
+        refreshResults();
+        return "stop";
+      }
+      var done = data.cells_done + data.judge_done;
+      var moved = done !== lastDone;
+      lastDone = done;
+      if (moved && polls % 3 === 0) { refreshResults(); }
+      return moved ? "moved" : "idle";
     });
-    schedule();
   }
 
   drawChart();

@@ -125,3 +125,16 @@ def test_new_form_prefills_from_a_run_estimates_and_starts(trained: Trained) -> 
     assert Evaluation.objects.count() == 1  # nothing half-written
     # A worker (when one runs) must not carry this one into the next test.
     evaluation_cancel(evaluation=evaluation, user=None)
+
+
+def test_page_script_never_injects_html() -> None:
+    from django.conf import settings
+
+    for name in ("evaluation_detail.js", "live_poll.js", "playground.js"):
+        script = (settings.BASE_DIR / "static" / "js" / name).read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in script, (name, sink)
+    detail = (settings.BASE_DIR / "static" / "js" / "evaluation_detail.js").read_text()
+    # The only markup it parses is the server-rendered results fragment; status text is text.
+    assert detail.count("parseFromString") == 1 and "text.textContent = line" in detail
+    assert "tuneboardPoll" in detail  # the shared poller: backs off, pauses when hidden
