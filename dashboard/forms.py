@@ -94,14 +94,19 @@ class ChartOptionsForm(forms.Form):
         )
 
 
-class ShareLinkForm(forms.Form):
-    """A run (``job``) or a comparison (``runs``: ids, comma-separated)."""
+class ShareLinkBaseForm(forms.Form):
+    """What every share link asks: a title and when it expires."""
 
-    job = forms.UUIDField(required=False)
-    runs = forms.CharField(required=False, max_length=20 * 40)
     label = forms.CharField(required=False, max_length=200)
     expires_in_days = forms.ChoiceField(required=False, choices=EXPIRY_CHOICES, label="Expires")
 
     def expires_at(self) -> Any:
         days = self.cleaned_data.get("expires_in_days")
         return timezone.now() + timedelta(days=int(days)) if days else None
+
+
+class ShareLinkForm(ShareLinkBaseForm):
+    """A run (``job``) or a comparison (``runs``: ids, comma-separated)."""
+
+    job = forms.UUIDField(required=False)
+    runs = forms.CharField(required=False, max_length=20 * 40)

@@ -131,23 +131,46 @@ def share_link_create(
     ids = [str(job_id) for job_id in job_ids]
     if not 1 <= len(ids) <= share.MAX_RUNS or len(set(ids)) != len(ids):
         raise ValueError(f"a share link names 1 to {share.MAX_RUNS} different runs")
+    return share_link_issue(
+        user=user,
+        kind=ShareLink.Kind.RUN if len(ids) == 1 else ShareLink.Kind.COMPARISON,
+        label=label,
+        expires_at=expires_at,
+        detail={"runs": ids},
+        job_id=ids[0] if len(ids) == 1 else None,
+        job_ids=ids,
+    )
+
+
+def share_link_issue(
+    *,
+    user: AbstractBaseUser,
+    kind: str,
+    label: str,
+    expires_at: datetime | None,
+    detail: dict[str, Any],
+    **target: Any,
+) -> tuple[ShareLink, str]:
+    """Store a new link of ``kind`` to ``target`` (its ShareLink fields) and audit it. The
+    plaintext token exists only in the return value: the database keeps its SHA-256."""
+    from dashboard import share
+
     token = share.new_token()
     link = ShareLink.objects.create(
         token_hash=share.token_hash(token),
-        kind=ShareLink.Kind.RUN if len(ids) == 1 else ShareLink.Kind.COMPARISON,
-        job_id=ids[0] if len(ids) == 1 else None,
-        job_ids=ids,
+        kind=kind,
         label=label[:200],
         created_by=user,
         expires_at=expires_at,
+        **target,
     )
     audit_record(
         actor=user,
         action="share_link_created",
         obj=link,
         detail={
-            "kind": link.kind,
-            "runs": ids,
+            "kind": kind,
+            **detail,
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
     )

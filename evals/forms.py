@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from django import forms
-from django.utils import timezone
 
-from dashboard.forms import EXPIRY_CHOICES
+from dashboard.forms import ShareLinkBaseForm
 from datasets.models import Dataset
 from evals import graders as grading
 from evals.choices import ModelChoice
@@ -183,15 +181,9 @@ class EvaluationForm(forms.Form):
         return models.index(baseline) if baseline in models else 0
 
 
-class EvaluationShareForm(forms.Form):
-    label = forms.CharField(required=False, max_length=200, label="Title")
-    expires_in_days = forms.ChoiceField(required=False, choices=EXPIRY_CHOICES, label="Expires")
+class EvaluationShareForm(ShareLinkBaseForm):
     include_outputs = forms.BooleanField(
         required=False,
         label="include prompts, references and outputs",
         help_text="Without it the link shows only the summary and the chart.",
     )
-
-    def expires_at(self) -> Any:
-        days = self.cleaned_data.get("expires_in_days")
-        return timezone.now() + timedelta(days=int(days)) if days else None

@@ -87,10 +87,6 @@ class ColumnSummary:
     cost: Decimal | None
     best: set[str] = field(default_factory=set)
 
-    @property
-    def is_baseline(self) -> bool:
-        return self.column.position == self.column.evaluation.baseline_position
-
 
 @dataclass
 class Summary:

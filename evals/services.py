@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from dashboard.services import audit_record
 from datasets.models import BaseModel, Dataset
+from datasets.validation.tokens import count_tokens
 from evals import graders as grading
 from evals.choices import ModelChoice, choice_for_key
 from evals.examples import TestExample, message_tokens, read_examples
@@ -97,8 +98,6 @@ def estimate(
 
 
 def grading_tokens(text: str, encoding: str) -> int:
-    from datasets.validation.tokens import count_tokens
-
     return count_tokens(text, encoding) if text else 0
 
 
@@ -351,23 +350,15 @@ def evaluation_share_create(
 ) -> tuple[Any, str]:
     """A read-only public link to the evaluation's summary (and, when ``include_outputs``,
     its prompts, references and outputs). Returns the link and its token, shown once."""
-    from dashboard import share
     from dashboard.models import ShareLink
+    from dashboard.services import share_link_issue
 
-    token = share.new_token()
-    link = ShareLink.objects.create(
-        token_hash=share.token_hash(token),
+    return share_link_issue(
+        user=user,
         kind=ShareLink.Kind.EVALUATION,
+        label=label.strip() or evaluation.name,
+        expires_at=expires_at,
+        detail={"evaluation": evaluation.pk, "outputs": include_outputs},
         evaluation=evaluation,
         include_outputs=include_outputs,
-        label=(label.strip() or evaluation.name)[:200],
-        created_by=user,
-        expires_at=expires_at,
     )
-    audit_record(
-        actor=user,
-        action="share_link_created",
-        obj=link,
-        detail={"kind": "evaluation", "evaluation": evaluation.pk, "outputs": include_outputs},
-    )
-    return link, token
