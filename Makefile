@@ -22,7 +22,7 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	@touch $(RUN_STAMP) $@
 
 run: $(RUN_STAMP)
-	@exec $(PY) -m dashboard.runtime run
+	@exec $(PY) -m runtime run
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
@@ -35,10 +35,10 @@ format: $(DEV_STAMP)
 # Chromium for tests/e2e: apt-get installs it when missing (as root); only CI (CI=true) fails
 # without it, elsewhere the browser tests are skipped with a message.
 browser: $(DEV_STAMP)
-	@$(PY) -m dashboard.runtime.browser
+	@$(PY) -m runtime.browser
 
 test: lint browser
-	@exec $(PY) -m dashboard.runtime test $(PYTEST_ARGS)
+	@exec $(PY) -m runtime test $(PYTEST_ARGS)
 
 e2e: browser
-	@exec $(PY) -m dashboard.runtime test tests/e2e -m e2e $(PYTEST_ARGS)
+	@exec $(PY) -m runtime test tests/e2e -m e2e $(PYTEST_ARGS)

@@ -54,8 +54,8 @@ STATUSES = (("succeeded", 80), ("failed", 8), ("cancelled", 5), ("running", 4), 
 
 
 def setup(var_dir: Path) -> object:
-    from dashboard.runtime.embedded import EmbeddedServices
-    from dashboard.runtime.supervisor import apply_defaults
+    from runtime.embedded import EmbeddedServices
+    from runtime.supervisor import apply_defaults
 
     env = dict(os.environ)
     apply_defaults(env)

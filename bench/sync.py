@@ -29,8 +29,8 @@ sys.path.insert(0, str(BASE_DIR))
 
 
 def setup(var_dir: Path) -> object:
-    from dashboard.runtime.embedded import EmbeddedServices
-    from dashboard.runtime.supervisor import apply_defaults
+    from runtime.embedded import EmbeddedServices
+    from runtime.supervisor import apply_defaults
 
     env = dict(os.environ)
     apply_defaults(env)

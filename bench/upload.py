@@ -5,7 +5,7 @@
 How it runs (no server, no browser, nothing to start by hand):
 
 * PostgreSQL and Redis: with ``DATABASE_URL`` / ``CELERY_BROKER_URL`` unset, the script starts
-  the same embedded services ``python -m dashboard.runtime`` uses, in a temporary folder, runs
+  the same embedded services ``python -m runtime`` uses, in a temporary folder, runs
   ``migrate`` there and stops them at the end. With the variables set it uses those servers
   (it creates a user ``bench-uploader`` and deletes the datasets it uploads).
 * For each size it generates a synthetic chat JSONL file on disk, then uploads it in a fresh
@@ -242,7 +242,7 @@ def _baseline_copy(path: Path, dest: Path) -> float:
 
 
 def child(path: Path) -> dict[str, Any]:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
@@ -251,7 +251,7 @@ def child(path: Path) -> dict[str, Any]:
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import Client
 
-    from dashboard import roles
+    from core import roles
     from datasets import services
     from datasets.models import Dataset
 
@@ -315,12 +315,12 @@ def child(path: Path) -> dict[str, Any]:
 @contextmanager
 def services_env(workdir: Path) -> Iterator[dict[str, str]]:
     env = dict(os.environ)
-    env.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("TUNEBOARD_VAR_DIR", str(workdir / "var"))
     env.setdefault("MEDIA_ROOT", str(workdir / "media"))
     env["SECURE_SSL_REDIRECT"] = "false"
     env["SECURE_COOKIES"] = "false"
-    from dashboard.runtime.embedded import EmbeddedServices
+    from runtime.embedded import EmbeddedServices
 
     services = EmbeddedServices(workdir / "services", env)
     services.start()

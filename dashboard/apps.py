@@ -1,23 +1,18 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
-
-
-def _sync_roles(sender: AppConfig, **kwargs: object) -> None:
-    from django.apps import apps
-
-    # post_migrate is sent once per app, in INSTALLED_APPS order, and each app's permissions
-    # are created by its own signal; only after the last one do all permissions exist.
-    with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
-    if with_models and sender.label != with_models[-1].label:
-        return
-    from dashboard.services import roles_sync
-
-    roles_sync()
 
 
 class DashboardConfig(AppConfig):
     name = "dashboard"
-    verbose_name = "Tuneboard"
+    verbose_name = "Runs and share links"
 
     def ready(self) -> None:
-        post_migrate.connect(_sync_roles, dispatch_uid="dashboard.roles_sync")
+        from django.db.models.signals import post_save
+
+        from dashboard import curves, sections
+        from jobs.models import Job
+        from jobs.signals import job_page
+
+        job_page.connect(sections.run_charts_section, dispatch_uid="dashboard.run_charts")
+        post_save.connect(
+            curves.warm_finished_run, sender=Job, dispatch_uid="dashboard.warm_finished_run"
+        )

@@ -15,6 +15,7 @@ Every function runs a fixed number of queries, whatever the number of runs and r
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -23,10 +24,14 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
+from django.db import transaction
+
 from dashboard.charts import METRICS, CheckpointMark, RunSeries
 from dashboard.diagnosis import CHECKPOINTS_KEPT, RULE_TEXT, diagnose
 from dashboard.models import RunCurve
 from jobs.models import Checkpoint, Job, MetricPoint
+
+logger = logging.getLogger("tuneboard.dashboard")
 
 LEVELS: tuple[int, ...] = (2000, 1000, 500, 250, 150)
 # metric column -> [steps, values]: two flat lists (JSON-ready, and far fewer objects to
@@ -348,3 +353,27 @@ def warm(job_id: Any) -> bool:
     marks = checkpoints_for([job.pk])
     curves_for([job], level=LEVELS[0], checkpoints=marks, with_diagnosis=True)
     return True
+
+
+_WARM_FIELDS = frozenset({"status", "next_poll_at", "last_step", "total_steps", "last_synced_at"})
+
+
+def warm_finished_run(
+    sender: type, instance: Job, update_fields: Iterable[str] | None = None, **kwargs: object
+) -> None:
+    """``post_save`` of a Job (connected in DashboardConfig.ready): a run saved in its final
+    state (its last sync) gets its display curves and diagnosis computed once the transaction
+    commits, so no page has to read its metric rows again."""
+    if instance.status not in Job.TERMINAL or instance.next_poll_at is not None:
+        return
+    if update_fields is not None and not _WARM_FIELDS & set(update_fields):
+        return
+    job_id = instance.pk
+    transaction.on_commit(lambda: _warm_safely(job_id))
+
+
+def _warm_safely(job_id: Any) -> None:
+    try:
+        warm(job_id)
+    except Exception:  # a cache: never let it break the sync that finished the run
+        logger.exception("could not cache curves of %s", job_id)

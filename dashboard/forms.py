@@ -9,9 +9,9 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from core.tags import MAX_TAG_LENGTH, MAX_TAGS, parse_tags
 from dashboard.charts import X_AXES
 from dashboard.selectors_runs import DEFAULT_SORT, SORTS, ChartOptions, RunFilters
-from dashboard.tags import MAX_TAG_LENGTH, MAX_TAGS, parse_tags
 from jobs.models import Job
 
 NOTES_MAX = 10_000
@@ -106,7 +106,13 @@ class ShareLinkBaseForm(forms.Form):
 
 
 class ShareLinkForm(ShareLinkBaseForm):
-    """A run (``job``) or a comparison (``runs``: ids, comma-separated)."""
+    """A run (``job``), a comparison (``runs``: ids, comma-separated) or, posted to an
+    evaluation's share URL, an evaluation with or without its outputs."""
 
     job = forms.UUIDField(required=False)
     runs = forms.CharField(required=False, max_length=20 * 40)
+    include_outputs = forms.BooleanField(
+        required=False,
+        label="include prompts, references and outputs",
+        help_text="Without it the link shows only the summary and the chart.",
+    )

@@ -13,16 +13,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from core.templatetags.core_format import count, duration, exact, metric, money, status_badge
 from dashboard.selectors_runs import RunRow
-from dashboard.templatetags.dashboard_extras import (
-    count,
-    dollars,
-    exact,
-    hp_value,
-    loss,
-    run_badge,
-    seconds,
-)
+from dashboard.templatetags.dashboard_extras import hp_value
 
 _PLACEHOLDER = uuid.UUID(int=0)
 
@@ -98,7 +91,7 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                 notes_short=notes if len(notes) <= 120 else notes[:119] + "…",
                 status=job.status,
                 status_label=job.get_status_display(),
-                status_class=run_badge(job.status),
+                status_class=status_badge(job.status),
                 archived=job.archived,
                 base_model=job.base_model,
                 provider=job.connection.name,
@@ -115,14 +108,14 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                 ),
                 tokens=Cell(count(job.trained_tokens), exact(job.trained_tokens)),
                 cost=Cell(
-                    dollars(row.cost),
+                    money(row.cost),
                     exact(row.cost),
                     f"{row.cost} USD" if row.cost is not None else "",
                 ),
-                train_loss=Cell(loss(job.final_train_loss), exact(job.final_train_loss)),
-                valid_loss=Cell(loss(job.best_full_valid_loss), exact(job.best_full_valid_loss)),
+                train_loss=Cell(metric(job.final_train_loss), exact(job.final_train_loss)),
+                valid_loss=Cell(metric(job.best_full_valid_loss), exact(job.best_full_valid_loss)),
                 valid_step=Cell(count(job.best_full_valid_step), exact(job.best_full_valid_step)),
-                duration=Cell(seconds(row.duration_seconds), exact(row.duration_seconds)),
+                duration=Cell(duration(row.duration_seconds), exact(row.duration_seconds)),
                 tags_url=tags_url(job.pk),
                 notes_url=notes_url(job.pk),
             )

@@ -1,104 +1,17 @@
 from __future__ import annotations
 
-import os
-import secrets
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group, Permission
-from django.db import transaction
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F
 from django.utils import timezone
 
-from dashboard import roles
-from dashboard.models import AuditEntry, Heartbeat, ShareLink, TaskProbe
-
-
-def roles_sync() -> None:
-    """Create the role groups and give each exactly its permissions (admin gets all)."""
-    for role in roles.ALL_ROLES:
-        group, _ = Group.objects.get_or_create(name=role)
-        if role == roles.ADMIN:
-            group.permissions.set(Permission.objects.all())
-            continue
-        perms = []
-        for dotted in roles.ROLE_PERMISSIONS[role]:
-            app_label, codename = dotted.split(".")
-            perms.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        group.permissions.set(perms)
-
-
-def heartbeat_record(*, name: str, detail: str = "") -> Heartbeat:
-    heartbeat, _ = Heartbeat.objects.update_or_create(
-        name=name, defaults={"last_seen": timezone.now(), "detail": detail[:200]}
-    )
-    return heartbeat
-
-
-def probe_request(*, user: AbstractBaseUser | None) -> TaskProbe:
-    from dashboard.tasks import probe_complete
-
-    probe = TaskProbe.objects.create(requested_by=user)
-    transaction.on_commit(lambda: probe_complete.delay(probe.pk))
-    return probe
-
-
-def probe_complete(*, probe_id: int, worker: str) -> bool:
-    """Mark a probe done; a redelivered task finds it done already and changes nothing."""
-    updated = TaskProbe.objects.filter(pk=probe_id, completed_at__isnull=True).update(
-        completed_at=timezone.now(), worker=worker[:200]
-    )
-    return bool(updated)
-
-
-def admin_bootstrap(
-    *, username: str | None, password: str | None, password_file: Path
-) -> tuple[str, str | None] | None:
-    """Create the first admin when there is no user at all.
-
-    Returns (username, generated password or None) when an account was created, else None.
-    A generated password is written to ``password_file`` with mode 600 so it survives the
-    one-time console message.
-    """
-    User = get_user_model()
-    if User.objects.exists():
-        return None
-    username = username or "admin"
-    generated = None
-    if not password:
-        password = generated = secrets.token_urlsafe(18)
-    with transaction.atomic():
-        user = User.objects.create_superuser(username=username, email="", password=password)
-        user.groups.add(Group.objects.get(name=roles.ADMIN))
-    if generated:
-        password_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"username: {username}\npassword: {generated}\n")
-        password_file.chmod(0o600)
-    return username, generated
-
-
-def audit_record(
-    *,
-    actor: AbstractBaseUser | None,
-    action: str,
-    obj: object,
-    detail: dict | None = None,
-) -> AuditEntry:
-    return AuditEntry.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action,
-        object_type=type(obj).__name__.lower(),
-        object_id=str(getattr(obj, "pk", "")),
-        object_repr=str(obj)[:200],
-        detail=detail or {},
-    )
-
+from core.services import audit_record
+from dashboard.models import ShareLink
+from evals.models import Evaluation
+from jobs.models import Job
 
 # --- Dashboard: cached run curves and share links --------------------------------------------
 
@@ -115,26 +28,58 @@ def run_curves_save(*, curves: list[Any]) -> None:
     )
 
 
+class ShareLinkError(ValueError):
+    """A share link that cannot be made; the message is shown to the user as it is."""
+
+
 def share_link_create(
     *,
     user: AbstractBaseUser,
-    job_ids: list[Any],
+    job_ids: Sequence[Any] = (),
+    evaluation_id: int | None = None,
+    include_outputs: bool = False,
     label: str = "",
     expires_at: datetime | None = None,
 ) -> tuple[ShareLink, str]:
-    """A new share link to one run (one id) or a comparison (2–20 ids, in page order).
+    """A new share link to one run (one id), a comparison (2–20 distinct ids, in page order)
+    or an evaluation (``evaluation_id``; its prompts and outputs only with ``include_outputs``).
 
-    Returns the link and its token: the plaintext exists only in this return value (the
-    database keeps its SHA-256), so the caller shows it once."""
+    Every rule of a share link is checked here (the forms only map ``ShareLinkError``). Returns
+    the link and its token: the plaintext exists only in this return value (the database keeps
+    its SHA-256), so the caller shows it once."""
     from dashboard import share
 
+    if evaluation_id is not None:
+        if job_ids:
+            raise ShareLinkError("A share link is to runs or to an evaluation, not both.")
+        evaluation = Evaluation.objects.filter(pk=evaluation_id).first()
+        if evaluation is None:
+            raise ShareLinkError("That evaluation does not exist.")
+        return share_link_issue(
+            user=user,
+            kind=ShareLink.Kind.EVALUATION,
+            label=label.strip() or evaluation.name,
+            expires_at=expires_at,
+            detail={"evaluation": evaluation.pk, "outputs": include_outputs},
+            evaluation=evaluation,
+            include_outputs=include_outputs,
+        )
     ids = [str(job_id) for job_id in job_ids]
     if not 1 <= len(ids) <= share.MAX_RUNS or len(set(ids)) != len(ids):
-        raise ValueError(f"a share link names 1 to {share.MAX_RUNS} different runs")
+        raise ShareLinkError(
+            f"Share a run, or a comparison of 2 to {share.MAX_RUNS} different runs."
+        )
+    names = {str(pk): name for pk, name in Job.objects.filter(pk__in=ids).values_list("pk", "name")}
+    if len(names) != len(ids):
+        raise ShareLinkError("Some of these runs do not exist (any more).")
+    if not label.strip():
+        label = (
+            names[ids[0]] or "Untitled run" if len(ids) == 1 else f"Comparison of {len(ids)} runs"
+        )
     return share_link_issue(
         user=user,
         kind=ShareLink.Kind.RUN if len(ids) == 1 else ShareLink.Kind.COMPARISON,
-        label=label,
+        label=label.strip(),
         expires_at=expires_at,
         detail={"runs": ids},
         job_id=ids[0] if len(ids) == 1 else None,

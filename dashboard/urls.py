@@ -1,6 +1,4 @@
-from django.contrib import admin
-from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import path
 
 from dashboard import views
 
@@ -17,30 +15,13 @@ urlpatterns = [
     path("runs/<uuid:pk>/notes/", views.run_notes, name="run_notes"),
     path("share-links/", views.share_link_list, name="share_links"),
     path("share-links/new/", views.share_link_create, name="share_link_create"),
+    path(
+        "evaluations/<int:pk>/share/",
+        views.evaluation_share_create,
+        name="evaluation_share_create",
+    ),
     path("share-links/<int:pk>/revoke/", views.share_link_revoke, name="share_link_revoke"),
     path("share/<str:token>/", views.share_page, name="share_page"),
     path("share/<str:token>/metrics.json", views.share_metrics_json, name="share_metrics"),
     path("share/<str:token>/figures.json", views.share_figures_json, name="share_figures"),
-    path("system/", views.system, name="system"),
-    path("system/probe/", views.probe_create, name="probe_create"),
-    path("healthz", views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
-    path(
-        "accounts/password/done/",
-        auth_views.PasswordChangeDoneView.as_view(),
-        name="password_change_done",
-    ),
-    path("datasets/", include("datasets.urls")),
-    path("jobs/", include("jobs.urls")),
-    path("evaluations/", include("evals.urls")),
-    path("sandbox/", include("sandbox.urls")),
-    path("admin/", admin.site.urls),
 ]
-
-admin.site.site_header = "Tuneboard administration"
-admin.site.site_title = "Tuneboard admin"
-
-# Signed provider webhooks (jobs app): /webhooks/<connection id>/.
-urlpatterns += [path("webhooks/", include("jobs.urls_webhooks"))]

@@ -5,7 +5,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required, permission_required
+from django.contrib.auth.decorators import login_not_required
 from django.http import (
     Http404,
     HttpRequest,
@@ -21,7 +21,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import presentation, roles, selectors, selectors_runs, services, share
+from core import roles
+from core.permissions import member_required
+from dashboard import presentation, selectors_runs, services, share
 from dashboard.charts import comparison_tables_csv
 from dashboard.forms import (
     ChartOptionsForm,
@@ -31,40 +33,15 @@ from dashboard.forms import (
     TagsForm,
 )
 from dashboard.models import ShareLink
+from evals import selectors as evals_selectors
 from evals.selectors import latest_final_scores
 from jobs.models import Job
 from jobs.services import job_annotate
-
-member_required = permission_required(roles.ACT, raise_exception=True)
 
 
 def _json(payload: Any, status: int = 200) -> JsonResponse:
     """Compact JSON (figures are mostly numbers: the spaces would add a tenth)."""
     return JsonResponse(payload, status=status, json_dumps_params={"separators": (",", ":")})
-
-
-@login_not_required
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    health = selectors.health_status()
-    status = "ok" if health.healthy else "unhealthy"
-    return JsonResponse({"status": status, **health.checks}, status=200 if health.healthy else 503)
-
-
-@require_GET
-def system(request: HttpRequest) -> HttpResponse:
-    health = selectors.health_status()
-    context = {"health": health, "probes": selectors.probes_recent()}
-    return render(request, "dashboard/system.html", context, status=200)
-
-
-@require_POST
-@permission_required(roles.ACT, raise_exception=True)
-def probe_create(request: HttpRequest) -> HttpResponse:
-    probe = services.probe_request(user=request.user)
-    messages.info(request, f"Test task {probe.pk} sent to the worker.")
-    return redirect("system")
 
 
 # --- Runs list ---------------------------------------------------------------------------------
@@ -376,30 +353,43 @@ def share_link_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
-@member_required
-def share_link_create(request: HttpRequest) -> HttpResponse:
+def _share_link_from(request: HttpRequest, **target: Any) -> HttpResponse:
     form = ShareLinkForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The share link could not be created: the form was invalid.")
         return _back(request)
     data = form.cleaned_data
-    if data.get("job"):
-        ids = [str(data["job"])]
-    else:
-        ids, _ = selectors_runs.parse_run_ids([data.get("runs") or ""])
-    jobs = selectors_runs.compare_jobs(ids)
-    if not jobs or len(jobs) != len(ids) or len(ids) > share.MAX_RUNS:
-        messages.error(request, "Share a run, or a comparison of 2 to 20 existing runs.")
+    if "evaluation_id" not in target:
+        if data.get("job"):
+            target["job_ids"] = [str(data["job"])]
+        else:
+            target["job_ids"], _ = selectors_runs.parse_run_ids([data.get("runs") or ""])
+    try:
+        link, token = services.share_link_create(
+            user=request.user,
+            label=data.get("label") or "",
+            expires_at=form.expires_at(),
+            include_outputs=bool(data.get("include_outputs")),
+            **target,
+        )
+    except services.ShareLinkError as exc:
+        messages.error(request, str(exc))
         return _back(request)
-    label = data.get("label") or (
-        jobs[0].name or "Untitled run" if len(jobs) == 1 else f"Comparison of {len(jobs)} runs"
-    )
-    link, token = services.share_link_create(
-        user=request.user, job_ids=ids, label=label, expires_at=form.expires_at()
-    )
     request.session[SESSION_NEW_SHARE] = {"id": link.pk, "token": token}
     return redirect("share_links")
+
+
+@require_POST
+@member_required
+def share_link_create(request: HttpRequest) -> HttpResponse:
+    """A link to a run (``job``) or a comparison (``runs``)."""
+    return _share_link_from(request)
+
+
+@require_POST
+@member_required
+def evaluation_share_create(request: HttpRequest, pk: int) -> HttpResponse:
+    return _share_link_from(request, evaluation_id=pk)
 
 
 @require_POST
@@ -428,16 +418,26 @@ def _public(response: HttpResponse) -> HttpResponse:
     return response
 
 
+def _evaluation_share_page(request: HttpRequest, link: ShareLink) -> HttpResponse:
+    """The public page of an evaluation link: the summary, and the grid when the link includes
+    the outputs."""
+    evaluation = link.evaluation
+    if evaluation is None:
+        return share_missing()
+    params = evals_selectors.grid_params(request.GET, evaluation.columns.count())
+    context = evals_selectors.results_context(evaluation, params, outputs=link.include_outputs)
+    context.update(public=True, title=link.label or evaluation.name)
+    return render(request, "evals/share.html", context)
+
+
 @login_not_required
 @never_cache
 @require_GET
 def share_page(request: HttpRequest, token: str) -> HttpResponse:
     link = share.active_link(token)
     if link is not None and link.kind == ShareLink.Kind.EVALUATION:
-        from evals.views import shared_page
-
         services.share_link_record_view(link=link)
-        return _public(shared_page(request, link))
+        return _public(_evaluation_share_page(request, link))
     data = share.page_data(link) if link is not None else None
     if link is None or data is None:
         return share_missing()

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from dashboard.tags import parse_tags as _parse_tags
+from core.tags import parse_tags as _parse_tags
 from datasets import selectors
 from datasets.derive import MAX_SEED
 from datasets.models import MAX_TAG_LENGTH, BaseModel, Dataset

@@ -4,7 +4,6 @@ import math
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -13,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard import roles
+from core.permissions import member_required
 from datasets import examples, selectors, services, uploads
 from datasets.charts import report_charts
 from datasets.derive import DeriveRejected
@@ -78,7 +77,7 @@ def _upload_page(
 
 @csrf_exempt  # CSRF is checked in _dataset_upload, after the streaming handler is in place
 @require_http_methods(["GET", "POST"])
-@permission_required(roles.ACT, raise_exception=True)
+@member_required
 def dataset_upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _dataset_upload(request, None)
@@ -210,7 +209,7 @@ def dataset_examples(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@permission_required(roles.ACT, raise_exception=True)
+@member_required
 def dataset_revalidate(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _dataset_or_404(pk, with_report=True)
     form = ModelChoiceForm(request.POST)
@@ -245,13 +244,13 @@ def _derive_page(
 
 
 @require_GET
-@permission_required(roles.ACT, raise_exception=True)
+@member_required
 def dataset_derive(request: HttpRequest, pk: int) -> HttpResponse:
     return _derive_page(request, _dataset_or_404(pk))
 
 
 @require_POST
-@permission_required(roles.ACT, raise_exception=True)
+@member_required
 def dataset_split(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _dataset_or_404(pk)
     form = SplitForm(request.POST)
@@ -272,7 +271,7 @@ def dataset_split(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@permission_required(roles.ACT, raise_exception=True)
+@member_required
 def dataset_subset(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _dataset_or_404(pk)
     form = SubsetForm(request.POST)

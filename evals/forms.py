@@ -8,7 +8,6 @@ from typing import Any
 
 from django import forms
 
-from dashboard.forms import ShareLinkBaseForm
 from datasets.models import Dataset
 from evals import graders as grading
 from evals.choices import ModelChoice
@@ -179,11 +178,3 @@ class EvaluationForm(forms.Form):
         baseline = self.cleaned_data.get("baseline") or ""
         models = self.cleaned_data["models"]
         return models.index(baseline) if baseline in models else 0
-
-
-class EvaluationShareForm(ShareLinkBaseForm):
-    include_outputs = forms.BooleanField(
-        required=False,
-        label="include prompts, references and outputs",
-        help_text="Without it the link shows only the summary and the chart.",
-    )

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.text import slugify
 
-from dashboard.crypto import DecryptionError
+from core.crypto import DecryptionError
 from datasets.incoming import UploadRejected
 from datasets.lineindex import seek_line
 from datasets.models import Dataset

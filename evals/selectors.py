@@ -4,7 +4,7 @@ paginated) and the latest scores shown on run and compare pages."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,6 +18,7 @@ from evals.examples import content_text, prompt_preview
 from evals.models import EvalExample, EvalModel, EvalOutput, Evaluation
 from evals.services import price
 from evals.textdiff import word_diff
+from jobs.models import Job
 from jobs.selectors import catalog, catalog_model_for
 
 ROWS_PER_PAGE = 25
@@ -429,3 +430,61 @@ def latest_final_scores(
         )
         found[job_id] = (evaluation, label, interval)
     return found
+
+
+# --- results page ----------------------------------------------------------------------------
+
+SHOW_LABELS = {"all": "All rows", "disagree": "Models disagree", "fails": "A model fails"}
+
+
+def grid_params(query: Mapping[str, Any], column_count: int) -> dict[str, Any]:
+    """The results grid's filter, sort and page from a query string (anything invalid is
+    ignored); ``column_count`` bounds the column positions."""
+    show = query.get("show", "all")
+    if show not in FILTERS:
+        show = "all"
+
+    def position(name: str) -> int | None:
+        raw = query.get(name, "")
+        return int(raw) if raw.isdigit() and int(raw) < column_count else None
+
+    return {
+        "show": show,
+        "column": position("column"),
+        "metric": query.get("metric") or None,
+        "sort": position("sort"),
+        "descending": query.get("order", "desc") != "asc",
+        "page": query.get("page", 1),
+    }
+
+
+def results_context(
+    evaluation: Evaluation, params: dict[str, Any], *, outputs: bool = True
+) -> dict[str, Any]:
+    """What the results page (and an evaluation's share page) shows: summary, chart and, with
+    ``outputs``, the grid."""
+    column_list = columns(evaluation)
+    rows = light_rows(evaluation)  # read once for the summary and the grid
+    result = summary(evaluation, column_list, rows)
+    context: dict[str, Any] = {
+        "evaluation": evaluation,
+        "columns": column_list,
+        "summary": result,
+        "chart": result.chart_data(),
+        "params": params,
+        "show_labels": SHOW_LABELS,
+    }
+    if outputs:
+        context["grid"] = grid(evaluation, column_list, rows=rows, **params)
+    return context
+
+
+def run_evaluations(job: Job) -> dict[str, Any]:
+    """What a run page shows about evaluations: the latest finished one with a column of this
+    run (every column's primary score), and whether "Evaluate checkpoints" can start one."""
+    evaluable = (
+        job.connection.usable
+        and job.model_deleted_at is None
+        and bool(job.fine_tuned_model or job.checkpoints.exists())
+    )
+    return {"latest": latest_for_run(job.pk), "evaluable": evaluable}

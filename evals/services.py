@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from dashboard.services import audit_record
+from core.services import audit_record
 from datasets.models import BaseModel, Dataset
 from datasets.validation.tokens import count_tokens
 from evals import graders as grading
@@ -335,30 +335,3 @@ def _judge_progress(evaluation: Evaluation) -> dict[str, int]:
             .count()
         )
     return {"judge_done": done, "judge_total": total}
-
-
-# --- share links ----------------------------------------------------------------------------
-
-
-def evaluation_share_create(
-    *,
-    evaluation: Evaluation,
-    user: AbstractBaseUser,
-    label: str = "",
-    expires_at: Any = None,
-    include_outputs: bool = False,
-) -> tuple[Any, str]:
-    """A read-only public link to the evaluation's summary (and, when ``include_outputs``,
-    its prompts, references and outputs). Returns the link and its token, shown once."""
-    from dashboard.models import ShareLink
-    from dashboard.services import share_link_issue
-
-    return share_link_issue(
-        user=user,
-        kind=ShareLink.Kind.EVALUATION,
-        label=label.strip() or evaluation.name,
-        expires_at=expires_at,
-        detail={"evaluation": evaluation.pk, "outputs": include_outputs},
-        evaluation=evaluation,
-        include_outputs=include_outputs,
-    )

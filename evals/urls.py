@@ -11,7 +11,6 @@ urlpatterns = [
     path("<int:pk>/status.json", views.evaluation_status_json, name="status"),
     path("<int:pk>/export.csv", views.evaluation_export_csv, name="export_csv"),
     path("<int:pk>/cancel/", views.evaluation_cancel, name="cancel"),
-    path("<int:pk>/share/", views.evaluation_share, name="share"),
     path("<int:pk>/rerun-failed/", views.evaluation_rerun_failed, name="rerun_failed"),
     path("playground/", views_playground.playground, name="playground"),
     path("playground/save/", views_playground.playground_save, name="playground_save"),

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -14,14 +13,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard import roles
+from core.permissions import member_required
 from evals import selectors, services
 from evals.choices import model_choices, run_choices
-from evals.forms import EvaluationForm, EvaluationShareForm
+from evals.forms import EvaluationForm
 from evals.models import EvalOutput, Evaluation
 from jobs.models import Job
-
-member_required = permission_required(roles.ACT, raise_exception=True)
 
 
 def _evaluation_or_404(pk: int) -> Evaluation:
@@ -110,54 +107,12 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
     return render(request, "evals/new.html", context)
 
 
-_SHOW_LABELS = {"all": "All rows", "disagree": "Models disagree", "fails": "A model fails"}
-
-
-def _grid_params(request: HttpRequest, columns: int) -> dict[str, Any]:
-    show = request.GET.get("show", "all")
-    if show not in selectors.FILTERS:
-        show = "all"
-
-    def position(name: str) -> int | None:
-        raw = request.GET.get(name, "")
-        return int(raw) if raw.isdigit() and int(raw) < columns else None
-
-    return {
-        "show": show,
-        "column": position("column"),
-        "metric": request.GET.get("metric") or None,
-        "sort": position("sort"),
-        "descending": request.GET.get("order", "desc") != "asc",
-        "page": request.GET.get("page", 1),
-    }
-
-
-def results_context(
-    evaluation: Evaluation, params: dict[str, Any], *, outputs: bool = True
-) -> dict[str, Any]:
-    columns = selectors.columns(evaluation)
-    rows = selectors.light_rows(evaluation)  # read once for the summary and the grid
-    summary = selectors.summary(evaluation, columns, rows)
-    context: dict[str, Any] = {
-        "evaluation": evaluation,
-        "columns": columns,
-        "summary": summary,
-        "chart": summary.chart_data(),
-        "params": params,
-        "show_labels": _SHOW_LABELS,
-    }
-    if outputs:
-        context["grid"] = selectors.grid(evaluation, columns, rows=rows, **params)
-    return context
-
-
 @require_GET
 def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     evaluation = _evaluation_or_404(pk)
-    params = _grid_params(request, evaluation.columns.count())
-    context = results_context(evaluation, params)
+    params = selectors.grid_params(request.GET, evaluation.columns.count())
+    context = selectors.results_context(evaluation, params)
     context["status_url"] = reverse("evals:status", kwargs={"pk": pk})
-    context["share_form"] = EvaluationShareForm()
     if request.GET.get("fragment") == "results":
         return render(request, "evals/_fragment.html", context)
     return render(request, "evals/detail.html", context)
@@ -243,33 +198,3 @@ def evaluation_rerun_failed(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, "No failed cells to run again.")
     return redirect("evals:detail", pk=pk)
-
-
-@require_POST
-@member_required
-def evaluation_share(request: HttpRequest, pk: int) -> HttpResponse:
-    from dashboard.views import SESSION_NEW_SHARE
-
-    evaluation = _evaluation_or_404(pk)
-    form = EvaluationShareForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "The share link could not be created: the form was invalid.")
-        return redirect("evals:detail", pk=pk)
-    link, token = services.evaluation_share_create(
-        evaluation=evaluation,
-        user=request.user,
-        label=form.cleaned_data["label"],
-        expires_at=form.expires_at(),
-        include_outputs=form.cleaned_data["include_outputs"],
-    )
-    request.session[SESSION_NEW_SHARE] = {"id": link.pk, "token": token}
-    return redirect("share_links")
-
-
-def shared_page(request: HttpRequest, link: Any) -> HttpResponse:
-    """The public page of an evaluation share link (the token was checked by the caller)."""
-    evaluation = _evaluation_or_404(link.evaluation_id)
-    params = _grid_params(request, evaluation.columns.count())
-    context = results_context(evaluation, params, outputs=link.include_outputs)
-    context.update(public=True, title=link.label or evaluation.name)
-    return render(request, "evals/share.html", context)

@@ -8,17 +8,15 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard import roles
+from core.permissions import member_required
 from evals import playground as pg
 from evals.forms_playground import ExamplePickerForm, PlaygroundForm, SaveForm
 from evals.playground import Conversation, PlaygroundError, Reply
 
-member_required = permission_required(roles.ACT, raise_exception=True)
 TEMPLATE = "evals/playground.html"
 
 

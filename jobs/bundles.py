@@ -41,7 +41,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from dashboard.services import audit_record
+from core.services import audit_record
 from datasets.incoming import UploadRejected, check_file_name, incoming_from_chunks
 from datasets.models import MAX_TAG_LENGTH, MAX_TAGS, Dataset
 from datasets.services import dataset_create_from_upload

@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.core.validators import validate_email
 
-from dashboard.tags import parse_tags
+from core.tags import parse_tags
 from datasets.models import BaseModel, Dataset
 from jobs import selectors
 from jobs.models import Job, ProviderConnection, split_addresses

@@ -32,8 +32,8 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from dashboard.crypto import DecryptionError
-from dashboard.services import audit_record
+from core.crypto import DecryptionError
+from core.services import audit_record
 from datasets.incoming import IncomingFile, UploadRejected, check_file_name
 from datasets.models import Dataset
 from datasets.services import dataset_create_from_upload

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from dashboard import crypto
+from core import crypto
 
 
 class ProviderConnection(models.Model):

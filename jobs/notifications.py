@@ -23,7 +23,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.services import audit_record
+from core.services import audit_record
 from jobs.models import Job, Notification, NotificationSetting
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from datasets.models import BaseModel, Dataset
 from datasets.validation import Distribution, estimate_hyperparameters, estimate_training_cost
 from jobs.models import (

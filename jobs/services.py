@@ -12,7 +12,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from dashboard.services import audit_record
+from core.services import audit_record
 from datasets.models import Dataset
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock

@@ -11,7 +11,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -19,9 +18,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard import roles
-from dashboard.crypto import DecryptionError
-from jobs import selectors, services
+from core.crypto import DecryptionError
+from core.permissions import member_required
+from jobs import pages, selectors, services
 from jobs.connections import provider_for_connection
 from jobs.forms import (
     AnnotateForm,
@@ -33,8 +32,6 @@ from jobs.forms import (
 from jobs.models import Job, ProviderConnection
 from jobs.providers import ProviderError
 from jobs.services import JobError
-
-member_required = permission_required(roles.ACT, raise_exception=True)
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -253,6 +250,7 @@ def job_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         "activity": selectors.audit_for_job(job),
         "live_url": reverse("jobs:live", kwargs={"pk": job.pk}),
         "sections_url": reverse("jobs:sections", kwargs={"pk": job.pk}),
+        "sections": pages.page_sections(request=request, job=job, live=False),
     }
     return render(request, "jobs/detail.html", context)
 
@@ -264,7 +262,11 @@ def job_sections(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     provider ids, models and hyperparameters, controls for members, checkpoints) as an HTML
     fragment: the page's script swaps them in when the live JSON says they changed."""
     job = _job_or_404(pk)
-    context = {"page": selectors.job_page(job), "job": job}
+    context = {
+        "page": selectors.job_page(job),
+        "job": job,
+        "sections": pages.page_sections(request=request, job=job, live=True),
+    }
     return render(request, "jobs/_detail_sections.html", context)
 
 

@@ -27,7 +27,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard.crypto import DecryptionError
+from core.crypto import DecryptionError
 from jobs import bundles, history, notifications, selectors, services, webhooks
 from jobs.forms import ArchiveForm, AuditFilterForm, BundleUploadForm, NotificationForm
 from jobs.models import Job, ProviderConnection

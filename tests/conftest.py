@@ -63,7 +63,7 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-l", "INFO",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
              "-Q", queues, "-c", "2", "--hostname", hostname,
              "--without-gossip", "--without-mingle"],
             cwd=BASE_DIR, env=subprocess_env(**env_overrides), stdout=out, stderr=subprocess.STDOUT,
@@ -72,7 +72,7 @@ def start_worker(
 
 
 def wait_for_worker(process: subprocess.Popen[bytes], hostname: str, log: Path) -> None:
-    from dashboard.celery import app
+    from config.celery import app
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -101,7 +101,7 @@ def celery_worker(
 
     Tests that use it need committed data: mark them ``django_db(transaction=True)``.
     """
-    from dashboard.celery import app
+    from config.celery import app
 
     hostname = f"test-worker-{os.getpid()}@localhost"
     log = tmp_path_factory.mktemp("worker") / "worker.log"
@@ -117,7 +117,7 @@ def celery_worker(
 
 def start_beat(folder: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dashboard", "beat", "-l", "WARNING",
+        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "WARNING",
          "-s", str(folder / "beat-schedule"), "--pidfile", str(folder / "beat.pid")],
         cwd=BASE_DIR, env=subprocess_env(), start_new_session=True,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from dashboard import roles
+from core import roles
 
 LOGIN = "login"
 ROLES = ("anonymous", "norole", "viewer", "member", "staff")

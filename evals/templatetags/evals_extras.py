@@ -6,20 +6,6 @@ from django import template
 
 register = template.Library()
 
-BADGES = {
-    "succeeded": "badge-ok",
-    "failed": "badge-bad",
-    "cancelled": "badge-warn",
-    "running": "",
-    "queued": "",
-    "pending": "",
-}
-
-
-@register.filter
-def eval_badge(status: str) -> str:
-    return BADGES.get(status, "")
-
 
 @register.filter
 def score(value: Any) -> str:
@@ -63,17 +49,3 @@ def score_class(value: Any) -> str:
     if value >= 1:
         return "ev-good"
     return "ev-bad" if value <= 0 else "ev-mid"
-
-
-@register.simple_tag
-def run_evaluation(job: Any) -> dict[str, Any]:
-    """What a run page shows about evaluations: the latest finished one with a column of this
-    run (every column's primary score), and whether "Evaluate checkpoints" can start one."""
-    from evals.selectors import latest_for_run
-
-    evaluable = (
-        job.connection.usable
-        and job.model_deleted_at is None
-        and bool(job.fine_tuned_model or job.checkpoints.exists())
-    )
-    return {"latest": latest_for_run(job.pk), "evaluable": evaluable}

@@ -6,12 +6,11 @@ import json
 import re
 from typing import Any
 
-from django.template import engines
 from django.test import RequestFactory
 
+from dashboard.sections import run_charts_section
 from jobs.models import Job, MetricPoint
 
-INCLUDE_LINE = '{% include "dashboard/_run_charts.html" %}'
 COLUMNS = ("train_loss", "valid_loss", "full_valid_loss",
            "train_accuracy", "valid_accuracy", "full_valid_accuracy")  # fmt: skip
 
@@ -25,11 +24,12 @@ def json_script(html: str, element_id: str) -> Any:
 
 
 def render_include(job: Job, user: Any) -> str:
-    """The run-charts include as the job page renders it: ``{% include … %}`` with ``job``."""
+    """The run-charts section as the job page gets it (dashboard's ``job_page`` receiver)."""
     request = RequestFactory().get(f"/jobs/{job.pk}/")
     request.user = user
-    template = engines["django"].from_string(INCLUDE_LINE)
-    return template.render({"job": job}, request)
+    section = run_charts_section(Job, request=request, job=job, live=False)
+    assert section is not None and section.slot == "charts"
+    return str(section.html)
 
 
 def traces(figure: dict[str, Any], series: str, role: str | None = None) -> list[dict[str, Any]]:

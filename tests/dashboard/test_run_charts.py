@@ -196,7 +196,7 @@ def test_finished_runs_are_read_from_the_curve_cache(make_job) -> None:
 def test_the_include_runs_a_constant_number_of_queries(make_job) -> None:
     small, large = make_job(steps=30), make_job(steps=3000, epochs=5)
     user = make_user("member")
-    user.has_perm("dashboard.read_all")  # loads the permission cache once
+    user.has_perm("core.read_all")  # loads the permission cache once
     counts = []
     for job in (small, large):
         for _ in range(2):  # cold (reads metric rows, stores the curves), then cached

@@ -13,7 +13,7 @@ from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from datasets.models import BaseModel
 from jobs.models import Job
 from tests.dashboard.conftest import XSS

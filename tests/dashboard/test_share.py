@@ -11,8 +11,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.models import AuditEntry
 from dashboard import services
-from dashboard.models import AuditEntry, ShareLink
+from dashboard.models import ShareLink
 from jobs import metrics
 from jobs.models import Job, MetricPoint
 from tests.dashboard.conftest import API_KEY, XSS

@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
-from dashboard.runtime.browser import chromium_path
-from dashboard.runtime.supervisor import var_dir
+from runtime.browser import chromium_path
+from runtime.supervisor import var_dir
 
 CHROMIUM = chromium_path()
 BROWSER_MISSING = not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK))

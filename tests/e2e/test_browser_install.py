@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dashboard.runtime import browser
-from dashboard.runtime.browser import System, ensure_browser, is_ci
+from runtime import browser
+from runtime.browser import System, ensure_browser, is_ci
 from tests.conftest import BASE_DIR
 
 DEBIAN = "/usr/bin/chromium"
@@ -138,7 +138,7 @@ def test_the_command_line_entry_point(ci: str, status: int) -> None:
     # CHROMIUM_PATH pointing nowhere: the real check runs and never reaches apt-get.
     env = {"PATH": "/usr/bin:/bin", "CHROMIUM_PATH": "/nonexistent/chromium", "CI": ci}
     result = subprocess.run(
-        [sys.executable, "-m", "dashboard.runtime.browser"],
+        [sys.executable, "-m", "runtime.browser"],
         cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == status, result.stdout + result.stderr

@@ -8,7 +8,8 @@ import re
 import pytest
 from django.test import Client
 
-from dashboard.models import AuditEntry, ShareLink
+from core.models import AuditEntry
+from dashboard.models import ShareLink
 from evals.models import Evaluation
 from tests.evals.conftest import XSS
 from tests.permissions import LOGIN, SHARE, assert_matrix, client_for

@@ -5,8 +5,8 @@ from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 
-from dashboard import roles
-from dashboard.models import TaskProbe
+from core import roles
+from core.models import TaskProbe
 from tests.permissions import LOGIN, assert_matrix, make_user
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,7 @@ def test_admin_only_for_staff() -> None:
         "/admin/",
         {"anonymous": LOGIN, "norole": LOGIN, "viewer": LOGIN, "member": LOGIN, "staff": 200},
     )
-    assert_matrix("/admin/dashboard/taskprobe/", {"staff": 200, "member": LOGIN})
+    assert_matrix("/admin/core/taskprobe/", {"staff": 200, "member": LOGIN})
 
 
 def test_nav_shows_admin_link_only_to_staff() -> None:

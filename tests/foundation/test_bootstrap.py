@@ -6,15 +6,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from dashboard import roles
+from core import roles
 
 pytestmark = pytest.mark.django_db
 
 
 def test_admin_from_environment(monkeypatch, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings.VAR_DIR = tmp_path
-    monkeypatch.setenv("TUNEBOARD_ADMIN_USER", "boss")
-    monkeypatch.setenv("TUNEBOARD_ADMIN_PASSWORD", "correct horse battery")
+    settings.TUNEBOARD_ADMIN_USER = "boss"
+    settings.TUNEBOARD_ADMIN_PASSWORD = "correct horse battery"
     out = StringIO()
     call_command("tuneboard_bootstrap", stdout=out)
     user = get_user_model().objects.get()
@@ -27,8 +27,8 @@ def test_admin_from_environment(monkeypatch, settings, tmp_path) -> None:  # typ
 
 def test_generated_password_printed_once_and_saved(monkeypatch, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings.VAR_DIR = tmp_path
-    monkeypatch.delenv("TUNEBOARD_ADMIN_USER", raising=False)
-    monkeypatch.delenv("TUNEBOARD_ADMIN_PASSWORD", raising=False)
+    settings.TUNEBOARD_ADMIN_USER = None
+    settings.TUNEBOARD_ADMIN_PASSWORD = None
     out = StringIO()
     call_command("tuneboard_bootstrap", stdout=out)
     saved = (tmp_path / "admin-password.txt").read_text()
@@ -48,7 +48,7 @@ def test_connections_created_once_and_kept_in_step(monkeypatch, settings, tmp_pa
 
     settings.VAR_DIR = tmp_path
     settings.SANDBOX_API_KEYS = ["sk-sandbox-first"]
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-abcdefgh1234")
+    settings.OPENAI_API_KEY = "sk-live-abcdefgh1234"
     call_command(
         "tuneboard_bootstrap",
         "--sandbox-url",

@@ -6,9 +6,9 @@ import sys
 import pytest
 from django.test import Client
 
-from dashboard.celery import app
-from dashboard.models import Heartbeat, TaskProbe
-from dashboard.services import probe_request
+from config.celery import app
+from core.models import Heartbeat, TaskProbe
+from core.services import probe_request
 from tests.conftest import BASE_DIR, stop_process, subprocess_env, wait_until
 from tests.permissions import make_user
 
@@ -17,8 +17,8 @@ def test_registered_task_names_snapshot() -> None:
     app.loader.import_default_modules()
     names = sorted(name for name in app.tasks if not name.startswith("celery."))
     assert names == [
-        "dashboard.tasks.beat_heartbeat",
-        "dashboard.tasks.probe_complete",
+        "core.tasks.beat_heartbeat",
+        "core.tasks.probe_complete",
         "datasets.tasks.dataset_validate",
         "evals.tasks.evaluation_run_task",
         "jobs.tasks.import_run_task",
@@ -37,15 +37,13 @@ def test_configuration_is_strict_and_json_only() -> None:
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_time_limit == 600 and conf.task_soft_time_limit == 540
     assert {q.name for q in conf.task_queues} == {"default", "polling", "validation"}
-    assert "dashboard.tasks.beat_heartbeat" in {
-        entry["task"] for entry in conf.beat_schedule.values()
-    }
+    assert "core.tasks.beat_heartbeat" in {entry["task"] for entry in conf.beat_schedule.values()}
 
 
 @pytest.mark.parametrize(
     ("task", "queue"),
     [
-        ("dashboard.tasks.probe_complete", "default"),
+        ("core.tasks.probe_complete", "default"),
         ("jobs.tasks.job_sync_task", "polling"),
         ("jobs.tasks.job_launch_task", "default"),
         ("jobs.tasks.poll_due_jobs", "polling"),
@@ -85,7 +83,7 @@ def test_probe_from_the_page_round_trips(celery_worker: str) -> None:
 def test_beat_heartbeat_reaches_healthz(celery_worker: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert Client().get("/healthz").status_code == 503
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dashboard", "beat", "-l", "WARNING",
+        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "WARNING",
          "-s", str(tmp_path / "schedule"), "--pidfile", str(tmp_path / "beat.pid")],
         cwd=BASE_DIR, env=subprocess_env(), start_new_session=True,
     )  # fmt: skip

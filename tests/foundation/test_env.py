@@ -1,7 +1,7 @@
 import pytest
 from cryptography.fernet import Fernet
 
-from dashboard.env import (
+from config.env import (
     EnvError,
     env_bool,
     env_float,

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import Heartbeat
-from dashboard.services import heartbeat_record
+from core.models import Heartbeat
+from core.services import heartbeat_record
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
 """`make run`'s supervisor for real: embedded PostgreSQL and Redis, gunicorn, a worker and beat,
-then Ctrl-C. Runs `python -m dashboard.runtime run` exactly as the Makefile does."""
+then Ctrl-C. Runs `python -m runtime run` exactly as the Makefile does."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from dashboard.runtime.embedded import EmbeddedServices
+from runtime.embedded import EmbeddedServices
 from tests.conftest import BASE_DIR
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ class Launch:
     def __init__(self, env: dict[str, str]) -> None:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dashboard.runtime", "run"],
+            [sys.executable, "-m", "runtime", "run"],
             cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -115,7 +115,7 @@ def test_run_serves_stops_cleanly_and_reuses_var(tmp_path: Path) -> None:
 
         # A second `make run` on the same var/ fails fast with a clear message.
         second = subprocess.run(
-            [sys.executable, "-m", "dashboard.runtime", "run"],
+            [sys.executable, "-m", "runtime", "run"],
             cwd=BASE_DIR, env=base_env(var_dir, free_port()), capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert second.returncode == 1
@@ -156,7 +156,7 @@ def test_run_refuses_a_busy_port(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "dashboard.runtime", "run"],
+            [sys.executable, "-m", "runtime", "run"],
             cwd=BASE_DIR, env=base_env(tmp_path / "var", port), capture_output=True, text=True, timeout=30,
         )  # fmt: skip
     assert result.returncode == 1
@@ -183,7 +183,7 @@ def test_bad_configuration_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     env = base_env(tmp_path / "var", free_port())
     env["DEBUG"] = "maybe"
     result = subprocess.run(
-        [sys.executable, "-m", "dashboard.runtime", "run"],
+        [sys.executable, "-m", "runtime", "run"],
         cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 2

@@ -20,7 +20,7 @@ PROBE = (
 def production_env(tmp_path, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     env = {
         "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "TUNEBOARD_VAR_DIR": str(tmp_path / "var"),
         "SECRET_KEY": "k" * 20 + "Zq8#pL2@vN5!xR7$tY1^wE4&uI9*oP3(aS6)dF0_" + "m" * 10,
         "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),

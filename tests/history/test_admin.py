@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from jobs.models import (
     ImportedFile,
     ImportRun,

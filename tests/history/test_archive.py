@@ -10,14 +10,14 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
+from core.templatetags.core_format import count as thousands
+from core.templatetags.core_format import metric
 from dashboard.services import share_link_create
 from datasets.models import Dataset
-from datasets.templatetags.dataset_format import thousands
 from jobs.history import import_now
 from jobs.models import Checkpoint, Job, JobEvent, ProviderConnection
 from jobs.sync import job_sync, jobs_claim_due
-from jobs.templatetags.job_format import metric
 from tests.history.helpers import History, settle_datasets
 from tests.permissions import LOGIN, assert_matrix, client_for, make_user
 from tests.sandbox.conftest import KEY, OTHER_KEY

@@ -15,7 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from datasets.models import Dataset
 from datasets.services import dataset_create_from_upload, dataset_delete
 from jobs import bundles

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from datasets.models import Dataset
 from jobs import history as history_service
 from jobs.locks import AdvisoryLock

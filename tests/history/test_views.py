@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from dashboard.models import AuditEntry
-from dashboard.services import audit_record, share_link_create, share_link_revoke
+from core.models import AuditEntry
+from core.services import audit_record
+from dashboard.services import share_link_create, share_link_revoke
 from jobs.history import import_now, import_request
 from jobs.models import ImportRun, Job, ProviderConnection, WebhookDelivery
 from jobs.services import connection_save

@@ -78,6 +78,6 @@ def test_admin_sync_action_calls_the_service(
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.last_synced_at is not None and job.status == "succeeded"
-    from dashboard.models import AuditEntry
+    from core.models import AuditEntry
 
     assert AuditEntry.objects.filter(action="job_sync", object_id=str(job.pk)).exists()

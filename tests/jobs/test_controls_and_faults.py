@@ -62,7 +62,7 @@ def test_pause_resume_cancel_with_audit(
     cancelled = job_cancel(job=job, user=member)
     assert cancelled.status == "cancelled"
     settled(job)
-    from dashboard.models import AuditEntry
+    from core.models import AuditEntry
 
     actions = list(
         AuditEntry.objects.filter(object_id=str(job.pk))

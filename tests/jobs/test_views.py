@@ -14,7 +14,7 @@ import pytest
 from django.apps import apps as django_apps
 from django.utils import timezone
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from datasets.models import BaseModel, Dataset
 from jobs.models import Checkpoint, Job, JobEvent, ProviderConnection
 from jobs.services import connection_save

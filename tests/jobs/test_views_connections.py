@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from jobs.connections import provider_for_connection
 from jobs.models import ProviderConnection
 from jobs.services import connection_save
@@ -123,7 +123,7 @@ def test_create_edit_and_the_key_is_never_shown(make_dataset: Any) -> None:
         f"/admin/jobs/providerconnection/{connection.pk}/change/",
         "/admin/jobs/job/",
         f"/admin/jobs/job/{job.pk}/change/",
-        "/admin/dashboard/auditentry/",
+        "/admin/core/auditentry/",
     ):
         response = staff.get(url)
         assert response.status_code == 200, url

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from datasets.models import Dataset
 from datasets.validation import Report
 from jobs.models import Job, ProviderConnection

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.models import AuditEntry
+from core.models import AuditEntry
 from datasets.models import Dataset
 from jobs.models import Checkpoint, Job, JobEvent, ProviderConnection
 from tests.conftest import wait_until

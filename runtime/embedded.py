@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from dashboard.runtime import locations
+from config import locations
 
 log = logging.getLogger("tuneboard.runtime")
 

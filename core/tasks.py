@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from dashboard import services
+from core import services
 
 
 @shared_task(acks_late=True)

@@ -1,6 +1,6 @@
 from django.http import HttpRequest
 
-from dashboard import roles
+from core import roles
 
 
 def role_flags(request: HttpRequest) -> dict[str, bool]:

@@ -3,7 +3,7 @@ import os
 from celery import Celery
 from celery.signals import beat_init
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("tuneboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -14,4 +14,4 @@ app.autodiscover_tasks()
 def _heartbeat_on_start(sender: object, **kwargs: object) -> None:
     # Without this the first heartbeat would wait a whole interval and /healthz would
     # report a freshly started beat as missing.
-    app.send_task("dashboard.tasks.beat_heartbeat")
+    app.send_task("core.tasks.beat_heartbeat")

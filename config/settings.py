@@ -11,7 +11,8 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from kombu import Queue
 
-from dashboard.env import (
+from config import locations
+from config.env import (
     EnvError,
     env_bool,
     env_float,
@@ -22,7 +23,6 @@ from dashboard.env import (
     persistent_secret,
     validate_fernet_keys,
 )
-from dashboard.runtime import locations
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("TUNEBOARD_VAR_DIR", BASE_DIR / "var")
@@ -54,10 +54,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "dashboard",
+    # In layer order: each app may import only the apps above it (see README, Architecture).
+    "core",
     "datasets",
     "jobs",
     "evals",
+    "dashboard",
     "sandbox",
 ]
 
@@ -69,13 +71,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "dashboard.middleware.RoleRequiredMiddleware",
+    "core.middleware.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "dashboard.urls"
-WSGI_APPLICATION = "dashboard.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
     {
@@ -87,8 +89,10 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "dashboard.context_processors.role_flags",
+                "core.context_processors.role_flags",
             ],
+            # Money, durations, dates, counts and status badges: one format on every page.
+            "builtins": ["core.templatetags.core_format"],
         },
     },
 ]
@@ -125,7 +129,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "dashboard.staticfinders.PlotlyFinder",
+    "core.staticfinders.PlotlyFinder",
 ]
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "/media/"
@@ -196,7 +200,7 @@ HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 15, minimum=1)
 POLL_INTERVAL = env_int("POLL_INTERVAL", 15, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {
-        "task": "dashboard.tasks.beat_heartbeat",
+        "task": "core.tasks.beat_heartbeat",
         "schedule": timedelta(seconds=HEARTBEAT_INTERVAL),
         "options": {"expires": HEARTBEAT_INTERVAL},
     },
@@ -210,6 +214,13 @@ CELERY_BEAT_SCHEDULE = {
 HEARTBEAT_STALE_AFTER = timedelta(
     seconds=HEARTBEAT_INTERVAL * env_float("HEARTBEAT_GRACE", 3, minimum=1)
 )
+
+# First-run setup (`tuneboard_bootstrap`, run by `make run`): the first admin account when there
+# is no user, and an "OpenAI" connection when OPENAI_API_KEY is set.
+TUNEBOARD_ADMIN_USER = env_str("TUNEBOARD_ADMIN_USER")
+TUNEBOARD_ADMIN_PASSWORD = env_str("TUNEBOARD_ADMIN_PASSWORD")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "https://api.openai.com/v1") or ""
 
 # Absolute links in notifications point here.
 TUNEBOARD_BASE_URL = (env_str("TUNEBOARD_BASE_URL", "http://localhost:8000") or "").rstrip("/")

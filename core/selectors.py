@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from dashboard.models import Heartbeat, TaskProbe
+from core.models import Heartbeat, TaskProbe
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,11 @@ def _check_database() -> dict[str, Any]:
 
 
 def _check_broker() -> dict[str, Any]:
-    from dashboard.celery import app
+    # The project's app (config.celery), current since settings loaded the config package.
+    from celery import current_app
 
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:  # kombu raises transport-specific errors
         return {"ok": False, "error": type(exc).__name__}

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from dashboard.env import EnvError, env_bool, env_int, env_str
-from dashboard.runtime.embedded import EmbeddedServices, die_with_parent
+from config.env import EnvError, env_bool, env_int, env_str
+from runtime.embedded import EmbeddedServices, die_with_parent
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 STOP_TIMEOUT = 20.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -42,7 +42,7 @@ def var_dir(env: dict[str, str]) -> Path:
 
 
 def apply_defaults(env: dict[str, str]) -> None:
-    env.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env["PYTHONUNBUFFERED"] = "1"
     shared_cache = BASE_DIR.parent / "shared" / "tiktoken-cache"
     if not env.get("TIKTOKEN_CACHE_DIR", "").strip() and shared_cache.is_dir():
@@ -154,7 +154,7 @@ def _server_argv(env: dict[str, str], host: str, port: int, debug: bool) -> list
         return [PYTHON, "manage.py", "runserver", f"{host}:{port}"]
     workers = env_int("WEB_CONCURRENCY", 2, minimum=1, environ=env)
     return [
-        PYTHON, "-m", "gunicorn", "dashboard.wsgi:application",
+        PYTHON, "-m", "gunicorn", "config.wsgi:application",
         "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         # Threaded workers keep heart-beating during long requests such as 1 GB uploads.
         "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
@@ -219,7 +219,7 @@ def _run_locked(
         supervisor.spawn(
             "worker",
             [
-                PYTHON, "-m", "celery", "-A", "dashboard", "worker", "-l", "INFO",
+                PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
                 "-Q", "default,polling,validation", "-c", str(concurrency),
                 "--hostname", f"worker-{port}@%h",
             ],
@@ -227,7 +227,7 @@ def _run_locked(
         supervisor.spawn(
             "beat",
             [
-                PYTHON, "-m", "celery", "-A", "dashboard", "beat", "-l", "INFO",
+                PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
                 "-s", str(root / "celerybeat-schedule"), "--pidfile", str(root / "celerybeat.pid"),
             ],
         )  # fmt: skip
@@ -308,7 +308,7 @@ def test(env: dict[str, str], pytest_args: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test"):
-        print("usage: python -m dashboard.runtime {run | test [pytest args…]}", file=sys.stderr)
+        print("usage: python -m runtime {run | test [pytest args…]}", file=sys.stderr)
         return 2
     env = dict(os.environ)
     return run(env) if argv[0] == "run" else test(env, argv[1:])

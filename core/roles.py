@@ -1,8 +1,8 @@
 """The three roles. Groups are (re)synchronised after every migrate, so permissions that later
 apps add reach the admin role without a data migration."""
 
-READ = "dashboard.read_all"
-ACT = "dashboard.member_actions"
+READ = "core.read_all"
+ACT = "core.member_actions"
 
 VIEWER = "viewer"
 MEMBER = "member"

@@ -6,7 +6,7 @@ apt-get, as on CI), it is installed from the distribution's packages. When it ca
 installed, the browser tests skip themselves; that is fine on a developer's machine, but on CI
 it would hide them, so there the exit status is 1.
 
-    python -m dashboard.runtime.browser      # CI=true makes a missing browser an error
+    python -m runtime.browser      # CI=true makes a missing browser an error
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ from collections.abc import Callable
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from dashboard import roles
+from core import roles
 
 
 class RoleRequiredMiddleware:

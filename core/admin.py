@@ -1,0 +1,48 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from core import services
+from core.models import AuditEntry, Heartbeat, TaskProbe
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(admin.ModelAdmin):
+    list_display = ("name", "last_seen", "detail")
+    list_filter = ("name",)
+    search_fields = ("name", "detail")
+    readonly_fields = ("name", "last_seen", "detail")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(TaskProbe)
+class TaskProbeAdmin(admin.ModelAdmin):
+    list_display = ("id", "requested_by", "requested_at", "completed_at", "worker")
+    list_filter = ("requested_at", ("completed_at", admin.EmptyFieldListFilter))
+    search_fields = ("worker", "requested_by__username")
+    readonly_fields = ("requested_by", "requested_at", "completed_at", "worker")
+    actions = ("send_again",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Send a new test task through the worker")
+    def send_again(self, request: HttpRequest, queryset: QuerySet[TaskProbe]) -> None:
+        probe = services.probe_request(user=request.user)
+        self.message_user(request, f"Test task {probe.pk} sent.", messages.INFO)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("at", "actor", "action", "object_type", "object_repr")
+    list_filter = ("action", "object_type", "at")
+    search_fields = ("object_id", "object_repr", "actor__username")
+    readonly_fields = ("at", "actor", "action", "object_type", "object_id", "object_repr", "detail")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.db import transaction
+from django.utils import timezone
+
+from core import roles
+from core.models import AuditEntry, Heartbeat, TaskProbe
+
+
+def roles_sync() -> None:
+    """Create the role groups and give each exactly its permissions (admin gets all)."""
+    for role in roles.ALL_ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        if role == roles.ADMIN:
+            group.permissions.set(Permission.objects.all())
+            continue
+        perms = []
+        for dotted in roles.ROLE_PERMISSIONS[role]:
+            app_label, codename = dotted.split(".")
+            perms.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        group.permissions.set(perms)
+
+
+def heartbeat_record(*, name: str, detail: str = "") -> Heartbeat:
+    heartbeat, _ = Heartbeat.objects.update_or_create(
+        name=name, defaults={"last_seen": timezone.now(), "detail": detail[:200]}
+    )
+    return heartbeat
+
+
+def probe_request(*, user: AbstractBaseUser | None) -> TaskProbe:
+    from core.tasks import probe_complete
+
+    probe = TaskProbe.objects.create(requested_by=user)
+    transaction.on_commit(lambda: probe_complete.delay(probe.pk))
+    return probe
+
+
+def probe_complete(*, probe_id: int, worker: str) -> bool:
+    """Mark a probe done; a redelivered task finds it done already and changes nothing."""
+    updated = TaskProbe.objects.filter(pk=probe_id, completed_at__isnull=True).update(
+        completed_at=timezone.now(), worker=worker[:200]
+    )
+    return bool(updated)
+
+
+def admin_bootstrap(
+    *, username: str | None, password: str | None, password_file: Path
+) -> tuple[str, str | None] | None:
+    """Create the first admin when there is no user at all.
+
+    Returns (username, generated password or None) when an account was created, else None.
+    A generated password is written to ``password_file`` with mode 600 so it survives the
+    one-time console message.
+    """
+    User = get_user_model()
+    if User.objects.exists():
+        return None
+    username = username or "admin"
+    generated = None
+    if not password:
+        password = generated = secrets.token_urlsafe(18)
+    with transaction.atomic():
+        user = User.objects.create_superuser(username=username, email="", password=password)
+        user.groups.add(Group.objects.get(name=roles.ADMIN))
+    if generated:
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"username: {username}\npassword: {generated}\n")
+        password_file.chmod(0o600)
+    return username, generated
+
+
+def audit_record(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: object,
+    detail: dict | None = None,
+) -> AuditEntry:
+    return AuditEntry.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        object_type=type(obj).__name__.lower(),
+        object_id=str(getattr(obj, "pk", "")),
+        object_repr=str(obj)[:200],
+        detail=detail or {},
+    )

@@ -1,0 +1,37 @@
+"""The health check (public, for load balancers and monitors) and the System page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from core import selectors, services
+from core.permissions import member_required
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    health = selectors.health_status()
+    status = "ok" if health.healthy else "unhealthy"
+    return JsonResponse({"status": status, **health.checks}, status=200 if health.healthy else 503)
+
+
+@require_GET
+def system(request: HttpRequest) -> HttpResponse:
+    health = selectors.health_status()
+    context = {"health": health, "probes": selectors.probes_recent()}
+    return render(request, "core/system.html", context, status=200)
+
+
+@require_POST
+@member_required
+def probe_create(request: HttpRequest) -> HttpResponse:
+    probe = services.probe_request(user=request.user)
+    messages.info(request, f"Test task {probe.pk} sent to the worker.")
+    return redirect("system")

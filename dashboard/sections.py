@@ -1,0 +1,65 @@
+"""The run page's charts section (slot ``charts``), added through ``jobs.signals.job_page``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from core.permissions import can_act
+from dashboard import selectors_runs
+from jobs.models import Job
+from jobs.pages import PageSection
+
+
+def run_charts_context(request: HttpRequest | None, job: Job) -> dict[str, Any]:
+    """Everything ``dashboard/_run_charts.html`` shows for ``job``."""
+    user = getattr(request, "user", None)
+    sharing = can_act(user)
+    charts = selectors_runs.run_charts(job)
+    marks = {mark.step: mark.model_id for mark in charts.checkpoints}
+    diagnosis = charts.diagnosis
+    best_model = marks.get(diagnosis["best_step"]) if diagnosis else None
+    return {
+        "charts": charts,
+        "id": str(job.pk),
+        "figures": charts.figures,
+        "descriptions": charts.descriptions,
+        "diagnosis": diagnosis,
+        "best_checkpoint_model": best_model,
+        "axes": charts.supported_axes(),
+        "exports": {
+            "csv": reverse("run_export_csv", args=[job.pk]),
+            "json": reverse("run_export_json", args=[job.pk]),
+        },
+        "config": {
+            "figures_url": reverse("run_figures", args=[job.pk]),
+            "metrics_url": reverse("run_metrics", args=[job.pk]),
+            "last_step": charts.last_step or 0,
+            "terminal": charts.terminal,
+            "x_axis": charts.x_axis,
+            "smoothing": 0.0,
+            "log_y": False,
+            "conversion": charts.conversion(),
+            "png_name": f"run-{job.pk}",
+        },
+        "can_share": sharing,
+        "share_links": selectors_runs.share_links_for_job(job) if sharing else [],
+        "share_create_url": reverse("share_link_create"),
+        "next_url": request.get_full_path() if request is not None else "",
+    }
+
+
+def run_charts_section(
+    sender: object, *, request: HttpRequest, job: Job, live: bool, **kwargs: Any
+) -> PageSection | None:
+    if live:  # the charts update themselves from their JSON views
+        return None
+    html = render_to_string(
+        "dashboard/_run_charts.html",
+        {"job": job, "rc": run_charts_context(request, job)},
+        request=request,
+    )
+    return PageSection(slot="charts", html=html)
