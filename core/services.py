@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from core import roles
 from core.models import AuditEntry, Heartbeat, TaskProbe
+from core.queue import enqueue
 
 
 def roles_sync() -> None:
@@ -37,10 +38,8 @@ def heartbeat_record(*, name: str, detail: str = "") -> Heartbeat:
 
 
 def probe_request(*, user: AbstractBaseUser | None) -> TaskProbe:
-    from core.tasks import probe_complete
-
     probe = TaskProbe.objects.create(requested_by=user)
-    transaction.on_commit(lambda: probe_complete.delay(probe.pk))
+    enqueue("core.tasks.probe_complete", probe.pk)
     return probe
 
 

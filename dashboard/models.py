@@ -1,5 +1,11 @@
+import hashlib
+import secrets
+
 from django.conf import settings
 from django.db import models
+
+# The most runs one comparison (page or share link) holds.
+MAX_COMPARE = 20
 
 
 class ShareLink(models.Model):
@@ -49,6 +55,15 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"share link {self.pk} ({self.kind}: {self.label or 'untitled'})"
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @staticmethod
+    def hash_of(token: str) -> str:
+        """What ``token_hash`` stores for a token (its SHA-256, hex)."""
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
     def is_active(self, now: object = None) -> bool:
         from django.utils import timezone

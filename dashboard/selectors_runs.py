@@ -46,14 +46,13 @@ from dashboard.charts import (
     scatter_best_vs_hyperparameter,
 )
 from dashboard.charts.series import finite_number
-from dashboard.models import ShareLink
+from dashboard.models import MAX_COMPARE, ShareLink
 from datasets.models import BaseModel, Dataset
 from datasets.validation import estimate_training_cost
 from jobs.models import Job, MetricPoint, ProviderConnection
 from jobs.selectors import catalog_model_for
 
 PAGE_SIZE = 50
-MAX_COMPARE = 20
 MIN_COMPARE = 2
 COMPARE_POINT_BUDGET = 3500  # points per series across all runs: ≤ 1 MB for 20 runs
 LIVE_POINTS_LIMIT = 2000

@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.services import audit_record
-from dashboard.models import ShareLink
+from dashboard.models import MAX_COMPARE, ShareLink
 from evals.models import Evaluation
 from jobs.models import Job
 
@@ -47,8 +47,6 @@ def share_link_create(
     Every rule of a share link is checked here (the forms only map ``ShareLinkError``). Returns
     the link and its token: the plaintext exists only in this return value (the database keeps
     its SHA-256), so the caller shows it once."""
-    from dashboard import share
-
     if evaluation_id is not None:
         if job_ids:
             raise ShareLinkError("A share link is to runs or to an evaluation, not both.")
@@ -65,10 +63,8 @@ def share_link_create(
             include_outputs=include_outputs,
         )
     ids = [str(job_id) for job_id in job_ids]
-    if not 1 <= len(ids) <= share.MAX_RUNS or len(set(ids)) != len(ids):
-        raise ShareLinkError(
-            f"Share a run, or a comparison of 2 to {share.MAX_RUNS} different runs."
-        )
+    if not 1 <= len(ids) <= MAX_COMPARE or len(set(ids)) != len(ids):
+        raise ShareLinkError(f"Share a run, or a comparison of 2 to {MAX_COMPARE} different runs.")
     names = {str(pk): name for pk, name in Job.objects.filter(pk__in=ids).values_list("pk", "name")}
     if len(names) != len(ids):
         raise ShareLinkError("Some of these runs do not exist (any more).")
@@ -98,11 +94,9 @@ def share_link_issue(
 ) -> tuple[ShareLink, str]:
     """Store a new link of ``kind`` to ``target`` (its ShareLink fields) and audit it. The
     plaintext token exists only in the return value: the database keeps its SHA-256."""
-    from dashboard import share
-
-    token = share.new_token()
+    token = ShareLink.new_token()
     link = ShareLink.objects.create(
-        token_hash=share.token_hash(token),
+        token_hash=ShareLink.hash_of(token),
         kind=kind,
         label=label[:200],
         created_by=user,

@@ -16,8 +16,6 @@ frozen into ``ShareLink.snapshot`` and served from there.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +32,7 @@ from dashboard.charts import (
     summary_metrics,
 )
 from dashboard.models import ShareLink
+from dashboard.services import share_link_freeze
 from jobs.models import Job
 
 MAX_RUNS = selectors_runs.MAX_COMPARE
@@ -41,19 +40,11 @@ SNAPSHOT_VERSION = 1
 _TOKEN_MAX_LENGTH = 100
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def active_link(token: str) -> ShareLink | None:
     """The link for ``token`` if it exists, is not revoked and has not expired; else None."""
     if not token or len(token) > _TOKEN_MAX_LENGTH:
         return None
-    link = ShareLink.objects.filter(token_hash=token_hash(token)).first()
+    link = ShareLink.objects.filter(token_hash=ShareLink.hash_of(token)).first()
     if link is None or not link.is_active(timezone.now()):
         return None
     return link
@@ -170,8 +161,6 @@ def page_data(link: ShareLink) -> dict[str, Any] | None:
         return link.snapshot
     data = live_data(link)
     if data is not None and data["finished"]:
-        from dashboard.services import share_link_freeze
-
         data["frozen_at"] = timezone.now().isoformat()
         share_link_freeze(link=link, snapshot=data)
     return data

@@ -21,6 +21,7 @@ from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from core.queue import enqueue
 from datasets import selectors
 from datasets.derive import (
     DeriveRejected,
@@ -132,11 +133,9 @@ def _dataset_store(
 
 
 def _enqueue_validation(dataset_id: int, model_id: str | None) -> None:
-    from datasets.tasks import dataset_validate
-
     # robust: a broker outage must not turn a stored upload into an error page; the dataset
     # then stays "uploaded" and a member can start its validation from its page.
-    transaction.on_commit(lambda: dataset_validate.delay(dataset_id, model_id), robust=True)
+    enqueue("datasets.tasks.dataset_validate", dataset_id, model_id, robust=True)
 
 
 # --- validation ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.queue import enqueue
 from core.services import audit_record
 from datasets.models import BaseModel, Dataset
 from datasets.validation.tokens import count_tokens
@@ -266,11 +267,7 @@ def evaluation_create(
 
 
 def enqueue_step(evaluation_id: int, countdown: float = 0) -> None:
-    from evals.tasks import evaluation_run_task
-
-    transaction.on_commit(
-        lambda: evaluation_run_task.apply_async((evaluation_id,), countdown=countdown or None)
-    )
+    enqueue("evals.tasks.evaluation_run_task", evaluation_id, countdown=countdown)
 
 
 # --- controls -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.crypto import DecryptionError
+from core.queue import enqueue
 from core.services import audit_record
 from datasets.incoming import IncomingFile, UploadRejected, check_file_name
 from datasets.models import Dataset
@@ -106,12 +107,13 @@ def import_request(
             detail={"import_run": run.pk},
         )
         if enqueue:
-            from jobs.tasks import import_run_task
-
             run_id = run.pk
             # robust: with the broker down the run waits, queued; "Resume" sends it again.
-            transaction.on_commit(lambda: import_run_task.delay(run_id), robust=True)
+            enqueue(IMPORT_TASK, run_id, robust=True)
     return run
+
+
+IMPORT_TASK = "jobs.tasks.import_run_task"
 
 
 def import_now(
@@ -138,12 +140,10 @@ def import_now(
 def import_step_and_continue(*, run_id: int) -> Step:
     """The task's body: one step, then the next one (or a retry) as a new task."""
     step = import_step(run_id=run_id)
-    from jobs.tasks import import_run_task
-
     if step.state == "continue":
-        import_run_task.delay(run_id)
+        enqueue(IMPORT_TASK, run_id)
     elif step.state == "retry":
-        import_run_task.apply_async((run_id,), countdown=step.delay)
+        enqueue(IMPORT_TASK, run_id, countdown=step.delay)
     return step
 
 

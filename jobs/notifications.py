@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from core.queue import enqueue
 from core.services import audit_record
 from jobs.models import Job, Notification, NotificationSetting
 
@@ -99,11 +100,9 @@ def notifications_for_terminal(*, job: Job) -> list[int]:
         )
         if made:
             created.append(notification.pk)
-    from jobs.tasks import notification_send_task
-
     for pk in created:
         # robust: a broker hiccup must not undo the sync; the admin can resend later.
-        transaction.on_commit(lambda pk=pk: notification_send_task.delay(pk), robust=True)
+        enqueue("jobs.tasks.notification_send_task", pk, robust=True)
     return created
 
 
@@ -221,14 +220,12 @@ def notification_send(*, notification_id: int) -> bool:
 
 def notification_resend(*, notification: Notification, actor: AbstractBaseUser | None) -> None:
     """Admin action: try a failed notification again."""
-    from jobs.tasks import notification_send_task
-
     with transaction.atomic():
         Notification.objects.filter(pk=notification.pk).exclude(
             state=Notification.State.SENT
         ).update(state=Notification.State.PENDING, claim=None, attempts=0)
         audit_record(actor=actor, action="notification_resent", obj=notification)
-        transaction.on_commit(lambda: notification_send_task.delay(notification.pk), robust=True)
+        enqueue("jobs.tasks.notification_send_task", notification.pk, robust=True)
 
 
 # --- settings ------------------------------------------------------------------------------------

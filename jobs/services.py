@@ -12,6 +12,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.queue import enqueue
 from core.services import audit_record
 from datasets.models import Dataset
 from jobs.connections import provider_for_connection
@@ -182,9 +183,7 @@ def job_launch(*, request: LaunchRequest, user: AbstractBaseUser | None) -> Job:
         audit_record(
             actor=user, action="job_launched", obj=job, detail={"base_model": request.base_model}
         )
-        from jobs.tasks import job_launch_task
-
-        transaction.on_commit(lambda: job_launch_task.delay(str(job.pk)))
+        enqueue("jobs.tasks.job_launch_task", str(job.pk))
     return job
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.queue import enqueue
 from jobs.models import Job, ProviderConnection, WebhookDelivery
 
 TOLERANCE_SECONDS = 300
@@ -142,9 +143,7 @@ def webhook_receive(
 
 
 def _sync_soon(job: Job) -> None:
-    from jobs.tasks import job_sync_task
-
     Job.objects.filter(pk=job.pk).update(next_poll_at=timezone.now())
     job_id = str(job.pk)
     # robust: a broker hiccup leaves next_poll_at due, so the poller syncs it anyway.
-    transaction.on_commit(lambda: job_sync_task.delay(job_id), robust=True)
+    enqueue("jobs.tasks.job_sync_task", job_id, robust=True)

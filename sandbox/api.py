@@ -365,3 +365,12 @@ def endpoint(
 @csrf_exempt
 def unknown_route(request: HttpRequest, rest: str = "") -> HttpResponse:
     return error_response(404, f"Invalid URL ({request.method} {request.path})", code="unknown_url")
+
+
+def model_not_found(name: str) -> ApiError:
+    return ApiError(
+        404,
+        f"The model `{name}` does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )

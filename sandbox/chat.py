@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox import engine, ids, replies, training_data
-from sandbox.api import ApiError, Caller, reject_unknown
+from sandbox.api import ApiError, Caller, model_not_found, reject_unknown
 from sandbox.catalog import base_model, base_of
 from sandbox.models import SandboxCheckpoint, SandboxFile, SandboxModel
 
@@ -43,8 +43,6 @@ def _trained_for(job_id: str, step: int | None) -> tuple[dict[str, str], float]:
 
 
 def resolve_target(caller: Caller, name: Any) -> Target:
-    from sandbox.views.models import model_not_found
-
     if not isinstance(name, str) or not name:
         raise ApiError(
             400,

@@ -12,6 +12,7 @@ import httpx
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.queue import enqueue
 from sandbox import ids
 from sandbox.models import SandboxAccount, SandboxJob, SandboxWebhookDelivery
 
@@ -56,9 +57,7 @@ def delivery_schedule(*, job: SandboxJob) -> None:
             )  # fmt: skip
     except IntegrityError:
         return  # already scheduled for this state
-    from sandbox.tasks import webhook_deliver
-
-    transaction.on_commit(lambda: webhook_deliver.delay(delivery_id))
+    enqueue("sandbox.tasks.webhook_deliver", delivery_id)
 
 
 class DeliveryFailed(Exception):

@@ -5,19 +5,10 @@ from typing import Any
 from django.http import HttpRequest
 
 from sandbox import completion_log, services
-from sandbox.api import ApiError, Caller, endpoint
+from sandbox.api import Caller, endpoint, model_not_found
 from sandbox.catalog import BASE_MODELS, base_model
 from sandbox.models import SandboxModel
 from sandbox.serializers import base_model_json, ft_model_json
-
-
-def model_not_found(name: str) -> ApiError:
-    return ApiError(
-        404,
-        f"The model `{name}` does not exist or you do not have access to it.",
-        param="model",
-        code="model_not_found",
-    )
 
 
 @endpoint("GET")
