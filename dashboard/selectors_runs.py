@@ -46,7 +46,7 @@ from dashboard.charts import (
     scatter_best_vs_hyperparameter,
 )
 from dashboard.charts.series import finite_number
-from dashboard.models import MAX_COMPARE, ShareLink
+from dashboard.models import ShareLink
 from datasets.models import BaseModel, Dataset
 from datasets.validation import estimate_training_cost
 from jobs.models import Job, MetricPoint, ProviderConnection

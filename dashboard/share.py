@@ -31,11 +31,11 @@ from dashboard.charts import (
     run_figures,
     summary_metrics,
 )
-from dashboard.models import ShareLink
+from dashboard.models import MAX_COMPARE, ShareLink
 from dashboard.services import share_link_freeze
 from jobs.models import Job
 
-MAX_RUNS = selectors_runs.MAX_COMPARE
+MAX_RUNS = MAX_COMPARE
 SNAPSHOT_VERSION = 1
 _TOKEN_MAX_LENGTH = 100
 

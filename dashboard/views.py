@@ -32,7 +32,7 @@ from dashboard.forms import (
     ShareLinkForm,
     TagsForm,
 )
-from dashboard.models import ShareLink
+from dashboard.models import MAX_COMPARE, ShareLink
 from evals import selectors as evals_selectors
 from evals.selectors import latest_final_scores
 from jobs.models import Job
@@ -241,13 +241,13 @@ def compare(request: HttpRequest) -> HttpResponse:
     raw = request.GET.getlist("runs")
     ids, rejected = _compare_ids(request)
     hp = "all" if request.GET.get("hp") == "all" else ""
-    if len(ids) > selectors_runs.MAX_COMPARE:
+    if len(ids) > MAX_COMPARE:
         messages.warning(
             request,
-            f"At most {selectors_runs.MAX_COMPARE} runs can be compared; "
-            f"the first {selectors_runs.MAX_COMPARE} are shown.",
+            f"At most {MAX_COMPARE} runs can be compared; "
+            f"the first {MAX_COMPARE} are shown.",
         )
-        ids = ids[: selectors_runs.MAX_COMPARE]
+        ids = ids[: MAX_COMPARE]
     canonical = ",".join(ids)
     if rejected:
         messages.warning(request, f"Ignored {len(rejected)} value(s) that are not run ids.")
@@ -272,7 +272,7 @@ def compare(request: HttpRequest) -> HttpResponse:
         },
         "hp_toggle_url": compare_url(ids, hp="" if hp == "all" else "all"),
         "export_url": f"{reverse('compare_export_csv')}?{urlencode({'runs': canonical}, safe=',')}",
-        "max_runs": selectors_runs.MAX_COMPARE,
+        "max_runs": MAX_COMPARE,
     }
     if comparison is not None:
         context["evaluation_scores"] = latest_final_scores(
@@ -293,7 +293,7 @@ def compare(request: HttpRequest) -> HttpResponse:
 @require_GET
 def compare_figures_json(request: HttpRequest) -> JsonResponse:
     ids, _ = _compare_ids(request)
-    ids = ids[: selectors_runs.MAX_COMPARE]
+    ids = ids[: MAX_COMPARE]
     if len(ids) < selectors_runs.MIN_COMPARE:
         return _json({"error": "Name 2 to 20 runs."}, status=400)
     comparison = selectors_runs.comparison(ids, ChartOptionsForm(request.GET).options())
@@ -309,7 +309,7 @@ def compare_figures_json(request: HttpRequest) -> JsonResponse:
 @require_GET
 def compare_export_csv(request: HttpRequest) -> HttpResponse:
     ids, _ = _compare_ids(request)
-    ids = ids[: selectors_runs.MAX_COMPARE]
+    ids = ids[: MAX_COMPARE]
     if not ids:
         raise Http404("Name the runs to export.")
     comparison = selectors_runs.comparison(ids)
