@@ -19,7 +19,10 @@ def enqueue(name: str, *args: Any, countdown: float | None = None, robust: bool 
     a transaction), so a worker never sees rows that are not there yet. ``robust``: a broker
     failure is logged instead of raised (for work that something else sends again)."""
     if name not in current_app.tasks:
-        raise UnknownTask(f"no task named {name!r} is registered")
+        # Web processes import the apps' tasks modules only when asked (workers at start-up).
+        current_app.loader.import_default_modules()
+        if name not in current_app.tasks:
+            raise UnknownTask(f"no task named {name!r} is registered")
 
     def send() -> None:
         current_app.send_task(name, args=args, countdown=countdown or None)
