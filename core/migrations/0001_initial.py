@@ -14,13 +14,54 @@ def content_types_to(app_label: str, old_label: str):  # type: ignore[no-untyped
         ContentType = apps.get_model("contenttypes", "ContentType")
         db = schema_editor.connection.alias
         for model in MOVED:
-            if ContentType.objects.using(db).filter(app_label=app_label, model=model).exists():
-                continue  # created by a post_migrate of the new layout: keep the existing one
-            ContentType.objects.using(db).filter(app_label=old_label, model=model).update(
-                app_label=app_label
-            )
+            old = ContentType.objects.using(db).filter(app_label=old_label, model=model).first()
+            if old is None:
+                continue  # a fresh database: post_migrate creates the row after the migrations
+            early = ContentType.objects.using(db).filter(app_label=app_label, model=model).first()
+            if early is not None:
+                merge_content_type(apps, db, keep=old, duplicate=early)
+            old.app_label = app_label
+            old.save(using=db, update_fields=["app_label"])
 
     return move
+
+
+def merge_content_type(apps, db, *, keep, duplicate):  # type: ignore[no-untyped-def]
+    """Moves what hangs off ``duplicate`` onto ``keep`` and deletes ``duplicate``.
+
+    Code of the new layout that runs before ``migrate`` can create the new content type early
+    (ContentType.get_for_model, e.g. for an admin history entry). The old row wins: its id and
+    its permissions' ids are what group and user grants and the admin history point at.
+    """
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    kept = {p.codename: p for p in Permission.objects.using(db).filter(content_type=keep)}
+    for perm in Permission.objects.using(db).filter(content_type=duplicate):
+        target = kept.get(perm.codename)
+        if target is None:
+            perm.content_type = keep
+            perm.save(using=db, update_fields=["content_type"])
+            continue
+        # Grants of the duplicate permission move to the kept one (groups, users: every
+        # many-to-many to Permission there is), unless the holder has that one already.
+        for rel in Permission._meta.related_objects:
+            if not rel.many_to_many:
+                continue
+            through = rel.through._default_manager.using(db)
+            holder = rel.field.m2m_field_name()
+            to_perm = rel.field.m2m_reverse_field_name()
+            holding = through.filter(**{to_perm: target}).values_list(holder, flat=True)
+            through.filter(**{to_perm: perm}).exclude(**{f"{holder}__in": holding}).update(
+                **{to_perm: target}
+            )
+    # Everything else that points at a content type (admin history, generic relations).
+    for rel in ContentType._meta.related_objects:
+        if rel.related_model is Permission or not (rel.one_to_many or rel.one_to_one):
+            continue
+        rel.related_model._default_manager.using(db).filter(**{rel.field.name: duplicate}).update(
+            **{rel.field.name: keep}
+        )
+    duplicate.delete(using=db)  # with its permissions whose grants now sit on the kept ones
 
 
 class Migration(migrations.Migration):
