@@ -14,8 +14,22 @@ from core.models import AuditEntry, Heartbeat, TaskProbe
 from core.queue import enqueue
 
 
-def roles_sync() -> None:
-    """Create the role groups and give each exactly its permissions (admin gets all)."""
+def roles_sync() -> bool:
+    """Create the role groups and give each exactly its permissions (admin gets all).
+
+    Returns False, changing nothing, while the database is at a layout older than this code
+    (a partial ``migrate``, or one run backwards): the roles' permissions do not exist there and
+    the next full ``migrate`` syncs them."""
+    wanted = {dotted for dotted_perms in roles.ROLE_PERMISSIONS.values() for dotted in dotted_perms}
+    found = {
+        f"{app_label}.{codename}"
+        for app_label, codename in Permission.objects.values_list(
+            "content_type__app_label", "codename"
+        )
+        if f"{app_label}.{codename}" in wanted
+    }
+    if found != wanted:
+        return False
     for role in roles.ALL_ROLES:
         group, _ = Group.objects.get_or_create(name=role)
         if role == roles.ADMIN:
@@ -28,6 +42,7 @@ def roles_sync() -> None:
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
             )
         group.permissions.set(perms)
+    return True
 
 
 def heartbeat_record(*, name: str, detail: str = "") -> Heartbeat:

@@ -419,3 +419,26 @@ def test_upgrade_merges_content_types_the_new_code_made_before_migrate(
     for entry in entries:
         assert entry.content_type_id == old_cts["taskprobe"]
         assert entry.get_edited_object().pk == probe.pk
+
+
+def test_manage_py_migrate_back_and_forth_keeps_the_roles(executor: MigrationExecutor) -> None:
+    """``migrate core zero`` (the database back at the old layout) must not fail in the
+    post-migrate role sync, and the next ``migrate`` grants the roles their permissions again."""
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    call_command("migrate", "core", "zero", verbosity=0)
+    viewer = set(Group.objects.get(name="viewer").permissions.values_list("codename", flat=True))
+    assert viewer == {"read_all"}  # left as it was: its permission is dashboard's again
+    call_command("migrate", verbosity=0)
+    grants = {
+        group.name: {
+            f"{p.content_type.app_label}.{p.codename}"
+            for p in group.permissions.select_related("content_type")
+        }
+        for group in Group.objects.filter(name__in=["viewer", "member"])
+    }
+    assert grants == {
+        "viewer": {"core.read_all"},
+        "member": {"core.read_all", "core.member_actions"},
+    }
