@@ -9,9 +9,8 @@ from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.db import transaction
 from django.utils import timezone
 
-from core import roles
+from core import queue, roles
 from core.models import AuditEntry, Heartbeat, TaskProbe
-from core.queue import enqueue
 
 
 def roles_sync() -> bool:
@@ -54,7 +53,7 @@ def heartbeat_record(*, name: str, detail: str = "") -> Heartbeat:
 
 def probe_request(*, user: AbstractBaseUser | None) -> TaskProbe:
     probe = TaskProbe.objects.create(requested_by=user)
-    enqueue("core.tasks.probe_complete", probe.pk)
+    queue.enqueue("core.tasks.probe_complete", probe.pk)
     return probe
 
 

@@ -21,7 +21,7 @@ from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core.queue import enqueue
+from core import queue
 from datasets import selectors
 from datasets.derive import (
     DeriveRejected,
@@ -135,7 +135,7 @@ def _dataset_store(
 def _enqueue_validation(dataset_id: int, model_id: str | None) -> None:
     # robust: a broker outage must not turn a stored upload into an error page; the dataset
     # then stays "uploaded" and a member can start its validation from its page.
-    enqueue("datasets.tasks.dataset_validate", dataset_id, model_id, robust=True)
+    queue.enqueue("datasets.tasks.dataset_validate", dataset_id, model_id, robust=True)
 
 
 # --- validation ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.queue import enqueue
+from core import queue
 from core.services import audit_record
 from datasets.models import BaseModel, Dataset
 from datasets.validation.tokens import count_tokens
@@ -267,7 +267,7 @@ def evaluation_create(
 
 
 def enqueue_step(evaluation_id: int, countdown: float = 0) -> None:
-    enqueue("evals.tasks.evaluation_run_task", evaluation_id, countdown=countdown)
+    queue.enqueue("evals.tasks.evaluation_run_task", evaluation_id, countdown=countdown)
 
 
 # --- controls -------------------------------------------------------------------------------

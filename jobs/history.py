@@ -32,8 +32,8 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import queue
 from core.crypto import DecryptionError
-from core.queue import enqueue
 from core.services import audit_record
 from datasets.incoming import IncomingFile, UploadRejected, check_file_name
 from datasets.models import Dataset
@@ -109,7 +109,7 @@ def import_request(
         if enqueue:
             run_id = run.pk
             # robust: with the broker down the run waits, queued; "Resume" sends it again.
-            enqueue(IMPORT_TASK, run_id, robust=True)
+            queue.enqueue(IMPORT_TASK, run_id, robust=True)
     return run
 
 
@@ -141,9 +141,9 @@ def import_step_and_continue(*, run_id: int) -> Step:
     """The task's body: one step, then the next one (or a retry) as a new task."""
     step = import_step(run_id=run_id)
     if step.state == "continue":
-        enqueue(IMPORT_TASK, run_id)
+        queue.enqueue(IMPORT_TASK, run_id)
     elif step.state == "retry":
-        enqueue(IMPORT_TASK, run_id, countdown=step.delay)
+        queue.enqueue(IMPORT_TASK, run_id, countdown=step.delay)
     return step
 
 

@@ -23,7 +23,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from core.queue import enqueue
+from core import queue
 from core.services import audit_record
 from jobs.models import Job, Notification, NotificationSetting
 
@@ -102,7 +102,7 @@ def notifications_for_terminal(*, job: Job) -> list[int]:
             created.append(notification.pk)
     for pk in created:
         # robust: a broker hiccup must not undo the sync; the admin can resend later.
-        enqueue("jobs.tasks.notification_send_task", pk, robust=True)
+        queue.enqueue("jobs.tasks.notification_send_task", pk, robust=True)
     return created
 
 
@@ -225,7 +225,7 @@ def notification_resend(*, notification: Notification, actor: AbstractBaseUser |
             state=Notification.State.SENT
         ).update(state=Notification.State.PENDING, claim=None, attempts=0)
         audit_record(actor=actor, action="notification_resent", obj=notification)
-        enqueue("jobs.tasks.notification_send_task", notification.pk, robust=True)
+        queue.enqueue("jobs.tasks.notification_send_task", notification.pk, robust=True)
 
 
 # --- settings ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.queue import enqueue
+from core import queue
 from core.services import audit_record
 from datasets.models import Dataset
 from jobs.connections import provider_for_connection
@@ -183,7 +183,7 @@ def job_launch(*, request: LaunchRequest, user: AbstractBaseUser | None) -> Job:
         audit_record(
             actor=user, action="job_launched", obj=job, detail={"base_model": request.base_model}
         )
-        enqueue("jobs.tasks.job_launch_task", str(job.pk))
+        queue.enqueue("jobs.tasks.job_launch_task", str(job.pk))
     return job
 
 

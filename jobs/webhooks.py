@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.queue import enqueue
+from core import queue
 from jobs.models import Job, ProviderConnection, WebhookDelivery
 
 TOLERANCE_SECONDS = 300
@@ -146,4 +146,4 @@ def _sync_soon(job: Job) -> None:
     Job.objects.filter(pk=job.pk).update(next_poll_at=timezone.now())
     job_id = str(job.pk)
     # robust: a broker hiccup leaves next_poll_at due, so the poller syncs it anyway.
-    enqueue("jobs.tasks.job_sync_task", job_id, robust=True)
+    queue.enqueue("jobs.tasks.job_sync_task", job_id, robust=True)

@@ -12,7 +12,7 @@ import httpx
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.queue import enqueue
+from core import queue
 from sandbox import ids
 from sandbox.models import SandboxAccount, SandboxJob, SandboxWebhookDelivery
 
@@ -57,7 +57,7 @@ def delivery_schedule(*, job: SandboxJob) -> None:
             )  # fmt: skip
     except IntegrityError:
         return  # already scheduled for this state
-    enqueue("sandbox.tasks.webhook_deliver", delivery_id)
+    queue.enqueue("sandbox.tasks.webhook_deliver", delivery_id)
 
 
 class DeliveryFailed(Exception):
