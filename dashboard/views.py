@@ -244,10 +244,9 @@ def compare(request: HttpRequest) -> HttpResponse:
     if len(ids) > MAX_COMPARE:
         messages.warning(
             request,
-            f"At most {MAX_COMPARE} runs can be compared; "
-            f"the first {MAX_COMPARE} are shown.",
+            f"At most {MAX_COMPARE} runs can be compared; the first {MAX_COMPARE} are shown.",
         )
-        ids = ids[: MAX_COMPARE]
+        ids = ids[:MAX_COMPARE]
     canonical = ",".join(ids)
     if rejected:
         messages.warning(request, f"Ignored {len(rejected)} value(s) that are not run ids.")
@@ -293,7 +292,7 @@ def compare(request: HttpRequest) -> HttpResponse:
 @require_GET
 def compare_figures_json(request: HttpRequest) -> JsonResponse:
     ids, _ = _compare_ids(request)
-    ids = ids[: MAX_COMPARE]
+    ids = ids[:MAX_COMPARE]
     if len(ids) < selectors_runs.MIN_COMPARE:
         return _json({"error": "Name 2 to 20 runs."}, status=400)
     comparison = selectors_runs.comparison(ids, ChartOptionsForm(request.GET).options())
@@ -309,7 +308,7 @@ def compare_figures_json(request: HttpRequest) -> JsonResponse:
 @require_GET
 def compare_export_csv(request: HttpRequest) -> HttpResponse:
     ids, _ = _compare_ids(request)
-    ids = ids[: MAX_COMPARE]
+    ids = ids[:MAX_COMPARE]
     if not ids:
         raise Http404("Name the runs to export.")
     comparison = selectors_runs.comparison(ids)
