@@ -2,15 +2,21 @@
 created here and deleted there (dashboard 0005), the tables keep their names (``db_table``), and
 the content types follow so permissions, group grants and admin log entries stay attached."""
 
+from collections.abc import Callable
+
 import django.db.models.deletion
+from django.apps.registry import Apps
 from django.conf import settings
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 MOVED = ("access", "heartbeat", "taskprobe", "auditentry")
 
 
-def content_types_to(app_label: str, old_label: str):  # type: ignore[no-untyped-def]
-    def move(apps, schema_editor):  # type: ignore[no-untyped-def]
+def content_types_to(
+    app_label: str, old_label: str
+) -> Callable[[Apps, BaseDatabaseSchemaEditor], None]:
+    def move(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         ContentType = apps.get_model("contenttypes", "ContentType")
         db = schema_editor.connection.alias
         for model in MOVED:
