@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.requirements-run
 DEV_STAMP := $(VENV)/.requirements-dev
 
-.PHONY: run test lint format browser e2e
+.PHONY: run test lint typecheck format browser e2e
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Tuneboard needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -27,6 +27,11 @@ run: $(RUN_STAMP)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+
+# mypy (strict, django-stubs) over the packages listed in pyproject.toml [tool.mypy] files.
+typecheck: $(DEV_STAMP)
+	$(PY) -m mypy
 
 format: $(DEV_STAMP)
 	$(PY) -m ruff format .
@@ -37,7 +42,7 @@ format: $(DEV_STAMP)
 browser: $(DEV_STAMP)
 	@$(PY) -m runtime.browser
 
-test: lint browser
+test: lint typecheck browser
 	@exec $(PY) -m runtime test $(PYTEST_ARGS)
 
 e2e: browser

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from cryptography.fernet import Fernet
 from kombu import Queue
 
@@ -23,6 +24,10 @@ from config.env import (
     persistent_secret,
     validate_fernet_keys,
 )
+
+# Lets the classes that django-stubs types as generic be subscripted at run time too, as in
+# ``class HeartbeatAdmin(admin.ModelAdmin[Heartbeat])``.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("TUNEBOARD_VAR_DIR", BASE_DIR / "var")

@@ -7,7 +7,7 @@ from core.models import AuditEntry, Heartbeat, TaskProbe
 
 
 @admin.register(Heartbeat)
-class HeartbeatAdmin(admin.ModelAdmin):
+class HeartbeatAdmin(admin.ModelAdmin[Heartbeat]):
     list_display = ("name", "last_seen", "detail")
     list_filter = ("name",)
     search_fields = ("name", "detail")
@@ -18,7 +18,7 @@ class HeartbeatAdmin(admin.ModelAdmin):
 
 
 @admin.register(TaskProbe)
-class TaskProbeAdmin(admin.ModelAdmin):
+class TaskProbeAdmin(admin.ModelAdmin[TaskProbe]):
     list_display = ("id", "requested_by", "requested_at", "completed_at", "worker")
     list_filter = ("requested_at", ("completed_at", admin.EmptyFieldListFilter))
     search_fields = ("worker", "requested_by__username")
@@ -35,7 +35,7 @@ class TaskProbeAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
     list_display = ("at", "actor", "action", "object_type", "object_repr")
     list_filter = ("action", "object_type", "at")
     search_fields = ("object_id", "object_repr", "actor__username")

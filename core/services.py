@@ -3,9 +3,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -51,8 +52,10 @@ def heartbeat_record(*, name: str, detail: str = "") -> Heartbeat:
     return heartbeat
 
 
-def probe_request(*, user: AbstractBaseUser | None) -> TaskProbe:
-    probe = TaskProbe.objects.create(requested_by=user)
+def probe_request(*, user: User | AnonymousUser | None) -> TaskProbe:
+    probe = TaskProbe.objects.create(
+        requested_by=user if user is not None and user.is_authenticated else None
+    )
     queue.enqueue("core.tasks.probe_complete", probe.pk)
     return probe
 
@@ -95,10 +98,10 @@ def admin_bootstrap(
 
 def audit_record(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | AnonymousUser | None,
     action: str,
     obj: object,
-    detail: dict | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
     return AuditEntry.objects.create(
         actor=actor if actor is not None and actor.is_authenticated else None,

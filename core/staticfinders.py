@@ -3,12 +3,13 @@ Python side that builds the figures and no CDN is ever involved."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import plotly
 from django.contrib.staticfiles.finders import BaseFinder
+from django.core.checks import CheckMessage
 from django.core.files.storage import FileSystemStorage
 
 PLOTLY_STATIC_PATH = "vendor/plotly.min.js"
@@ -20,16 +21,22 @@ class PlotlyFinder(BaseFinder):
         super().__init__(*args, **kwargs)
         self.storage = FileSystemStorage(location=str(_SOURCE_DIR))
 
-    def check(self, **kwargs: Any) -> list:
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
         return []
 
+    @overload
+    def find(self, path: str, find_all: Literal[False] = False, **kwargs: Any) -> str: ...
+    @overload
+    def find(self, path: str, find_all: Literal[True], **kwargs: Any) -> list[str]: ...
     def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str]:
         if path != PLOTLY_STATIC_PATH:
             return [] if find_all else ""
         match = str(_SOURCE_DIR / "plotly.min.js")
         return [match] if find_all else match
 
-    def list(self, ignore_patterns: list[str] | None) -> Iterator[tuple[str, FileSystemStorage]]:
+    def list(
+        self, ignore_patterns: Iterable[str] | None
+    ) -> Iterator[tuple[str, FileSystemStorage]]:
         # collectstatic copies storage.path(name) to the same name in STATIC_ROOT, so the
         # storage is rooted so that the vendored name resolves to the package file.
         yield PLOTLY_STATIC_PATH, _PrefixedStorage(self.storage)

@@ -1,4 +1,6 @@
-from celery import shared_task
+from __future__ import annotations
+
+from celery import Task, shared_task
 
 from core import services
 
@@ -9,5 +11,5 @@ def beat_heartbeat() -> None:
 
 
 @shared_task(bind=True, acks_late=True)
-def probe_complete(self, probe_id: int) -> None:  # type: ignore[no-untyped-def]
+def probe_complete(self: Task[[int], None], probe_id: int) -> None:
     services.probe_complete(probe_id=probe_id, worker=self.request.hostname or "")

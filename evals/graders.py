@@ -634,7 +634,7 @@ _PART_PLACEHOLDERS = {
 }
 
 
-def prompt_text(messages: list[dict[str, Any]]) -> str:
+def prompt_text(messages: Sequence[object]) -> str:
     """A chat prompt as "role: content" lines, for a judge that cannot see the original."""
     return "\n".join(
         f"{message.get('role', 'unknown')}: {_message_text(message)}"
@@ -668,8 +668,13 @@ def _part_text(part: Any) -> str:
     if not isinstance(part, dict):
         return str(part)
     kind = part.get("type")
-    if kind in ("text", "input_text") and isinstance(part.get("text"), str):
-        return part["text"]
-    if kind == "refusal" and isinstance(part.get("refusal"), str):
-        return part["refusal"]
-    return _PART_PLACEHOLDERS.get(kind, f"[{kind or 'part'}]")
+    text = part.get("text")
+    if kind in ("text", "input_text") and isinstance(text, str):
+        return text
+    refusal = part.get("refusal")
+    if kind == "refusal" and isinstance(refusal, str):
+        return refusal
+    # A non-string type (say a list, from a hand-written file) is no placeholder key.
+    if isinstance(kind, str) and kind in _PART_PLACEHOLDERS:
+        return _PART_PLACEHOLDERS[kind]
+    return f"[{kind or 'part'}]"

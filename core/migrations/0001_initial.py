@@ -2,15 +2,22 @@
 created here and deleted there (dashboard 0005), the tables keep their names (``db_table``), and
 the content types follow so permissions, group grants and admin log entries stay attached."""
 
+from collections.abc import Callable
+from typing import Any
+
 import django.db.models.deletion
+from django.apps.registry import Apps
 from django.conf import settings
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 MOVED = ("access", "heartbeat", "taskprobe", "auditentry")
 
 
-def content_types_to(app_label: str, old_label: str):  # type: ignore[no-untyped-def]
-    def move(apps, schema_editor):  # type: ignore[no-untyped-def]
+def content_types_to(
+    app_label: str, old_label: str
+) -> Callable[[Apps, BaseDatabaseSchemaEditor], None]:
+    def move(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         ContentType = apps.get_model("contenttypes", "ContentType")
         db = schema_editor.connection.alias
         for model in MOVED:
@@ -26,7 +33,8 @@ def content_types_to(app_label: str, old_label: str):  # type: ignore[no-untyped
     return move
 
 
-def merge_content_type(apps, db, *, keep, duplicate):  # type: ignore[no-untyped-def]
+def merge_content_type(apps: Apps, db: str, *, keep: Any, duplicate: Any) -> None:
+    # Any: historical models are built at run time; their rows have no static type.
     """Moves what hangs off ``duplicate`` onto ``keep`` and deletes ``duplicate``.
 
     Code of the new layout that runs before ``migrate`` can create the new content type early
@@ -42,17 +50,18 @@ def merge_content_type(apps, db, *, keep, duplicate):  # type: ignore[no-untyped
             perm.content_type = keep
             perm.save(using=db, update_fields=["content_type"])
             continue
-        # Grants of the duplicate permission move to the kept one (groups, users: every
-        # many-to-many to Permission there is), unless the holder has that one already.
-        for rel in Permission._meta.related_objects:
-            if not rel.many_to_many:
-                continue
-            through = rel.through._default_manager.using(db)
-            holder = rel.field.m2m_field_name()
-            to_perm = rel.field.m2m_reverse_field_name()
-            holding = through.filter(**{to_perm: target}).values_list(holder, flat=True)
-            through.filter(**{to_perm: perm}).exclude(**{f"{holder}__in": holding}).update(
-                **{to_perm: target}
+        # Grants of the duplicate permission move to the kept one (a group's and a user's
+        # permissions), unless the holder has that one already.
+        user_label, user_model = settings.AUTH_USER_MODEL.split(".")
+        grants = (
+            (apps.get_model("auth", "Group")._meta.get_field("permissions"), "group"),
+            (apps.get_model(user_label, user_model)._meta.get_field("user_permissions"), "user"),
+        )
+        for field, holder in grants:
+            through = field.remote_field.through._default_manager.using(db)  # type: ignore[union-attr]
+            holding = through.filter(permission=target).values_list(holder, flat=True)
+            through.filter(permission=perm).exclude(**{f"{holder}__in": holding}).update(
+                permission=target
             )
     # Everything else that points at a content type (admin history, generic relations).
     for rel in ContentType._meta.related_objects:

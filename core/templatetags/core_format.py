@@ -98,14 +98,14 @@ def when(value: Any, precision: str = "minutes") -> str:
     ``when:"day"``: the date only); empty when unknown, so ``|default:"never"`` applies."""
     if value is None or value == "":
         return ""
-    if isinstance(value, datetime):
-        if timezone.is_aware(value):
-            value = timezone.localtime(value)
-    elif not isinstance(value, date):
+    if not isinstance(value, date):
         return str(value)
-    if precision == "day" or not isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d")
-    return value.strftime("%Y-%m-%d %H:%M:%S" if precision == "seconds" else "%Y-%m-%d %H:%M")
+    moment: date = value
+    if isinstance(moment, datetime) and timezone.is_aware(moment):
+        moment = timezone.localtime(moment)
+    if precision == "day" or not isinstance(moment, datetime):
+        return moment.strftime("%Y-%m-%d")
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if precision == "seconds" else "%Y-%m-%d %H:%M")
 
 
 @register.filter

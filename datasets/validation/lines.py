@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 CHUNK_SIZE = 1 << 20
 PROGRESS_EVERY = 1 << 20
@@ -17,6 +17,7 @@ _PREFIX_BYTES = 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+@runtime_checkable
 class _Readable(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...
 
@@ -40,15 +41,14 @@ def iter_chunks(source: Source, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]
     if isinstance(source, bytes | bytearray | memoryview):
         yield from _split(memoryview(source), chunk_size)
         return
-    read = getattr(source, "read", None)
-    if callable(read):
+    if isinstance(source, _Readable):
         while True:
-            chunk = read(chunk_size)
+            chunk = source.read(chunk_size)
             if not chunk:
                 return
             yield _checked(chunk)
-    for chunk in source:  # type: ignore[union-attr]
-        chunk = _checked(chunk)
+    for piece in source:
+        chunk = _checked(piece)
         if len(chunk) > chunk_size:
             # One enormous chunk would otherwise become one enormous list of lines.
             yield from _split(memoryview(chunk), chunk_size)

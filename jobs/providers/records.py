@@ -9,6 +9,7 @@ therefore never fails on shape; it keeps what it understands and defaults the re
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -112,7 +113,7 @@ class JobSpec:
     training_file: str
     validation_file: str | None = None
     method: str = "supervised"
-    hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)
+    hyperparameters: Mapping[str, Hyperparameter | None] = field(default_factory=dict)
     suffix: str | None = None
     seed: int | None = None
     metadata: dict[str, str] | None = None

@@ -91,7 +91,7 @@ class Window:
     def replayable(self) -> bool:
         return self._source.seekable or not self._consumed
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         remaining = self._length - self._position
         if remaining <= 0:
             return b""

@@ -792,3 +792,9 @@ def test_prompt_text_renders_tool_calls_and_empty_content() -> None:
 
 def test_prompt_text_of_nothing_is_empty() -> None:
     assert prompt_text([]) == ""
+
+
+def test_prompt_text_survives_a_part_whose_type_is_not_a_string() -> None:
+    # An unhashable "type" used to reach a dict lookup and raise TypeError.
+    messages = [{"role": "user", "content": [{"type": ["text"]}, {"type": None}]}]
+    assert prompt_text(messages) == "user: [['text']]\n[part]"

@@ -106,7 +106,7 @@ def test_job_body_uses_the_method_form_and_drops_auto() -> None:
             model="gpt-4o-mini",
             training_file="file-t",
             method="dpo",
-            hyperparameters={"beta": 0.1, "n_epochs": "auto", "batch_size": None},  # type: ignore[dict-item]
+            hyperparameters={"beta": 0.1, "n_epochs": "auto", "batch_size": None},
             seed=0,
         )
     )
