@@ -48,7 +48,7 @@ from dashboard.charts import (
 from dashboard.charts.series import finite_number
 from dashboard.models import ShareLink
 from datasets.models import BaseModel, Dataset
-from datasets.validation import estimate_training_cost
+from datasets.validation import rules
 from jobs.models import Job, MetricPoint, ProviderConnection
 from jobs.selectors import catalog_model_for
 
@@ -95,7 +95,7 @@ class Prices:
         model = self.model_for(job)
         if model is None:
             return None
-        return estimate_training_cost(job.trained_tokens, model.to_spec())
+        return rules.training_cost(job.trained_tokens, model.to_spec().training_price_per_1m)
 
 
 def prices() -> Prices:
@@ -120,7 +120,8 @@ def _catalog_key(column: str) -> str:
 def cost_expression(price_table: Prices) -> Any:
     """The cost column in SQL (for sorting): trained tokens × the training price of the model
     the catalog finds for the provider's model name, else for the requested base model — the
-    rule of ``Prices.cost``. The name → price table travels as one jsonb parameter."""
+    rule of ``Prices.cost`` (``rules.training_cost``), checked against it by a property test.
+    The name → price table travels as one jsonb parameter."""
     if not price_table.resolved:
         return Value(None, output_field=DecimalField())
     table = json.dumps(
@@ -131,12 +132,17 @@ def cost_expression(price_table: Prices) -> Any:
     )
     effective = _catalog_key("COALESCE(NULLIF(jobs_job.model, ''), jobs_job.base_model)")
     requested = _catalog_key("jobs_job.base_model")
+    # Times the exact reciprocal of the price unit rather than divided by it: PostgreSQL gives a
+    # numeric quotient only ~16 significant digits, which rounds large costs, while a numeric
+    # product keeps every digit, like the Decimal arithmetic of the Python rule.
+    per_token = Decimal(1) / rules.TOKENS_PER_PRICE_UNIT
     sql = (
         f"(jobs_job.trained_tokens * (CASE WHEN %s::jsonb ? {effective} "
         f"THEN (%s::jsonb ->> {effective})::numeric "
-        f"ELSE (%s::jsonb ->> {requested})::numeric END) / 1000000)"
+        f"ELSE (%s::jsonb ->> {requested})::numeric END) * %s::numeric)"
     )
-    return RawSQL(sql, (table, table, table), output_field=DecimalField())  # noqa: S611 - values are parameters
+    params = (table, table, table, per_token)
+    return RawSQL(sql, params, output_field=DecimalField())  # noqa: S611 - values are parameters
 
 
 def _json_number(key: str, source: str) -> str:

@@ -15,7 +15,12 @@ from django.utils import timezone
 
 from core.models import AuditEntry
 from datasets.models import BaseModel, Dataset
-from datasets.validation import Distribution, estimate_hyperparameters, estimate_training_cost
+from datasets.validation import (
+    Distribution,
+    estimate_hyperparameters,
+    estimate_training_cost,
+    rules,
+)
 from jobs.models import (
     Checkpoint,
     ImportedFile,
@@ -32,7 +37,6 @@ FINE_TUNED_SHOWN = 500  # the newest fine-tuned models offered for continued tra
 LIVE_EVENTS_LIMIT = 200
 EVENT_LEVELS = ("info", "warn", "error")
 CANCELLABLE = frozenset({"validating_files", "queued", "running", "paused"})
-_ONE_MILLION = Decimal(1_000_000)
 
 
 # --- Connections ------------------------------------------------------------------------------
@@ -233,7 +237,7 @@ def launch_estimate(
     per_epoch = facts.tokens_by_context.get(spec.training_context)
     if per_epoch is None:
         return None
-    billed = per_epoch * epochs
+    billed = rules.billed_tokens(tokens_per_epoch=per_epoch, n_epochs=epochs)
     return CostEstimate(
         model_id=model.pk,
         n_epochs=epochs,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from .rules import billed_tokens_per_epoch
+
 QUANTILES: dict[str, Fraction] = {
     "p5": Fraction(1, 20),
     "median": Fraction(1, 2),
@@ -51,10 +53,9 @@ class Distribution:
         return sum(c for v, c in self.counts.items() if v > limit)
 
     def capped_total(self, limit: int | None) -> int:
-        """Σ min(value, limit): tokens beyond the context are truncated, so never billed."""
-        if limit is None:
-            return self.total
-        return sum(min(v, limit) * c for v, c in self.counts.items())
+        """Σ min(value, limit) over token counts: the tokens billed per epoch (the rule lives in
+        ``rules.billed_tokens_per_epoch``)."""
+        return billed_tokens_per_epoch(self.counts, context=limit)
 
     def quantile(self, q: Fraction) -> float | None:
         """Linear interpolation between closest ranks (numpy's default, and

@@ -10,9 +10,6 @@ from sandbox.simulation.hyperparameters import (
     AUTO,
     DEFAULT_DPO_BETA,
     Hyperparameters,
-    auto_batch_size,
-    auto_learning_rate_multiplier,
-    auto_n_epochs,
     resolve_hyperparameters,
 )
 from sandbox.simulation.metrics import DECIMALS, RESULTS_CSV_HEADER, StepMetrics, round_metric
@@ -28,9 +25,6 @@ __all__ = [
     "StepMetrics",
     "TrainingRun",
     "TrainingSpec",
-    "auto_batch_size",
-    "auto_learning_rate_multiplier",
-    "auto_n_epochs",
     "resolve_hyperparameters",
     "round_metric",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datasets.validation import rules
 from sandbox.simulation.curves import PreferenceCurve, SupervisedCurve
 from sandbox.simulation.hyperparameters import DEFAULT_DPO_BETA, Hyperparameters
 from sandbox.simulation.metrics import (
@@ -95,7 +96,9 @@ class TrainingRun:
         return step % self.validation_interval == 0 or self.is_epoch_end(step)
 
     def trained_tokens(self) -> int:
-        return self.spec.tokens_per_epoch * self.hyperparameters.n_epochs
+        return rules.billed_tokens(
+            tokens_per_epoch=self.spec.tokens_per_epoch, n_epochs=self.hyperparameters.n_epochs
+        )
 
     # --- metrics ---------------------------------------------------------------------
 

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.simulation import (
-    Hyperparameters,
-    auto_batch_size,
-    auto_learning_rate_multiplier,
-    auto_n_epochs,
-    resolve_hyperparameters,
-)
+from sandbox.simulation import Hyperparameters, resolve_hyperparameters
+
+
+def auto(n_examples: int, **requested: object) -> Hyperparameters:
+    """What the sandbox trains with when a supervised job leaves everything else on "auto"."""
+    return resolve_hyperparameters(requested, n_examples=n_examples, method="supervised")
 
 
 @pytest.mark.parametrize(
@@ -32,12 +31,12 @@ from sandbox.simulation import (
     ],
 )
 def test_auto_n_epochs(n_examples: int, epochs: int) -> None:
-    assert auto_n_epochs(n_examples) == epochs
+    assert auto(n_examples).n_epochs == epochs
 
 
 def test_auto_n_epochs_keeps_the_targets_whenever_the_caps_allow() -> None:
     for n in range(1, 20_000, 7):
-        epochs = auto_n_epochs(n)
+        epochs = auto(n).n_epochs
         assert 1 <= epochs <= 25
         assert n * epochs >= 100 or epochs == 25
         assert n * epochs <= 25_000 or epochs == 1
@@ -49,16 +48,22 @@ def test_auto_n_epochs_keeps_the_targets_whenever_the_caps_allow() -> None:
         (1, 1),
         (499, 1),
         (500, 1),
-        (501, 2),
+        (501, 1),  # 1.002 → 1
+        (749, 1),  # 1.498 → 1
+        (750, 2),  # 1.5 → 2
         (1_000, 2),
-        (1_001, 3),
+        (1_001, 2),  # 2.002 → 2
+        (1_249, 2),
+        (1_250, 3),  # 2.5 → 3
         (127_500, 255),
-        (127_501, 256),
+        (127_501, 255),  # 255.002 → 255
+        (127_749, 255),
+        (127_750, 256),
         (200_000, 256),
     ],
 )
-def test_auto_batch_size_is_two_per_mille_rounded_up(n_examples: int, batch_size: int) -> None:
-    assert auto_batch_size(n_examples) == batch_size
+def test_auto_batch_size_is_two_per_mille_rounded_half_up(n_examples: int, batch_size: int) -> None:
+    assert auto(n_examples).batch_size == batch_size
 
 
 @pytest.mark.parametrize(
@@ -66,7 +71,7 @@ def test_auto_batch_size_is_two_per_mille_rounded_up(n_examples: int, batch_size
     [(1, 0.05), (8, 0.05), (9, 0.1), (64, 0.1), (65, 0.2), (256, 0.2)],
 )
 def test_auto_learning_rate_grows_with_batch_size(batch_size: int, multiplier: float) -> None:
-    assert auto_learning_rate_multiplier(batch_size) == multiplier
+    assert auto(1_000, batch_size=batch_size).learning_rate_multiplier == multiplier
 
 
 @pytest.mark.parametrize(
