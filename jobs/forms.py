@@ -4,22 +4,18 @@ writes happen in ``jobs.services``."""
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from django import forms
 from django.core.validators import validate_email
 
 from core.tags import parse_tags
-from datasets.models import BaseModel, Dataset
+from datasets.models import Dataset
 from jobs import selectors
 from jobs.models import Job, ProviderConnection, split_addresses
-from jobs.services import LaunchRequest
+from jobs.services import HYPERPARAMETER_RULES, MAX_SEED, JobError, LaunchRequest
 
-MAX_SEED = 2_147_483_647
-SUFFIX_RE = re.compile(r"^[^:\s]*$")
 NOTES_MAX = 10_000
-SUPERVISED_FORMATS = frozenset({"chat", "chat_tools", "vision", "legacy_completion"})
 
 
 # --- Connections ------------------------------------------------------------------------------
@@ -138,29 +134,24 @@ class ConnectionForm(forms.ModelForm):
 
 
 class HyperparameterField(forms.Field):
-    """ "auto" (or empty) → None, else a number checked against its range."""
+    """ "auto" (or empty) → None, else a number (an integer for integer hyperparameters). The
+    allowed ranges are launch rules, checked by ``jobs.services.job_launch``; the message for
+    text that is no number is the rule's."""
 
     widget = forms.TextInput
 
-    def __init__(
-        self,
-        *,
-        integer: bool,
-        message: str,
-        low: float,
-        high: float | None = None,
-        low_exclusive: bool = False,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, key: str, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
-        self.integer = integer
-        self.message = message
-        self.low = low
-        self.high = high
-        self.low_exclusive = low_exclusive
+        rule = HYPERPARAMETER_RULES[key]
+        self.integer = rule.integer
+        self.message = rule.message
         self.widget.attrs.update(
-            {"placeholder": "auto", "inputmode": "numeric" if integer else "decimal", "size": 8}
+            {
+                "placeholder": "auto",
+                "inputmode": "numeric" if rule.integer else "decimal",
+                "size": 8,
+            }
         )
 
     def to_python(self, value: Any) -> int | float | None:
@@ -173,10 +164,6 @@ class HyperparameterField(forms.Field):
             raise forms.ValidationError(self.message, code="invalid") from None
         if not math.isfinite(number):
             raise forms.ValidationError(self.message, code="invalid")
-        too_low = number <= self.low if self.low_exclusive else number < self.low
-        too_high = self.high is not None and number > self.high
-        if too_low or too_high:
-            raise forms.ValidationError(self.message, code="range")
         return number
 
 
@@ -250,39 +237,16 @@ class LaunchForm(forms.Form):
         error_messages={"invalid_choice": "Choose a validation dataset that passed validation."},
     )
     method = forms.ChoiceField(choices=Job.Method.choices, initial=Job.Method.SUPERVISED)
-    n_epochs = HyperparameterField(
-        integer=True,
-        label="Epochs",
-        message="Epochs must be “auto” or a whole number from 1 to 50.",
-        low=1,
-        high=50,
-        help_text=HELP["n_epochs"],
-    )
+    n_epochs = HyperparameterField(key="n_epochs", label="Epochs", help_text=HELP["n_epochs"])
     batch_size = HyperparameterField(
-        integer=True,
-        label="Batch size",
-        message="Batch size must be “auto” or a whole number from 1 to 256.",
-        low=1,
-        high=256,
-        help_text=HELP["batch_size"],
+        key="batch_size", label="Batch size", help_text=HELP["batch_size"]
     )
     learning_rate_multiplier = HyperparameterField(
-        integer=False,
+        key="learning_rate_multiplier",
         label="Learning-rate multiplier",
-        message="The learning-rate multiplier must be “auto” or a number greater than 0.",
-        low=0,
-        low_exclusive=True,
         help_text=HELP["learning_rate_multiplier"],
     )
-    beta = HyperparameterField(
-        integer=False,
-        label="β (DPO)",
-        message="β must be “auto” or a number greater than 0 and at most 2.",
-        low=0,
-        high=2,
-        low_exclusive=True,
-        help_text=HELP["beta"],
-    )
+    beta = HyperparameterField(key="beta", label="β (DPO)", help_text=HELP["beta"])
     suffix = forms.CharField(
         required=False,
         max_length=64,
@@ -336,15 +300,8 @@ class LaunchForm(forms.Form):
         ]
         self.fields["training_dataset"].choices = datasets
         self.fields["validation_dataset"].choices = [("", "None"), *datasets]
-        self.datasets: dict[int, Dataset] = {}
 
-    # --- field checks --------------------------------------------------------------------------
-
-    def clean_suffix(self) -> str:
-        suffix = self.cleaned_data.get("suffix", "")
-        if not SUFFIX_RE.match(suffix):
-            raise forms.ValidationError("The suffix cannot contain colons or spaces.")
-        return suffix
+    # --- field checks (shape only: the launch rules are ``services.job_launch``'s) ----------
 
     def clean_tags(self) -> list[str]:
         return parse_tags(self.cleaned_data.get("tags") or "")
@@ -352,89 +309,57 @@ class LaunchForm(forms.Form):
     def clean_wandb_tags(self) -> list[str]:
         return parse_tags(self.cleaned_data.get("wandb_tags") or "")
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        connection_id = data.get("connection")
-        base_model = data.get("base_model")
-        method = data.get("method")
-        model = self.options.model_for(base_model) if base_model else None
-        tuned = {t.name: t for t in self.options.fine_tuned}
-        if (
-            base_model in tuned
-            and connection_id is not None
-            and tuned[base_model].connection_id != connection_id
-        ):
-            self.add_error("base_model", "That fine-tuned model belongs to another connection.")
-        if base_model and base_model not in tuned and model is not None and model.is_shut_down():
-            self.add_error(
-                "base_model", f"{model.pk} was shut down on {model.shutdown_on:%Y-%m-%d}."
-            )
-        if method == Job.Method.DPO and model is not None and not model.supports_dpo:
-            self.add_error("method", f"{model.pk} does not support DPO fine-tuning.")
-        if method != Job.Method.DPO and data.get("beta") is not None:
-            self.add_error("beta", "β applies to DPO only; leave it on “auto” for supervised.")
-        self._check_datasets(data, method, model)
-        if not data.get("wandb_project") and (
-            data.get("wandb_entity") or data.get("wandb_name") or data.get("wandb_tags")
-        ):
-            self.add_error("wandb_project", "Enter the W&B project to use the integration.")
-        return data
+    def add_launch_error(self, error: JobError) -> None:
+        """Show what ``services.job_launch`` refused on the fields it names (every problem of
+        a ``LaunchRejected``); one about no field of this form goes above the form."""
+        for problem in getattr(error, "problems", [error]):
+            field = problem.field if problem.field in self.fields else None
+            self.add_error(field, problem.message)
 
-    def _check_datasets(
-        self, data: dict[str, Any], method: str | None, model: BaseModel | None
-    ) -> None:
-        ids = [i for i in (data.get("training_dataset"), data.get("validation_dataset")) if i]
-        self.datasets = selectors.datasets_matching(ids) if ids else {}
-        for field in ("training_dataset", "validation_dataset"):
-            if not data.get(field):
-                continue
-            role = "training" if field == "training_dataset" else "validation"
-            dataset = self.datasets.get(data[field])
-            if dataset is None:
-                self.add_error(field, f"The {role} dataset no longer exists.")
-            elif dataset.status != Dataset.Status.VALID:
-                self.add_error(field, f"The {role} dataset “{dataset.name}” is not valid.")
-            elif method == Job.Method.DPO and dataset.format != Dataset.Format.DPO:
-                self.add_error(
-                    field,
-                    f"DPO needs preference data; “{dataset.name}” is {dataset.get_format_display()}.",
-                )
-            elif method == Job.Method.SUPERVISED and dataset.format not in SUPERVISED_FORMATS:
-                self.add_error(
-                    field,
-                    f"“{dataset.name}” is {dataset.get_format_display()} data; "
-                    + (
-                        "choose the DPO method."
-                        if dataset.format == Dataset.Format.DPO
-                        else "it cannot train a supervised job."
-                    ),
-                )
-            elif model is not None and method == Job.Method.SUPERVISED:
-                legacy = dataset.format == Dataset.Format.LEGACY_COMPLETION
-                if legacy and not model.legacy_completion:
-                    self.add_error(
-                        field, f"{model.pk} trains on chat messages, not prompt/completion lines."
-                    )
-                elif not legacy and model.legacy_completion:
-                    self.add_error(field, f"{model.pk} trains on prompt/completion lines only.")
-                elif dataset.format == Dataset.Format.VISION and not model.supports_vision:
-                    self.add_error(field, f"{model.pk} does not support image inputs.")
+    # --- what the page shows -------------------------------------------------------------------
+
+    def shown(self, name: str) -> Any:
+        """The value the form shows for ``name`` (submitted, else initial, else the first
+        choice)."""
+        value = self[name].value()
+        choices = list(getattr(self.fields[name], "choices", None) or [])
+        if value in (None, "") and choices:
+            first = choices[0][1]
+            value = first[0][0] if isinstance(first, list | tuple) and first else choices[0][0]
+        return value
+
+    def estimate_inputs(self) -> dict[str, Any]:
+        """The training dataset id, base model and epochs shown, as plain values for
+        ``selectors.launch_page_estimate``; epochs that are not a number, or were refused, are
+        None ("auto")."""
+        try:
+            dataset: int | None = int(self.shown("training_dataset"))
+        except (TypeError, ValueError):
+            dataset = None
+        epochs = None
+        if not (self.is_bound and self.has_error("n_epochs")):
+            try:
+                epochs = self.fields["n_epochs"].to_python(self["n_epochs"].value())
+            except forms.ValidationError:
+                epochs = None
+        return {
+            "training_dataset": dataset,
+            "base_model": str(self.shown("base_model") or ""),
+            "n_epochs": epochs,
+        }
 
     # --- output --------------------------------------------------------------------------------
 
     def hyperparameters(self) -> dict[str, int | float]:
-        keys = (
-            self.HYPERPARAMETERS
-            if self.cleaned_data["method"] == Job.Method.DPO
-            else self.HYPERPARAMETERS[:3]
-        )
-        return {k: self.cleaned_data[k] for k in keys if self.cleaned_data.get(k) is not None}
+        """The values set explicitly (the service refuses those the method does not take)."""
+        data = self.cleaned_data
+        return {k: data[k] for k in self.HYPERPARAMETERS if data.get(k) is not None}
 
     def integrations(self) -> list[dict[str, Any]]:
         data = self.cleaned_data
-        if not data.get("wandb_project"):
+        if not any(data.get(f"wandb_{key}") for key in ("project", "entity", "name", "tags")):
             return []
-        wandb: dict[str, Any] = {"project": data["wandb_project"]}
+        wandb: dict[str, Any] = {"project": data.get("wandb_project") or ""}
         for key in ("entity", "name"):
             if data.get(f"wandb_{key}"):
                 wandb[key] = data[f"wandb_{key}"]
@@ -449,8 +374,8 @@ class LaunchForm(forms.Form):
         return LaunchRequest(
             connection=connection,
             base_model=data["base_model"],
-            training_dataset=self.datasets[data["training_dataset"]],
-            validation_dataset=self.datasets[validation] if validation else None,
+            training_dataset=Dataset(pk=data["training_dataset"]),
+            validation_dataset=Dataset(pk=validation) if validation else None,
             method=data["method"],
             hyperparameters=self.hyperparameters(),
             suffix=data["suffix"],

@@ -174,6 +174,24 @@ def fine_tuned_models(
     return tuned
 
 
+def fine_tuned_model_sources(name: str, models: dict[str, BaseModel]) -> list[FineTunedModel]:
+    """The jobs that made the fine-tuned model ``name`` and still have it (succeeded, not
+    deleted), one per connection, with the catalog model it was trained from."""
+    rows = (
+        Job.objects.filter(
+            fine_tuned_model=name, status=Job.Status.SUCCEEDED, model_deleted_at__isnull=True
+        )
+        .order_by("-created_at")
+        .values_list("connection_id", "model", "base_model")
+    )
+    sources: dict[int, FineTunedModel] = {}
+    for connection_id, model, base_model in rows:
+        if connection_id not in sources:
+            base = catalog_model_for(name, models) or catalog_model_for(model or base_model, models)
+            sources[connection_id] = FineTunedModel(connection_id, name, base.pk if base else None)
+    return list(sources.values())
+
+
 def valid_datasets(contexts: set[int]) -> dict[int, DatasetFacts]:
     rows = (
         Dataset.objects.filter(status=Dataset.Status.VALID)
@@ -251,6 +269,32 @@ def launch_estimate(
 
 def job_for_clone(pk: Any) -> Job | None:
     return Job.objects.filter(pk=pk).first()
+
+
+@dataclass(frozen=True)
+class LaunchEstimate:
+    """What the launch page shows for the chosen dataset, model and epochs."""
+
+    cost: CostEstimate | None  # None until a dataset and a known model are chosen
+    defaults: dict[str, Any] | None  # the dataset's estimated "auto" hyperparameters
+
+
+def launch_page_estimate(
+    *,
+    options: LaunchOptions,
+    training_dataset: int | None,
+    base_model: str,
+    n_epochs: int | None,
+) -> LaunchEstimate:
+    """The launch page's cost estimate and defaults, from ``launch_options()`` (no queries).
+    ``n_epochs`` None (or not a positive number) is "auto"."""
+    facts = options.datasets.get(training_dataset) if training_dataset is not None else None
+    model = options.model_for(base_model) if base_model else None
+    epochs = n_epochs if isinstance(n_epochs, int) and n_epochs > 0 else None
+    return LaunchEstimate(
+        cost=launch_estimate(facts, model, epochs),
+        defaults=facts.defaults if facts else None,
+    )
 
 
 # --- Job page --------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,8 @@ from django.utils import timezone
 
 from core import queue
 from core.services import audit_record
-from datasets.models import Dataset
+from datasets.models import BaseModel, Dataset
+from jobs import selectors
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
 from jobs.models import Job, ProviderConnection, ProviderFile
@@ -38,7 +41,23 @@ HYPERPARAMETER_RANGES = {
 
 
 class JobError(Exception):
-    """A user-facing reason why an action cannot be done."""
+    """A user-facing reason why an action cannot be done. ``field`` names the input the reason
+    is about, when there is one: a ``LaunchRequest`` attribute or hyperparameter key, spelt as
+    the launch form's field (``"validation_dataset"``, ``"n_epochs"``, ``"wandb_project"``)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class LaunchRejected(JobError):
+    """Every rule a launch request breaks, in the order they are checked; its message and
+    field are the first one's, ``problems`` holds them all (a form shows each on its field)."""
+
+    def __init__(self, problems: list[JobError]) -> None:
+        super().__init__(problems[0].message, field=problems[0].field)
+        self.problems = problems
 
 
 # --- Connections ------------------------------------------------------------------------------
@@ -134,6 +153,9 @@ def connection_ensure(*, name: str, kind: str, base_url: str, api_key: str) -> P
 
 @dataclass(frozen=True)
 class LaunchRequest:
+    """What to launch. ``job_launch`` reads the datasets' stored rows by their pk (checking and
+    recording those), so ``Dataset(pk=…)`` is enough to name one."""
+
     connection: ProviderConnection
     base_model: str
     training_dataset: Dataset
@@ -149,20 +171,220 @@ class LaunchRequest:
     cloned_from: Job | None = None
 
 
-def _check_dataset(dataset: Dataset | None, role: str) -> None:
-    if dataset is not None and dataset.status != Dataset.Status.VALID:
-        raise JobError(
-            f"The {role} dataset “{dataset.name}” is not valid ({dataset.get_status_display()})."
-        )
+@dataclass(frozen=True)
+class HyperparameterRule:
+    """What a launch may request for one hyperparameter (missing means "auto")."""
+
+    integer: bool
+    low: float
+    high: float | None
+    low_exclusive: bool
+    message: str
+
+    def allows(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        too_low = value <= self.low if self.low_exclusive else value < self.low
+        return not too_low and (self.high is None or value <= self.high)
 
 
-def job_launch(*, request: LaunchRequest, user: AbstractBaseUser | None) -> Job:
-    if not request.connection.usable:
-        raise JobError(
-            f"The connection “{request.connection.name}” is disabled, archived or has no API key."
+_EPOCHS = HYPERPARAMETER_RANGES["n_epochs"]
+_BATCH = HYPERPARAMETER_RANGES["batch_size"]
+HYPERPARAMETER_RULES = {
+    "n_epochs": HyperparameterRule(
+        integer=True, low=_EPOCHS[0], high=_EPOCHS[1], low_exclusive=False,
+        message=f"Epochs must be “auto” or a whole number from {_EPOCHS[0]} to {_EPOCHS[1]}.",
+    ),
+    "batch_size": HyperparameterRule(
+        integer=True, low=_BATCH[0], high=_BATCH[1], low_exclusive=False,
+        message=f"Batch size must be “auto” or a whole number from {_BATCH[0]} to {_BATCH[1]}.",
+    ),
+    "learning_rate_multiplier": HyperparameterRule(
+        integer=False, low=0, high=None, low_exclusive=True,
+        message="The learning-rate multiplier must be “auto” or a number greater than 0.",
+    ),
+    "beta": HyperparameterRule(
+        integer=False, low=0, high=2, low_exclusive=True,
+        message="β must be “auto” or a number greater than 0 and at most 2.",
+    ),
+}  # fmt: skip
+SUFFIX_MAX = 64
+SUFFIX_RE = re.compile(r"^[^:\s]*$")
+MAX_SEED = 2_147_483_647
+SUPERVISED_FORMATS = frozenset(
+    {
+        Dataset.Format.CHAT,
+        Dataset.Format.CHAT_TOOLS,
+        Dataset.Format.VISION,
+        Dataset.Format.LEGACY_COMPLETION,
+    }
+)
+
+
+def _base_model_problems(
+    request: LaunchRequest, models: dict[str, BaseModel]
+) -> tuple[BaseModel | None, list[JobError]]:
+    """The catalog row the request trains (None when unknown) and what is wrong with it: a
+    fine-tuned model must be a live one of a job that succeeded on this connection; a catalog
+    model (or alias) must exist and not be shut down."""
+    name = request.base_model
+    if name.startswith("ft:"):
+        sources = selectors.fine_tuned_model_sources(name, models)
+        if not sources:
+            return None, [
+                JobError(
+                    f"{name} is not a model fine-tuned by a job here, or it was deleted.",
+                    field="base_model",
+                )
+            ]
+        mine = [s for s in sources if s.connection_id == request.connection.pk]
+        if not mine:
+            return None, [
+                JobError("That fine-tuned model belongs to another connection.", field="base_model")
+            ]
+        return models.get(mine[0].catalog_id or ""), []
+    model = selectors.catalog_model_for(name, models)
+    if model is None:
+        return None, [JobError(f"{name} is not in the model catalog.", field="base_model")]
+    if model.is_shut_down():
+        return model, [
+            JobError(
+                f"{model.pk} was shut down on {model.shutdown_on:%Y-%m-%d}.", field="base_model"
+            )
+        ]
+    return model, []
+
+
+def _dataset_problem(
+    dataset: Dataset | None, field: str, method: str, model: BaseModel | None
+) -> JobError | None:
+    """A training or validation dataset must (still) be valid, hold the data the method trains
+    on, and suit the model: prompt/completion lines for legacy models only, images for vision
+    models only. ``dataset`` is the stored row (None when it was deleted)."""
+    role = "training" if field == "training_dataset" else "validation"
+    if dataset is None:
+        return JobError(f"The {role} dataset no longer exists.", field=field)
+    if dataset.status != Dataset.Status.VALID:
+        return JobError(
+            f"The {role} dataset “{dataset.name}” is not valid ({dataset.get_status_display()}).",
+            field=field,
         )
-    _check_dataset(request.training_dataset, "training")
-    _check_dataset(request.validation_dataset, "validation")
+    kind = dataset.get_format_display()
+    if method == Job.Method.DPO and dataset.format != Dataset.Format.DPO:
+        return JobError(f"DPO needs preference data; “{dataset.name}” is {kind}.", field=field)
+    if method == Job.Method.SUPERVISED and dataset.format not in SUPERVISED_FORMATS:
+        advice = (
+            "choose the DPO method."
+            if dataset.format == Dataset.Format.DPO
+            else "it cannot train a supervised job."
+        )
+        return JobError(f"“{dataset.name}” is {kind} data; {advice}", field=field)
+    if model is not None and method == Job.Method.SUPERVISED:
+        legacy = dataset.format == Dataset.Format.LEGACY_COMPLETION
+        if legacy and not model.legacy_completion:
+            return JobError(
+                f"{model.pk} trains on chat messages, not prompt/completion lines.", field=field
+            )
+        if not legacy and model.legacy_completion:
+            return JobError(f"{model.pk} trains on prompt/completion lines only.", field=field)
+        if dataset.format == Dataset.Format.VISION and not model.supports_vision:
+            return JobError(f"{model.pk} does not support image inputs.", field=field)
+    return None
+
+
+def _hyperparameter_problems(request: LaunchRequest) -> list[JobError]:
+    problems = []
+    for key, value in (request.hyperparameters or {}).items():
+        rule = HYPERPARAMETER_RULES.get(key)
+        if rule is None:
+            problems.append(JobError(f"“{key}” is not a hyperparameter a launch can set."))
+        elif key == "beta" and request.method != Job.Method.DPO:
+            problems.append(
+                JobError("β applies to DPO only; leave it on “auto” for supervised.", field=key)
+            )
+        elif not rule.allows(value):
+            problems.append(JobError(rule.message, field=key))
+    return problems
+
+
+def _output_problems(request: LaunchRequest) -> list[JobError]:
+    """The suffix, seed and integrations the provider accepts."""
+    problems = []
+    if len(request.suffix) > SUFFIX_MAX:
+        problems.append(JobError(f"The suffix is at most {SUFFIX_MAX} characters.", field="suffix"))
+    elif not SUFFIX_RE.match(request.suffix):
+        problems.append(JobError("The suffix cannot contain colons or spaces.", field="suffix"))
+    seed = request.seed
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
+    ):
+        problems.append(
+            JobError(f"The seed must be a whole number from 0 to {MAX_SEED}.", field="seed")
+        )
+    for integration in request.integrations or []:
+        wandb = integration.get("wandb") if integration.get("type") == "wandb" else None
+        if not isinstance(wandb, dict):
+            problems.append(JobError("Only the W&B integration is supported."))
+        elif not str(wandb.get("project") or "").strip():
+            problems.append(
+                JobError("Enter the W&B project to use the integration.", field="wandb_project")
+            )
+    return problems
+
+
+def _launch_problems(
+    request: LaunchRequest, models: dict[str, BaseModel]
+) -> tuple[list[JobError], dict[int, Dataset]]:
+    """Every rule the request breaks (none: it can be launched), and the stored rows of its
+    datasets, read here: the request's datasets only name them."""
+    problems: list[JobError] = []
+    connection_problem = selectors.connection_problem(request.connection)
+    if connection_problem:
+        problems.append(
+            JobError(f"{connection_problem}: no job can be launched on it.", field="connection")
+        )
+    method = request.method
+    if method not in Job.Method.values:
+        problems.append(JobError(f"“{method}” is not a fine-tuning method.", field="method"))
+    model, model_problems = _base_model_problems(request, models)
+    problems += model_problems
+    if method == Job.Method.DPO and model is not None and not model.supports_dpo:
+        problems.append(JobError(f"{model.pk} does not support DPO fine-tuning.", field="method"))
+    chosen = {"training_dataset": request.training_dataset.pk}
+    if request.validation_dataset is not None:
+        chosen["validation_dataset"] = request.validation_dataset.pk
+    stored = selectors.datasets_matching([pk for pk in chosen.values() if pk is not None])
+    for field, pk in chosen.items():
+        problem = _dataset_problem(stored.get(pk), field, method, model)
+        if problem is not None:
+            problems.append(problem)
+    problems += _hyperparameter_problems(request)
+    problems += _output_problems(request)
+    return problems, stored
+
+
+def job_launch(
+    *,
+    request: LaunchRequest,
+    user: AbstractBaseUser | None,
+    catalog: dict[str, BaseModel] | None = None,
+) -> Job:
+    """Record the job and queue its launch task, or raise ``LaunchRejected`` (a ``JobError``)
+    with every rule the request breaks: the connection must be usable; the base model a live
+    catalog model or a model fine-tuned on this connection, supporting the method; each
+    dataset still valid, of the method's format and suited to the model; hyperparameters,
+    suffix, seed and W&B integration within what the provider takes. Rejected, nothing is
+    written or queued. ``catalog`` is the base-model catalog when the caller has just read it
+    (``selectors.catalog()``, as the launch page does); it is read here otherwise."""
+    models = catalog if catalog is not None else selectors.catalog()
+    problems, stored = _launch_problems(request, models)
+    if problems:
+        raise LaunchRejected(problems)
+    validation = request.validation_dataset
     with transaction.atomic():
         job = Job.objects.create(
             connection=request.connection,
@@ -176,8 +398,8 @@ def job_launch(*, request: LaunchRequest, user: AbstractBaseUser | None) -> Job:
             suffix=request.suffix,
             seed=request.seed,
             integrations=request.integrations or [],
-            training_dataset=request.training_dataset,
-            validation_dataset=request.validation_dataset,
+            training_dataset=stored[request.training_dataset.pk],
+            validation_dataset=stored[validation.pk] if validation is not None else None,
             cloned_from=request.cloned_from,
         )
         audit_record(

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -153,28 +152,14 @@ def _get_initial(request: HttpRequest, clone: Job | None) -> dict[str, Any]:
     return initial
 
 
-def _selected(form: LaunchForm, name: str) -> Any:
-    """The value the form shows for ``name`` (submitted, else initial, else the first choice)."""
-    value = form[name].value()
-    if value in (None, "") and name != "n_epochs":
-        choices = list(form.fields[name].choices) if hasattr(form.fields[name], "choices") else []
-        if choices:
-            first = choices[0][1]
-            value = first[0][0] if isinstance(first, list | tuple) and first else choices[0][0]
-    return value
-
-
-def _estimate(form: LaunchForm, options: selectors.LaunchOptions) -> Any:
-    try:
-        dataset_id = int(_selected(form, "training_dataset"))
-    except (TypeError, ValueError):
-        return None
-    model = options.model_for(str(_selected(form, "base_model") or ""))
-    try:
-        epochs = form.fields["n_epochs"].clean(form["n_epochs"].value())
-    except forms.ValidationError:  # already shown as a form error
-        epochs = None
-    return selectors.launch_estimate(options.datasets.get(dataset_id), model, epochs)
+def _estimate(form: LaunchForm, options: selectors.LaunchOptions) -> selectors.LaunchEstimate:
+    inputs = form.estimate_inputs()
+    return selectors.launch_page_estimate(
+        options=options,
+        training_dataset=inputs["training_dataset"],
+        base_model=inputs["base_model"],
+        n_epochs=inputs["n_epochs"],
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -189,15 +174,17 @@ def job_new(request: HttpRequest) -> HttpResponse:
             clone = selectors.job_for_clone(source_id) if source_id else None
             try:
                 job = services.job_launch(
-                    request=form.launch_request(cloned_from=clone), user=request.user
+                    request=form.launch_request(cloned_from=clone),
+                    user=request.user,
+                    catalog=options.models,
                 )
             except JobError as exc:
-                form.add_error(None, str(exc))
+                form.add_launch_error(exc)
             else:
-                estimate = _estimate(form, options)
+                estimate = _estimate(form, options).cost
                 cost = (
                     f" Estimated training cost: ${estimate.cost:,.2f}."
-                    if estimate and estimate.cost is not None
+                    if estimate is not None and estimate.cost is not None
                     else ""
                 )
                 messages.success(request, f"Launch of “{job.display_name}” requested.{cost}")
@@ -205,24 +192,17 @@ def job_new(request: HttpRequest) -> HttpResponse:
     else:
         clone = _clone_source(request)
         form = LaunchForm(initial=_get_initial(request, clone), options=options)
+    shown = _estimate(form, options)
     context = {
         "form": form,
         "options": options,
         "launch_data": options.js_data(),
-        "estimate": _estimate(form, options),
-        "defaults": _defaults(form, options),
+        "estimate": shown.cost,
+        "defaults": shown.defaults,
         "clone": clone if request.method == "GET" else None,
         "hyperparameter_fields": [form[name] for name in LaunchForm.HYPERPARAMETERS],
     }
     return render(request, "jobs/new.html", context)
-
-
-def _defaults(form: LaunchForm, options: selectors.LaunchOptions) -> dict[str, Any] | None:
-    try:
-        facts = options.datasets.get(int(_selected(form, "training_dataset")))
-    except (TypeError, ValueError):
-        return None
-    return facts.defaults if facts else None
 
 
 # --- Job page ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.urls import reverse
 from jobs import models as job_models
 from jobs.models import Job, ProviderConnection
 from tests.conftest import KEY
+from tests.jobs.test_views import _catalog  # noqa: F401 - autouse: job_launch reads the catalog
 from tests.permissions import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,6 +16,7 @@ from jobs.services import job_cancel, job_pause, job_resume
 from jobs.sync import job_sync
 from tests.conftest import start_beat, start_worker, stop_process, wait_for_worker, wait_until
 from tests.jobs.test_launch_and_poll import launched, provider_events, settled
+from tests.jobs.test_views import _catalog  # noqa: F401 - autouse: job_launch reads the catalog
 from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples
 

@@ -10,8 +10,9 @@ import pytest
 
 from jobs.connections import provider_for_connection
 from jobs.models import Checkpoint, Job, JobEvent, MetricPoint, ProviderFile
-from jobs.services import LaunchRequest, job_launch
+from jobs.services import LaunchRequest, job_launch, job_launch_run
 from tests.conftest import wait_until
+from tests.jobs.test_views import _catalog  # noqa: F401 - autouse: job_launch reads the catalog
 from tests.permissions import make_user
 from tests.sandbox.data import chat_examples
 
@@ -112,7 +113,16 @@ def test_failed_job_keeps_the_providers_error(
     sandbox_connection, make_dataset, celery_worker, celery_beat
 ) -> None:  # type: ignore[no-untyped-def]
     # Valid chat data sent as a DPO job: the provider rejects it when validating files.
-    job = settled(launched(sandbox_connection, make_dataset(chat_examples(12)), method="dpo"))
+    # job_launch refuses this pairing itself (tests/jobs/test_launch_rules.py), so the job is
+    # made as job_launch makes it, to see what a rejection found only by the provider does.
+    job = Job.objects.create(
+        connection=sandbox_connection,
+        base_model="gpt-4o-mini",
+        method="dpo",
+        training_dataset=make_dataset(chat_examples(12)),
+    )
+    job_launch_run(job_id=job.pk)
+    job = settled(job)
     assert job.status == "failed"
     assert job.error["code"] == "invalid_training_file"
     assert "preference data" in job.error["message"]
@@ -141,8 +151,6 @@ def test_azure_style_connection(azure_connection, make_dataset, celery_worker, c
 def test_launch_is_idempotent_when_the_task_runs_twice(
     sandbox_connection, make_dataset, celery_worker
 ) -> None:  # type: ignore[no-untyped-def]
-    from jobs.services import job_launch_run
-
     job = launched(sandbox_connection, make_dataset(chat_examples(12)))
     assert wait_until(lambda: Job.objects.get(pk=job.pk).provider_job_id is not None)
     # The same task again (a redelivery), and a crash-recovery run that finds the job by metadata.
