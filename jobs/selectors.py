@@ -118,38 +118,19 @@ class LaunchOptions:
         return catalog_model_for(name, self.models)
 
     def js_data(self) -> dict[str, Any]:
-        """For json_script: enough to recompute the cost in the browser."""
-        models: dict[str, Any] = {}
-        for model_id, model in self.models.items():
-            models[model_id] = _model_facts(model)
-        for tuned in self.fine_tuned:
-            base = self.models.get(tuned.catalog_id or "")
-            if base is not None:
-                models[tuned.name] = {**_model_facts(base), "base": base.pk}
+        """For json_script: each valid dataset's estimated "auto" hyperparameters, shown beside
+        the fields as the dataset changes (the cost is asked from ``jobs:estimate``)."""
         datasets = {
             str(facts.id): {
                 "name": facts.name,
-                "n_examples": facts.n_examples,
-                "encoding": facts.encoding,
                 "defaults": {
                     key: facts.defaults[key]
                     for key in ("n_epochs", "batch_size", "learning_rate_multiplier")
                 },
-                "tokens_by_context": {str(k): v for k, v in facts.tokens_by_context.items()},
             }
             for facts in self.datasets.values()
         }
-        return {"models": models, "datasets": datasets}
-
-
-def _model_facts(model: BaseModel) -> dict[str, Any]:
-    spec = model.to_spec()
-    price = spec.training_price_per_1m
-    return {
-        "price": None if price is None else str(price),
-        "context": spec.training_context,
-        "encoding": spec.encoding,
-    }
+        return {"datasets": datasets}
 
 
 def fine_tuned_models(

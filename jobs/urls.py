@@ -6,6 +6,7 @@ app_name = "jobs"
 urlpatterns = [
     path("", views.job_list, name="list"),
     path("new/", views.job_new, name="new"),
+    path("new/estimate/", views.launch_estimate, name="estimate"),
     path("connections/", views.connection_list, name="connections"),
     path("connections/new/", views.connection_new, name="connection_new"),
     path("connections/<int:pk>/", views.connection_edit, name="connection_edit"),

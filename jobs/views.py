@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.crypto import DecryptionError
 from core.permissions import member_required
+from core.templatetags.core_format import money
 from jobs import pages, selectors, services
 from jobs.connections import provider_for_connection
 from jobs.forms import (
@@ -162,6 +163,31 @@ def _estimate(form: LaunchForm, options: selectors.LaunchOptions) -> selectors.L
     )
 
 
+def _estimate_context(form: LaunchForm, shown: selectors.LaunchEstimate) -> dict[str, Any]:
+    inputs = form.estimate_inputs()
+    epochs = inputs["n_epochs"]
+    return {
+        "estimate": shown.cost,
+        "defaults": shown.defaults,
+        "epochs_invalid": (form.is_bound and form.has_error("n_epochs"))
+        or (epochs is not None and not services.HYPERPARAMETER_RULES["n_epochs"].allows(epochs)),
+        "estimate_missing": shown.cost is None
+        and shown.defaults is not None
+        and bool(inputs["base_model"]),
+    }
+
+
+@never_cache
+@require_GET
+@member_required
+def launch_estimate(request: HttpRequest) -> HttpResponse:
+    """The launch page's estimate for the dataset, model and epochs in the query string, as the
+    HTML the page shows (its script asks again when one of them changes)."""
+    options = selectors.launch_options()
+    form = LaunchForm(request.GET, options=options)
+    return render(request, "jobs/_estimate.html", _estimate_context(form, _estimate(form, options)))
+
+
 @require_http_methods(["GET", "POST"])
 @member_required
 def job_new(request: HttpRequest) -> HttpResponse:
@@ -183,7 +209,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
             else:
                 estimate = _estimate(form, options).cost
                 cost = (
-                    f" Estimated training cost: ${estimate.cost:,.2f}."
+                    f" Estimated training cost: {money(estimate.cost)}."
                     if estimate is not None and estimate.cost is not None
                     else ""
                 )
@@ -192,13 +218,11 @@ def job_new(request: HttpRequest) -> HttpResponse:
     else:
         clone = _clone_source(request)
         form = LaunchForm(initial=_get_initial(request, clone), options=options)
-    shown = _estimate(form, options)
     context = {
+        **_estimate_context(form, _estimate(form, options)),
         "form": form,
         "options": options,
         "launch_data": options.js_data(),
-        "estimate": shown.cost,
-        "defaults": shown.defaults,
         "clone": clone if request.method == "GET" else None,
         "hyperparameter_fields": [form[name] for name in LaunchForm.HYPERPARAMETERS],
     }

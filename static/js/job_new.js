@@ -1,6 +1,7 @@
-/* Launch form: keeps the defaults beside the hyperparameters and the estimated cost in step
-   with the chosen dataset, model and epochs (data from the launch-data JSON the server
-   embedded), offers only this connection's fine-tuned models, and shows β for DPO only. */
+/* Launch form: keeps the defaults beside the hyperparameters (from the launch-data JSON the
+   server embedded) and the estimated cost (asked from the server) in step with the chosen
+   dataset, model and epochs, offers only this connection's fine-tuned models, and shows β for
+   DPO only. */
 (function () {
   "use strict";
 
@@ -16,22 +17,6 @@
   var output = document.getElementById("cost-estimate");
   var betaBox = form.querySelector('[data-hp="beta"]');
 
-  function thousands(n) { return Number(n).toLocaleString("en-US"); }
-
-  function usd(value) {
-    if (value === null) { return "unknown"; }
-    if (value === 0) { return "$0.00"; }
-    if (value < 0.01) { return "< $0.01"; }
-    return "$" + value.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
-  }
-
-  function chosenEpochs() {
-    var text = (epochs.value || "").trim().toLowerCase();
-    if (text === "" || text === "auto") { return null; }
-    var n = Number(text);
-    return Number.isInteger(n) && n >= 1 && n <= 50 ? n : undefined;
-  }
-
   function showDefaults(facts) {
     var spans = form.querySelectorAll("[data-default-for]");
     for (var i = 0; i < spans.length; i += 1) {
@@ -41,33 +26,35 @@
     }
   }
 
+  // The estimate is computed on the server (one rule for the page, the form and the launch);
+  // answers that arrive after a newer question are dropped.
+  var asked = 0;
+  var timer = null;
+
+  function fetchEstimate() {
+    var ticket = ++asked;
+    var params = new URLSearchParams({
+      training_dataset: dataset.value,
+      base_model: model.value,
+      n_epochs: epochs.value || ""
+    });
+    fetch(output.getAttribute("data-url") + "?" + params.toString(), {
+      credentials: "same-origin",
+      headers: {"Accept": "text/html"}
+    }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      if (html === null || ticket !== asked) { return; }
+      // Parsed inertly (no scripts run, nothing is attached); only its text is shown.
+      var text = new DOMParser().parseFromString(html, "text/html").body.textContent;
+      output.textContent = text.trim();
+    }).catch(function () { /* keep the last estimate; the next change asks again */ });
+  }
+
   function estimate() {
-    var facts = data.datasets[dataset.value];
-    var info = data.models[model.value];
-    showDefaults(facts);
-    if (!facts || !info) {
-      output.textContent = "Choose a base model and a training dataset.";
-      return;
-    }
-    var chosen = chosenEpochs();
-    if (chosen === undefined) {
-      output.textContent = "Enter a valid number of epochs (1–50) to see the cost.";
-      return;
-    }
-    var n = chosen === null ? facts.defaults.n_epochs : chosen;
-    var perEpoch = facts.tokens_by_context[String(info.context)];
-    if (perEpoch === undefined) {
-      output.textContent = "No estimate for this model.";
-      return;
-    }
-    var billed = perEpoch * n;
-    var price = info.price === null ? null : parseFloat(info.price);
-    var text = (price === null ? "unknown (no training price for " + model.value + ")" : usd(billed * price / 1e6)) +
-      " — " + thousands(billed) + " billed tokens over " + n + " epoch" + (n === 1 ? "" : "s") +
-      (chosen === null ? " (estimated “auto”)" : "") +
-      (price === null ? "" : " at $" + info.price + " per 1M") +
-      (facts.encoding && facts.encoding !== info.encoding ? "; approximate: the dataset's tokens were counted with another tokenizer" : "") + ".";
-    output.textContent = text;
+    showDefaults(data.datasets[dataset.value]);
+    window.clearTimeout(timer);
+    timer = window.setTimeout(fetchEstimate, 150);
   }
 
   function filterModels() {
@@ -101,5 +88,5 @@
   epochs.addEventListener("input", estimate);
   filterModels();
   toggleBeta();
-  estimate();
+  showDefaults(data.datasets[dataset.value]);
 })();

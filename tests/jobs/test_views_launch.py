@@ -128,13 +128,35 @@ def test_defaults_and_estimated_cost(connection: ProviderConnection, dataset: Da
     assert re.search(r'data-default-for="learning_rate_multiplier">0.05<', html)
     per_epoch = Report.from_dict(dataset.report).tokens.total.capped_total(65536)
     assert f"{per_epoch * 5:,} billed tokens over 5 epochs (estimated “auto”) at $3 per 1M" in html
-    # The page's script gets what it needs to recompute: tokens per context and the prices.
+    # The page's script gets each dataset's defaults, and asks the server for the cost when the
+    # dataset, model or epochs change: the same rule, the same text.
     data = launch_data(html)
     facts = data["datasets"][str(dataset.pk)]
-    assert facts["tokens_by_context"]["65536"] == per_epoch
     assert facts["defaults"] == {"n_epochs": 5, "batch_size": 1, "learning_rate_multiplier": 0.05}
-    assert data["models"][MINI] == {"price": "3", "context": 65536, "encoding": "o200k_base"}
-    assert data["models"]["gpt-4-0613"]["price"] is None
+    member = client_for("member")
+
+    def estimate(**query: str) -> str:
+        response = member.get("/jobs/new/estimate/", query)
+        assert response.status_code == 200 and response["Cache-Control"].startswith("max-age=0")
+        return response.content.decode()
+
+    chosen = {"training_dataset": str(dataset.pk), "base_model": MINI}
+    assert estimate(**chosen, n_epochs="").startswith("$")
+    assert (
+        f"{per_epoch * 5:,} billed tokens over 5 epochs (estimated “auto”) at $3 per 1M"
+        in estimate(**chosen, n_epochs="")
+    )
+    assert f"{per_epoch * 2:,} billed tokens over 2 epochs at $3 per 1M" in estimate(
+        **chosen, n_epochs="2"
+    )
+    assert "Enter a valid number of epochs (1–50)" in estimate(**chosen, n_epochs="99")
+    assert "unknown (no training price for gpt-4-0613)" in estimate(
+        training_dataset=str(dataset.pk), base_model="gpt-4-0613", n_epochs="1"
+    )
+    assert "Choose a base model and a training dataset." in estimate(
+        training_dataset="999999", base_model=MINI
+    )
+    assert client_for("viewer").get("/jobs/new/estimate/").status_code == 403
 
 
 def test_estimate_follows_a_resubmitted_form(
@@ -342,7 +364,11 @@ def test_continue_training_from_this_connections_models(
     assert gone.fine_tuned_model not in html
     assert "Fine-tuned on Sandbox" in html
     # The cost of continuing uses the base model's price.
-    assert launch_data(html)["models"][mine.fine_tuned_model]["price"] == "3"
+    continued = member.get(
+        "/jobs/new/estimate/",
+        {"training_dataset": dataset.pk, "base_model": mine.fine_tuned_model, "n_epochs": "1"},
+    )
+    assert "at $3 per 1M" in continued.content.decode()
     wrong = member.post(
         "/jobs/new/", valid_data(connection, dataset, base_model=theirs.fine_tuned_model)
     )
