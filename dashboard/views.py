@@ -13,7 +13,6 @@ from django.http import (
     HttpResponseNotFound,
     JsonResponse,
 )
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -21,7 +20,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from core import roles
 from core.permissions import member_required
 from dashboard import presentation, selectors_runs, services, share
 from dashboard.charts import comparison_tables_csv
@@ -69,18 +67,11 @@ def home(request: HttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET)
     filters = form.filters()
     page = selectors_runs.runs_page(filters, page_number=request.GET.get("page") or 1)
-    rows = presentation.list_rows(page.rows)
     context = {
         "form": form,
         "filters": filters,
         "page": page,
-        "rows": rows,
-        "rows_html": presentation.rows_html(
-            rows,
-            editable=request.user.has_perm(roles.ACT),
-            csrf_token=get_token(request),
-            next_url=request.get_full_path(),
-        ),
+        "rows": presentation.list_rows(page.rows),
         "sorts": _sort_links(filters),
         "next_url": request.get_full_path(),
         "any_filter": any(

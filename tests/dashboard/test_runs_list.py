@@ -10,6 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 from django.db import connection as db_connection
+from django.template import engines
+from django.template.loaders.cached import Loader as CachedLoader
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -69,6 +72,53 @@ class Rows(HTMLParser):
 def parse(content: bytes) -> Rows:
     parser = Rows()
     parser.feed(content.decode())
+    return parser
+
+
+class RowElements(HTMLParser):
+    """Every element of one run's ``<tr>``: (tag, attributes, text inside), entities decoded."""
+
+    VOID = {"input", "br", "img", "hr"}
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.elements: list[tuple[str, dict[str, str | None], list[str]]] = []
+        self._open: list[int] = []
+        self._inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self._inside = dict(attrs).get("data-run") == self.run_id
+        if self._inside:
+            self.elements.append((tag, dict(attrs), []))
+            if tag not in self.VOID:
+                self._open.append(len(self.elements) - 1)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._inside and self._open:
+            self._open.pop()
+        if tag == "tr":
+            self._inside = False
+
+    def handle_data(self, data: str) -> None:
+        for index in self._open if self._inside else ():
+            self.elements[index][2].append(data)
+
+    def find(self, tag: str, **attrs: str) -> list[tuple[dict[str, str | None], str]]:
+        """(attributes, text) of the row's ``tag`` elements having ``attrs`` (``_`` for ``-``)."""
+        wanted = {key.replace("_", "-"): value for key, value in attrs.items()}
+        return [
+            (a, "".join(text))
+            for name, a, text in self.elements
+            if name == tag and all(a.get(key) == value for key, value in wanted.items())
+        ]
+
+
+def row_of(content: bytes, run_id: object) -> RowElements:
+    parser = RowElements(str(run_id))
+    parser.feed(content.decode())
+    assert parser.elements, f"no row for run {run_id}"
     return parser
 
 
@@ -278,6 +328,75 @@ def test_user_content_is_escaped_on_the_list(make_job) -> None:
     assert XSS not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert str(job.pk) in page
+
+
+def test_rows_come_from_the_cached_template_with_csrf_forms_for_members_only(make_job) -> None:
+    job = make_job(name="editable", notes="first", tags=["t"])
+    loaders = engines["django"].engine.template_loaders
+    assert [type(loader) for loader in loaders] == [CachedLoader]
+    member = Client(enforce_csrf_checks=True)
+    member.force_login(make_user("member", "csrf-member"))
+    response = member.get("/?sort=cost")
+    assert "dashboard/_runs_rows.html" in [t.name for t in response.templates]
+    row = row_of(response.content, job.pk)
+    for field in ("notes", "tags"):
+        ((form, _),) = row.find("form", data_tb_inline=field)
+        assert form["method"] == "post" and form["action"] == f"/runs/{job.pk}/{field}/"
+    tokens = [a["value"] for a, _ in row.find("input", type="hidden", name="csrfmiddlewaretoken")]
+    nexts = [a["value"] for a, _ in row.find("input", type="hidden", name="next")]
+    assert len(tokens) == 2 and all(tokens) and nexts == ["/?sort=cost", "/?sort=cost"]
+    assert [text for _, text in row.find("textarea", name="notes")] == ["first"]
+    assert [a["value"] for a, _ in row.find("input", type="text", name="tags")] == ["t"]
+    # The rendered token is one the CSRF check accepts; without it the post is refused.
+    refused = member.post(f"/runs/{job.pk}/notes/", {"notes": "second", "next": nexts[0]})
+    assert refused.status_code == 403
+    saved = member.post(
+        f"/runs/{job.pk}/notes/",
+        {"notes": "second", "next": nexts[0], "csrfmiddlewaretoken": tokens[0]},
+    )
+    assert saved.status_code == 302 and saved["Location"] == "/?sort=cost"
+    job.refresh_from_db()
+    assert job.notes == "second"
+    # Viewers get the same row without any form, token or edit control.
+    viewer_row = row_of(client_for("viewer").get("/?sort=cost").content, job.pk)
+    tags = {tag for tag, _, _ in viewer_row.elements}
+    assert not tags & {"form", "details", "summary", "textarea", "button"}
+    assert not viewer_row.find("input", name="csrfmiddlewaretoken")
+    assert viewer_row.find("a", data_field="name")[0][1] == "editable"
+    assert viewer_row.find("input", type="checkbox", name="runs", value=str(job.pk))
+
+
+NASTY = """<script>alert('x')</script> "quoted" & 'single' &amp; done"""
+
+
+def test_user_content_is_escaped_in_every_attribute_and_text_of_the_row(make_job) -> None:
+    name, notes = f"name {NASTY}", f"notes {NASTY}"
+    job = make_job(name=name, notes=notes, tags=[NASTY, "a&b"])
+    query = "/?sort=cost&x='&y=\"<z>"
+    response = client_for("member").get(query)
+    html = response.content.decode()
+    assert "<script>alert" not in html
+    raw = re.search(rf'<tr data-run="{job.pk}">.*?</tr>', html, re.S)
+    assert raw
+    for escaped in ("&lt;script&gt;", "&quot;quoted&quot;", "&#x27;single&#x27;", "&amp;amp;"):
+        assert escaped in raw.group(0)
+    row = row_of(response.content, job.pk)
+    # Each position decodes back to the stored text: nothing was dropped, doubled or broke out.
+    labels = [text for _, text in row.find("label", **{"for": f"sel-{job.pk}"})]
+    assert labels == [f"Compare {name}"]
+    assert [text for _, text in row.find("a", data_field="name")] == [name]
+    assert [text for _, text in row.find("div", data_field="notes")] == [notes]
+    assert [text for _, text in row.find("span", **{"class": "sr-only"})] == [f" of {name}"] * 2
+    assert [text for _, text in row.find("textarea", name="notes")] == [notes]
+    assert [text for _, text in row.find("span", **{"class": "badge tb-tag"})] == [NASTY, "a&b"]
+    assert [a["value"] for a, _ in row.find("input", name="tags")] == [f"{NASTY}, a&b"]
+    nexts = {a["value"] for a, _ in row.find("input", name="next")}
+    assert nexts == {response.wsgi_request.get_full_path()} and "'&y=" in nexts.pop()
+    # No quote opened an attribute of its own.
+    allowed = {"data-run", "type", "name", "value", "form", "id", "class", "for", "data-field",
+               "href", "data-value", "title", "datetime", "method", "action", "data-tb-inline",
+               "rows", "placeholder"}  # fmt: skip
+    assert {key for _, attrs, _ in row.elements for key in attrs} <= allowed
 
 
 def test_compare_selected_form_targets_the_compare_page(make_job) -> None:
