@@ -303,8 +303,9 @@ class SharedWorker:
     consuming them, proves it (a marker task sent to its private queue comes back done: every
     read from the broker since then asked only for that queue), revokes the tasks it holds for
     later (retries), waits until it runs none (or stops it when it cannot get there), and
-    empties the broker again. So it never takes a
-    task enqueued by a test that did not ask for it, and no task of one test runs in another.
+    empties the broker again. So it never takes a task enqueued by a test that did not ask for
+    it, and no task of one test runs in another. One process instead of one per test or module:
+    starting a worker takes seconds, and about forty tests use one.
     """
 
     IDLE_TIMEOUT = 20.0

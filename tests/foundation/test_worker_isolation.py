@@ -56,6 +56,7 @@ def test_the_worker_takes_no_task_outside_the_tests_that_use_it(
 
 
 def test_purging_empties_every_queue_and_forgets_unacknowledged_deliveries() -> None:
+    purge_broker()  # tests without a worker may have left tasks waiting
     for queue in TEST_QUEUES:
         app.send_task("core.tasks.probe_complete", args=(0,), queue=queue)
     assert queue_lengths() == dict.fromkeys(TEST_QUEUES, 1)

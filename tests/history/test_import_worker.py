@@ -69,7 +69,7 @@ def test_worker_killed_mid_import_is_delivered_again(
     # enough for the kill, which follows as soon as the hold starts).
     sandbox.control(
         "faults",
-        {"kinds": ["hang"], "count": 1, "hang_seconds": 10, "path": f"{history.succeeded[1]}$"},
+        {"kinds": ["hang"], "count": 1, "hang_seconds": 5, "path": f"{history.succeeded[1]}$"},
     )
     run = import_request(connection=sandbox_connection, user=None, enqueue=False)
     import_run_task.apply_async((run.pk,), queue="doomed")

@@ -197,9 +197,7 @@ def test_worker_killed_mid_sync_loses_nothing(
     assert wait_until(lambda: Job.objects.get(pk=job.pk).provider_job_id is not None)
     Job.objects.filter(pk=job.pk).update(next_poll_at=None)  # only our task syncs it for now
     # Held long enough for the kill below (which follows as soon as the hold starts).
-    sandbox.control(
-        "faults", {"kinds": ["hang"], "count": 1, "hang_seconds": 10, "path": "/events"}
-    )
+    sandbox.control("faults", {"kinds": ["hang"], "count": 1, "hang_seconds": 5, "path": "/events"})
     from jobs.tasks import job_sync_task
 
     job_sync_task.apply_async((str(job.pk),), queue="doomed")
