@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,11 +167,25 @@ def test_a_shared_running_run_extends_live(open_page, make_job) -> None:  # type
         ".some(t => t.meta.series === 'full_valid_loss' && t.meta.role === 'points')",
         timeout=10_000,
     )
-    Job.objects.filter(pk=job.pk).update(status="succeeded", next_poll_at=None)
+    # The run ends: the page says so and fetches the final figures and diagnosis once more.
+    with page.expect_response(lambda r: "/figures" in r.url, timeout=20_000) as final:
+        Job.objects.filter(pk=job.pk).update(status="succeeded", next_poll_at=None)
+        page.wait_for_function(
+            "document.querySelector('[data-tb-live]').textContent.includes('final')",
+            timeout=20_000,
+        )
+    diagnosis = final.value.json()["diagnosis_html"]
+    assert "<nav" not in diagnosis
+    # Once the page shows that diagnosis, the final fetch has been applied.
     page.wait_for_function(
-        "document.querySelector('[data-tb-live]').textContent.includes('final')", timeout=20_000
+        """html => {
+            const parsed = document.createElement("div");
+            parsed.innerHTML = html;
+            return document.querySelector("[data-tb-diagnosis]").innerHTML === parsed.innerHTML;
+        }""",
+        arg=diagnosis,
+        timeout=20_000,
     )
-    time.sleep(0.5)
     assert "<nav" not in page.content()
 
 

@@ -32,10 +32,11 @@ def test_evaluate_checkpoints_from_a_run_and_compare_in_the_playground(
     page_as: Callable[[str], Page],
     check_page: Callable[[Page, str], None],
     sandbox_url: str,
+    sandbox_key: str,
     sandbox_connection: ProviderConnection,
     celery_worker: str,
 ) -> None:
-    trained = train(make_client(sandbox_url), sandbox_connection)
+    trained = train(make_client(sandbox_url, key=sandbox_key), sandbox_connection)
     page = page_as("member")
     page.goto(f"/jobs/{trained.job.pk}/")
     page.get_by_role("link", name="Evaluate checkpoints").click()

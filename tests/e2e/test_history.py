@@ -20,10 +20,11 @@ def test_member_imports_the_history_and_watches_it(
     page_as: Callable[[str], Page],
     check_page: Callable[[Page, str], None],
     sandbox_url: str,
+    sandbox_key: str,
     sandbox_connection: ProviderConnection,
     celery_worker: str,
 ) -> None:
-    history = make_history(make_client(sandbox_url))
+    history = make_history(make_client(sandbox_url, key=sandbox_key))
     page = page_as("member")
     page.goto(f"/jobs/connections/{sandbox_connection.pk}/history/")
     check_page(page, "history-before")

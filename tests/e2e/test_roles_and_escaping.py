@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from datasets.models import Dataset
 from jobs.models import Job, ProviderConnection
+from tests.conftest import wait_until
 from tests.e2e.conftest import PageProblems
 from tests.e2e.data import add_event, make_running_job
 from tests.e2e.pages import E2E, XSS, upload
@@ -34,7 +35,14 @@ def test_the_probe_sees_an_injected_script(
     """The XSS checks below would notice an injection: the payload does open a dialog here."""
     page = page_as("viewer")
     page.set_content(f"<main><p>{XSS}</p></main>")
-    page.wait_for_timeout(300)
+
+    def seen() -> bool:
+        page.wait_for_timeout(50)  # Playwright hands over the page's events while it waits
+        return bool(browser_problems.dialogs) and any(
+            e.endswith("/x]") for e in browser_problems.errors
+        )
+
+    assert wait_until(seen, timeout=15), browser_problems
     assert len(browser_problems.dialogs) == 1 and "alert '1'" in browser_problems.dialogs[0]
     # ...and the console collector saw the broken image it loaded.
     assert any(e.endswith("/x]") for e in browser_problems.errors), browser_problems.errors

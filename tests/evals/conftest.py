@@ -13,18 +13,20 @@ from jobs.services import connection_save
 from tests.history.conftest import _catalog  # noqa: F401 - the same autouse fixture
 from tests.history.helpers import settle_datasets
 from tests.jobs.conftest import make_dataset  # noqa: F401 - fixture
-from tests.sandbox.conftest import KEY, make_client
+from tests.sandbox.conftest import make_client
 from tests.sandbox.data import chat_examples, jsonl
 
 
 @pytest.fixture
-def sdk(sandbox_url: str) -> openai.OpenAI:
-    return make_client(sandbox_url)
+def sdk(sandbox_url: str, sandbox_key: str) -> openai.OpenAI:
+    return make_client(sandbox_url, key=sandbox_key)
 
 
 @pytest.fixture
-def sandbox_connection(sandbox_url: str) -> ProviderConnection:
-    return connection_save(name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=KEY)
+def sandbox_connection(sandbox_url: str, sandbox_key: str) -> ProviderConnection:
+    return connection_save(
+        name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=sandbox_key
+    )
 
 
 @dataclass

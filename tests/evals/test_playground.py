@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from html.parser import HTMLParser
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from django.test import Client
@@ -22,10 +20,10 @@ from evals.choices import base_choice, model_choices, run_choices
 from evals.playground import playground_save
 from jobs.models import Job
 from jobs.services import connection_archive, connection_save
+from tests.conftest import Sandbox
 from tests.evals.conftest import Trained
 from tests.jobs.conftest import validated
 from tests.permissions import LOGIN, SHARE, assert_matrix, client_for, outcome
-from tests.sandbox.conftest import KEY, OTHER_KEY
 from tests.sandbox.data import jsonl
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -328,7 +326,7 @@ def test_a_blank_line_is_a_message(trained: Trained, member: Client, make_datase
 
 
 def test_bad_input_is_a_form_error_not_a_500(
-    trained: Trained, member: Client, sandbox_url: str
+    trained: Trained, member: Client, sandbox_url: str, other_sandbox_key: str
 ) -> None:
     base = run_choices(trained.job)[0]
     user = {"role": "user", "content": "hi"}
@@ -386,7 +384,7 @@ def test_bad_input_is_a_form_error_not_a_500(
         response = ask(member, keys, "Hello")
         assert response.status_code == 400, keys
         assert message in response.content.decode(), keys
-    other = connection_save(name="Other org", kind="sandbox", base_url=sandbox_url, api_key=OTHER_KEY)  # fmt: skip
+    other = connection_save(name="Other org", kind="sandbox", base_url=sandbox_url, api_key=other_sandbox_key)  # fmt: skip
     other_base = base_choice(other, "gpt-4o-mini-2024-07-18")
     assert ask(member, [other_base.key], "Hello").status_code == 200
     connection_archive(connection=other)
@@ -432,19 +430,15 @@ def test_a_provider_error_shows_in_its_column_only(
 
 
 def test_a_column_error_from_injected_faults(
-    trained: Trained, member: Client, sandbox_url: str, settings
+    trained: Trained, member: Client, sandbox_url: str, other_sandbox_key: str, settings
 ) -> None:  # type: ignore[no-untyped-def]
     """A second organisation whose every request fails (sandbox fault injection): its column
     shows the error, the first organisation's column its reply."""
-    import httpx
-
-    other = connection_save(name="Flaky org", kind="sandbox", base_url=sandbox_url, api_key=OTHER_KEY)  # fmt: skip
+    other = connection_save(name="Flaky org", kind="sandbox", base_url=sandbox_url, api_key=other_sandbox_key)  # fmt: skip
     settings.PROVIDER_MAX_RETRIES = 0  # the fault never clears: no point waiting for it
-    httpx.post(
-        f"{sandbox_url.removesuffix('/v1')}/control/faults",
-        headers={"Authorization": f"Bearer {OTHER_KEY}"},
-        json={"kinds": ["503"], "path": "chat/completions"},
-    ).raise_for_status()
+    Sandbox(sandbox_url, other_sandbox_key).control(
+        "faults", {"kinds": ["503"], "path": "chat/completions"}
+    )
     base = run_choices(trained.job)[0]
     response = ask(member, [base.key, base_choice(other, "gpt-4o-mini-2024-07-18").key], "Hello")
     ours, theirs = response.context["replies"]
@@ -592,21 +586,19 @@ def test_user_content_is_escaped(trained: Trained, member: Client) -> None:
 
 
 def test_a_hanging_provider_cannot_hold_the_page(
-    settings, sandbox_url: str, trained: Trained
+    settings, sandbox: Sandbox, trained: Trained
 ) -> None:  # type: ignore[no-untyped-def]
     # The page waits for the answers, so each call gets the shorter of the playground's own
-    # read timeout and the setting, and one retry: two held requests end as that column's
-    # error within about two timeouts, not the provider's hold of 6 s each.
+    # read timeout and the setting, and one retry: both held requests end on our side as that
+    # column's timeout error, not with the 504 the sandbox sends when it lets go of them.
     settings.PROVIDER_READ_TIMEOUT = 1
     final = run_choices(trained.job)[-1]
-    httpx.post(
-        f"{sandbox_url.removesuffix('/v1')}/control/faults",
-        headers={"Authorization": f"Bearer {KEY}"},
-        json={"kinds": ["hang"], "count": 2, "hang_seconds": 6, "path": "chat/completions"},
-    ).raise_for_status()
-    started = time.monotonic()
+    sandbox.control(
+        "faults", {"kinds": ["hang"], "count": 2, "hang_seconds": 3, "path": "chat/completions"}
+    )
     response = ask(client_for("member"), [final.key], "Hello")
-    elapsed = time.monotonic() - started
-    assert response.status_code == 200 and elapsed < 5
+    assert response.status_code == 200
+    assert sandbox.control("faults", method="GET")["data"][0]["injected"] == 2
     column = column_html(response.content.decode(), 0)
     assert "timed out" in column.lower() or "timeout" in column.lower(), column
+    assert "held this request" not in column, column

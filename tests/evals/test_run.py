@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import time
 
-import httpx
 import pytest
 
 from evals import selectors
@@ -20,8 +19,8 @@ from evals.services import (
     evaluation_create,
     evaluation_rerun_failed,
 )
+from tests.conftest import LiveRequests, Sandbox
 from tests.evals.conftest import Trained
-from tests.sandbox.conftest import KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,15 +43,6 @@ def create(trained: Trained, keys: list[str], **kwargs) -> Evaluation:  # type: 
         user=None,
         enqueue=False,
     )
-
-
-def faults(sandbox_url: str, body: dict | None = None, method: str = "POST") -> None:
-    httpx.request(
-        method,
-        f"{sandbox_url.removesuffix('/v1')}/control/faults",
-        headers={"Authorization": f"Bearer {KEY}"},
-        json=body,
-    ).raise_for_status()
 
 
 def test_fine_tuned_models_beat_the_base_model_and_improve_over_checkpoints(
@@ -117,13 +107,13 @@ def test_provider_errors_fail_cells_not_the_evaluation(trained: Trained, sdk) ->
 
 
 def test_transient_failures_are_retried_in_a_later_step(
-    settings, sandbox_url: str, trained: Trained
+    settings, sandbox: Sandbox, trained: Trained
 ) -> None:  # type: ignore[no-untyped-def]
     settings.PROVIDER_MAX_RETRIES = 0
     settings.EVAL_MAX_ATTEMPTS = 3
     choices = run_choices(trained.job)
     evaluation = create(trained, [choices[-1].key])
-    faults(sandbox_url, {"kinds": ["503"], "path": "chat/completions", "count": 5})
+    sandbox.control("faults", {"kinds": ["503"], "path": "chat/completions", "count": 5})
     first = evaluation_step(evaluation_id=evaluation.pk, budget=None)
     assert first.state == "retry"
     evaluation.refresh_from_db()
@@ -140,13 +130,13 @@ def test_transient_failures_are_retried_in_a_later_step(
 
 
 def test_cells_out_of_tries_fail_and_can_be_run_again(
-    settings, sandbox_url: str, trained: Trained
+    settings, sandbox: Sandbox, trained: Trained
 ) -> None:  # type: ignore[no-untyped-def]
     settings.PROVIDER_MAX_RETRIES = 0
     settings.EVAL_MAX_ATTEMPTS = 1
     choices = run_choices(trained.job)
     evaluation = create(trained, [choices[-1].key])
-    faults(sandbox_url, {"kinds": ["500"], "path": "chat/completions", "count": 3})
+    sandbox.control("faults", {"kinds": ["500"], "path": "chat/completions", "count": 3})
     evaluation = run_to_end(evaluation)
     assert (evaluation.status, evaluation.cells_failed) == ("succeeded", 3)
     assert evaluation_rerun_failed(evaluation=evaluation, user=None) == 3
@@ -212,20 +202,22 @@ def test_requests_that_cannot_be_evaluated_are_refused(
 
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_requests_in_flight_per_connection_are_bounded(
-    settings, sandbox_url: str, trained: Trained, concurrency: int
+    settings, sandbox: Sandbox, trained: Trained, concurrency: int, live_requests: LiveRequests
 ) -> None:  # type: ignore[no-untyped-def]
     settings.PROVIDER_MAX_RETRIES = 0
     settings.EVAL_CONCURRENCY_PER_CONNECTION = concurrency
     evaluation = create(trained, [run_choices(trained.job)[-1].key])
-    # The first six requests are each held for a second: with N in flight at most, answering
-    # them takes about 6/N seconds (they fail as 504s and are asked again in a later step).
-    faults(
-        sandbox_url, {"kinds": ["hang"], "path": "chat/completions", "count": 6, "hang_seconds": 1}
+    # The first six requests are each held for a second (they fail as 504s and are asked again
+    # in a later step), so those in flight together overlap: the sandbox sees at most N at once,
+    # and exactly N when N are allowed. Held a second each, six take at least 6/N seconds.
+    sandbox.control(
+        "faults", {"kinds": ["hang"], "path": "chat/completions", "count": 6, "hang_seconds": 1}
     )
     started = time.monotonic()
     assert evaluation_step(evaluation_id=evaluation.pk, budget=None).state == "retry"
     elapsed = time.monotonic() - started
-    assert 6 / concurrency <= elapsed < 6 / concurrency + 1.5
+    assert live_requests.peak(sandbox.key, "/chat/completions") == concurrency
+    assert elapsed >= 6 / concurrency
     assert (
         EvalOutput.objects.filter(
             evaluation=evaluation, status="pending", error__contains="504"

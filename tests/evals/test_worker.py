@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 from collections import Counter
 
-import httpx
 import pytest
 
 from evals.choices import run_choices
@@ -18,11 +15,10 @@ from evals.models import EvalOutput, Evaluation
 from evals.services import EvaluationRequest, evaluation_create
 from evals.tasks import evaluation_run_task
 from sandbox.models import SandboxCompletion
-from tests.conftest import start_worker, stop_process, wait_for_worker, wait_until
+from tests.conftest import Sandbox, wait_until
 from tests.evals.conftest import Trained
 from tests.evals.test_run import EXACT
 from tests.permissions import client_for
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -66,7 +62,7 @@ def test_started_from_the_page_and_run_by_a_worker(trained: Trained, celery_work
 
 @pytest.mark.slow
 def test_worker_killed_mid_run_requests_no_answered_cell_twice(
-    sandbox_url: str, trained: Trained, make_dataset, tmp_path
+    sandbox: Sandbox, trained: Trained, make_dataset, spawn
 ) -> None:  # type: ignore[no-untyped-def]
     choices = run_choices(trained.job)
     dataset = make_dataset(chat_examples(120, seed=77), name="held-out")
@@ -79,19 +75,15 @@ def test_worker_killed_mid_run_requests_no_answered_cell_twice(
     )  # fmt: skip
     queues = "default,polling,validation,doomed"
     env = {"CELERY_VISIBILITY_TIMEOUT": "2", "EVAL_CONCURRENCY_PER_CONNECTION": "1"}
-    log = tmp_path / "doomed.log"
-    doomed = start_worker(log, "doomed@localhost", queues=queues, PROVIDER_READ_TIMEOUT="30", **env)
-    wait_for_worker(doomed, "doomed@localhost", log)
+    doomed = spawn("worker", "doomed", queues=queues, PROVIDER_READ_TIMEOUT="30", **env)
     evaluation_run_task.apply_async((evaluation.pk,), queue="doomed")
     assert wait_until(
         lambda: Evaluation.objects.get(pk=evaluation.pk).cells_done >= 30, timeout=60
-    ), log.read_text()[-3000:]
+    ), doomed.tail()
     # The next chat completion hangs; the worker is killed while it waits for it.
-    httpx.post(
-        f"{sandbox_url.removesuffix('/v1')}/control/faults",
-        headers={"Authorization": f"Bearer {KEY}"},
-        json={"kinds": ["hang"], "count": 1, "hang_seconds": 20, "path": "chat/completions"},
-    ).raise_for_status()
+    sandbox.control(
+        "faults", {"kinds": ["hang"], "count": 1, "hang_seconds": 20, "path": "chat/completions"}
+    )
     columns = list(evaluation.columns.all())
     assert wait_until(
         lambda: (
@@ -100,9 +92,8 @@ def test_worker_killed_mid_run_requests_no_answered_cell_twice(
             .exists()
         ),
         timeout=30,
-    ), log.read_text()[-3000:]
-    os.killpg(doomed.pid, signal.SIGKILL)  # the worker and its pool processes, at once
-    doomed.wait()
+    ), doomed.tail()
+    doomed.kill()  # the worker and its pool processes, at once
     answered = {
         (model, prompt_sha(messages))
         for model, messages in EvalOutput.objects.filter(
@@ -112,19 +103,14 @@ def test_worker_killed_mid_run_requests_no_answered_cell_twice(
     interrupted = Evaluation.objects.get(pk=evaluation.pk)
     assert interrupted.status == "running" and 30 <= len(answered) < 240
 
-    log2 = tmp_path / "heir.log"
-    heir = start_worker(log2, "heir@localhost", queues=queues, **env)
-    try:
-        wait_for_worker(heir, "heir@localhost", log2)
-        # The unacknowledged task comes back once its visibility timeout passes.
-        assert wait_until(
-            lambda: Evaluation.objects.get(pk=evaluation.pk).status in Evaluation.TERMINAL,
-            timeout=90,
-        ), (Evaluation.objects.filter(pk=evaluation.pk).values().first(), log2.read_text()[-4000:])
-        evaluation.refresh_from_db()
-    finally:
-        stop_process(heir)
-    assert evaluation.status == "succeeded", log2.read_text()[-3000:]
+    heir = spawn("worker", "heir", queues=queues, **env)
+    # The unacknowledged task comes back once its visibility timeout passes.
+    assert wait_until(
+        lambda: Evaluation.objects.get(pk=evaluation.pk).status in Evaluation.TERMINAL,
+        timeout=90,
+    ), (Evaluation.objects.filter(pk=evaluation.pk).values().first(), heir.tail())
+    evaluation.refresh_from_db()
+    assert evaluation.status == "succeeded", heir.tail()
     assert (evaluation.cells_done, evaluation.cells_failed) == (240, 0)
     ours = SandboxCompletion.objects.filter(model__in=[c.model_name for c in columns])
     served = Counter(ours.filter(status_code=200).values_list("model", "prompt_sha256"))

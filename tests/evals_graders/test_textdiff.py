@@ -162,9 +162,11 @@ def test_word_level_right_at_the_limit() -> None:
     ],
 )
 def test_pathological_inputs_stay_fast(reference: str, output: str) -> None:
+    # Each takes at most about 0.15 s here; the bound is there to catch a blow-up (speed
+    # itself belongs in bench/), so it sits far above that and a loaded machine cannot fail it.
     start = time.perf_counter()
     diff = word_diff(reference, output)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 10.0
     assert_well_formed(diff, reference, output)
 
 

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from django.test import Client
 
 from config.celery import app
 from core.models import Heartbeat, TaskProbe
 from core.services import probe_request
-from tests.conftest import BASE_DIR, stop_process, subprocess_env, wait_until
+from tests.conftest import stop_process, wait_until
 from tests.permissions import make_user
 
 
@@ -80,17 +77,11 @@ def test_probe_from_the_page_round_trips(celery_worker: str) -> None:
 @pytest.mark.worker
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_beat_heartbeat_reaches_healthz(celery_worker: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_beat_heartbeat_reaches_healthz(celery_worker: str, spawn) -> None:  # type: ignore[no-untyped-def]
     assert Client().get("/healthz").status_code == 503
-    beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "WARNING",
-         "-s", str(tmp_path / "schedule"), "--pidfile", str(tmp_path / "beat.pid")],
-        cwd=BASE_DIR, env=subprocess_env(), start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert wait_until(lambda: Heartbeat.objects.filter(name="beat").exists(), timeout=30)
-    finally:
-        stop_process(beat)
+    beat = spawn("beat")
+    assert wait_until(lambda: Heartbeat.objects.filter(name="beat").exists(), timeout=30)
+    stop_process(beat.process)
     response = Client().get("/healthz")
     assert response.status_code == 200, response.json()
     assert response.json()["beat"]["ok"] is True

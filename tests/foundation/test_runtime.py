@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from runtime.embedded import EmbeddedServices
-from tests.conftest import BASE_DIR
+from tests.conftest import BASE_DIR, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -132,13 +132,21 @@ def test_run_serves_stops_cleanly_and_reuses_var(tmp_path: Path) -> None:
         code = first.interrupt()
     assert code == 0, first.output[-3000:]
     assert "Tuneboard stopped." in first.output
-    time.sleep(0.5)
-    survivors = [
-        pid
-        for pid in started
-        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+    def survivors() -> list[int]:
+        alive = []
+        for pid in started:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    # Every process the supervisor started goes away (reaped by now or very soon).
+    assert wait_until(lambda: not survivors(), timeout=10), [
+        psutil.Process(pid).cmdline() for pid in survivors()
     ]
-    assert survivors == [], [psutil.Process(pid).cmdline() for pid in survivors]
 
     # Restart on the same var/: data reused, no new admin, the same password still works.
     again = Launch(env)

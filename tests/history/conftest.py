@@ -12,7 +12,7 @@ from jobs.models import ProviderConnection
 from jobs.services import connection_save
 from tests.history.helpers import WEBHOOK_SECRET, Receiver, make_history
 from tests.jobs.conftest import make_dataset  # noqa: F401 - fixture
-from tests.sandbox.conftest import KEY, make_client
+from tests.sandbox.conftest import make_client
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +28,14 @@ def _catalog(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def sdk(sandbox_url: str) -> openai.OpenAI:
-    return make_client(sandbox_url)
+def sdk(sandbox_url: str, sandbox_key: str) -> openai.OpenAI:
+    return make_client(sandbox_url, key=sandbox_key)
 
 
 @pytest.fixture
-def sandbox_connection(sandbox_url: str) -> ProviderConnection:
+def sandbox_connection(sandbox_url: str, sandbox_key: str) -> ProviderConnection:
     return connection_save(
-        name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=KEY,
+        name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=sandbox_key,
         webhook_secret=WEBHOOK_SECRET,
     )  # fmt: skip
 

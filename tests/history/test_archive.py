@@ -20,13 +20,12 @@ from jobs.models import Checkpoint, Job, JobEvent, ProviderConnection
 from jobs.sync import job_sync, jobs_claim_due
 from tests.history.helpers import History, settle_datasets
 from tests.permissions import LOGIN, assert_matrix, client_for, make_user
-from tests.sandbox.conftest import KEY, OTHER_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_archived_history_stays_readable_after_the_key_is_revoked(
-    settings, sandbox_url, sandbox_connection, history: History
+    settings, sandbox_url, sandbox_key, sandbox_connection, history: History
 ) -> None:  # type: ignore[no-untyped-def]
     import_now(connection=sandbox_connection, user=None)
     settle_datasets()
@@ -49,9 +48,11 @@ def test_archived_history_stays_readable_after_the_key_is_revoked(
     assert not Job.objects.filter(next_poll_at__isnull=False).exists()
     assert AuditEntry.objects.filter(action="connection_archived", actor__is_staff=True).exists()
     # The provider no longer accepts the key either.
-    settings.SANDBOX_API_KEYS = [OTHER_KEY]
+    settings.SANDBOX_API_KEYS = [k for k in settings.SANDBOX_API_KEYS if k != sandbox_key]
     assert (
-        httpx.get(f"{sandbox_url}/models", headers={"Authorization": f"Bearer {KEY}"}).status_code
+        httpx.get(
+            f"{sandbox_url}/models", headers={"Authorization": f"Bearer {sandbox_key}"}
+        ).status_code
         == 401
     )
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
@@ -27,21 +26,9 @@ from tests.history.helpers import (
     snapshot,
 )
 from tests.permissions import make_user
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples, jsonl
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def faults(sandbox_url: str, body: dict | None = None, method: str = "POST") -> dict:
-    response = httpx.request(
-        method,
-        f"{sandbox_url.removesuffix('/v1')}/control/faults",
-        headers={"Authorization": f"Bearer {KEY}"},
-        json=body,
-    )
-    response.raise_for_status()
-    return response.json()
 
 
 def test_import_command_brings_in_the_whole_history(
@@ -128,12 +115,12 @@ def test_second_import_only_adds_what_is_new(sandbox_connection, history: Histor
 
 
 def test_outage_mid_import_then_rerun_completes_without_duplicates(
-    settings, sandbox_url, sandbox_connection, history: History
+    settings, sandbox, sandbox_connection, history: History
 ) -> None:  # type: ignore[no-untyped-def]
     settings.PROVIDER_MAX_RETRIES = 0
     # The provider fails every request about the third job (oldest first) until it recovers.
     third = history.succeeded[2]
-    faults(sandbox_url, {"kinds": ["503"], "path": third})
+    sandbox.control("faults", {"kinds": ["503"], "path": third})
     with pytest.raises(CommandError, match="503"):
         call_command("import_jobs", connection="Sandbox", max_failures=1)
     failed = ImportRun.objects.get()
@@ -143,7 +130,7 @@ def test_outage_mid_import_then_rerun_completes_without_duplicates(
     assert Job.objects.count() == 6
     assert Job.objects.get(provider_job_id=third).last_synced_at is None
 
-    faults(sandbox_url, method="DELETE")
+    sandbox.control("faults", method="DELETE")
     call_command("import_jobs", connection="Sandbox")
     rerun = ImportRun.objects.order_by("-pk").first()
     assert rerun.status == "succeeded" and rerun.jobs_created == 0

@@ -4,32 +4,17 @@ provider outage the task rides out with retries."""
 
 from __future__ import annotations
 
-import signal
-
-import httpx
 import pytest
 
 from datasets.models import Dataset
 from jobs.history import import_request
 from jobs.models import ImportRun, Job
 from jobs.tasks import import_run_task
-from tests.conftest import start_worker, stop_process, wait_for_worker, wait_until
+from tests.conftest import wait_until
 from tests.history.helpers import History, assert_matches_provider
 from tests.permissions import client_for
-from tests.sandbox.conftest import KEY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-def faults(sandbox_url: str, body: dict | None = None, method: str = "POST") -> dict:
-    response = httpx.request(
-        method,
-        f"{sandbox_url.removesuffix('/v1')}/control/faults",
-        headers={"Authorization": f"Bearer {KEY}"},
-        json=body,
-    )
-    response.raise_for_status()
-    return response.json()
 
 
 def finished(run_id: int, timeout: float = 90) -> ImportRun:
@@ -74,39 +59,31 @@ def test_import_from_the_page_with_progress(
 
 @pytest.mark.slow
 def test_worker_killed_mid_import_is_delivered_again(
-    sandbox_url, sandbox_connection, history: History, tmp_path
+    sandbox, sandbox_connection, history: History, spawn
 ) -> None:  # type: ignore[no-untyped-def]
     queues = "default,polling,validation,doomed"
-    log = tmp_path / "doomed.log"
-    doomed = start_worker(
-        log, "doomed@localhost", queues=queues,
-        CELERY_VISIBILITY_TIMEOUT="2", PROVIDER_READ_TIMEOUT="30",
-    )  # fmt: skip
-    wait_for_worker(doomed, "doomed@localhost", log)
-    # The worker gets stuck inside a provider call about the second job, then dies.
-    faults(
-        sandbox_url,
-        {"kinds": ["hang"], "count": 1, "hang_seconds": 20, "path": f"{history.succeeded[1]}$"},
+    doomed = spawn(
+        "worker", "doomed", queues=queues, CELERY_VISIBILITY_TIMEOUT="2", PROVIDER_READ_TIMEOUT="30"
+    )
+    # The worker gets stuck inside a provider call about the second job, then dies (held long
+    # enough for the kill, which follows as soon as the hold starts).
+    sandbox.control(
+        "faults",
+        {"kinds": ["hang"], "count": 1, "hang_seconds": 5, "path": f"{history.succeeded[1]}$"},
     )
     run = import_request(connection=sandbox_connection, user=None, enqueue=False)
     import_run_task.apply_async((run.pk,), queue="doomed")
     assert wait_until(
-        lambda: faults(sandbox_url, method="GET")["data"][0]["injected"] == 1, timeout=30
-    ), log.read_text()[-3000:]
-    doomed.send_signal(signal.SIGKILL)
-    stop_process(doomed)
+        lambda: sandbox.control("faults", method="GET")["data"][0]["injected"] == 1, timeout=30
+    ), doomed.tail()
+    doomed.kill()
     interrupted = ImportRun.objects.get(pk=run.pk)
     assert interrupted.status == "running" and interrupted.jobs_done == 1
 
-    log2 = tmp_path / "heir.log"
-    heir = start_worker(log2, "heir@localhost", queues=queues, CELERY_VISIBILITY_TIMEOUT="2")
-    try:
-        wait_for_worker(heir, "heir@localhost", log2)
-        # The unacknowledged task comes back once its visibility timeout passes.
-        run = finished(run.pk, timeout=90)
-    finally:
-        stop_process(heir)
-    assert run.status == "succeeded", (run.last_error, log2.read_text()[-3000:])
+    heir = spawn("worker", "heir", queues=queues, CELERY_VISIBILITY_TIMEOUT="2")
+    # The unacknowledged task comes back once its visibility timeout passes.
+    run = finished(run.pk, timeout=90)
+    assert run.status == "succeeded", (run.last_error, heir.tail())
     assert ImportRun.objects.count() == 1 and run.jobs_done == run.jobs_total == 6
     assert Job.objects.count() == 6 and Dataset.objects.count() == 3
     assert_matches_provider(sandbox_connection)
@@ -114,14 +91,14 @@ def test_worker_killed_mid_import_is_delivered_again(
 
 @pytest.mark.slow
 def test_provider_outage_during_a_queued_import_is_ridden_out(
-    sandbox_url, sandbox_connection, history: History, celery_worker
+    sandbox, sandbox_connection, history: History, celery_worker
 ) -> None:  # type: ignore[no-untyped-def]
     # More failures than the worker's provider client retries: the step fails, the task
     # comes back a few seconds later and carries on.
-    faults(sandbox_url, {"kinds": ["503"], "count": 6, "path": "/checkpoints"})
+    sandbox.control("faults", {"kinds": ["503"], "count": 6, "path": "/checkpoints"})
     run = import_request(connection=sandbox_connection, user=None)
     run = finished(run.pk, timeout=120)
     assert run.status == "succeeded"
     assert "503" in run.last_error and run.failures == 0
-    assert faults(sandbox_url, method="GET")["data"][0]["injected"] == 6
+    assert sandbox.control("faults", method="GET")["data"][0]["injected"] == 6
     assert_matches_provider(sandbox_connection)

@@ -6,37 +6,27 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import pytest
 
 from jobs.history import import_now
 from jobs.models import ImportedFile, Job
 from jobs.providers import ConnectionConfig, NotFoundError, OpenAICompatibleProvider
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples, jsonl
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def faults(sandbox_url: str, body: dict) -> None:
-    httpx.post(
-        f"{sandbox_url.removesuffix('/v1')}/control/faults",
-        headers={"Authorization": f"Bearer {KEY}"},
-        json=body,
-    ).raise_for_status()
-
-
 @pytest.fixture
-def provider(sandbox_url: str):  # type: ignore[no-untyped-def]
+def provider(sandbox_url: str, sandbox_key: str):  # type: ignore[no-untyped-def]
     config = ConnectionConfig(
-        kind="sandbox", base_url=sandbox_url, api_key=KEY, max_retries=3,
+        kind="sandbox", base_url=sandbox_url, api_key=sandbox_key, max_retries=3,
         backoff_base=0.01, backoff_max=0.05,
     )  # fmt: skip
     with OpenAICompatibleProvider(config) as client:
         yield client
 
 
-def test_streams_the_same_bytes_in_chunks(provider, sdk, sandbox_url) -> None:  # type: ignore[no-untyped-def]
+def test_streams_the_same_bytes_in_chunks(provider, sdk, sandbox) -> None:  # type: ignore[no-untyped-def]
     content = jsonl(chat_examples(40))
     file_id = sdk.files.create(file=("a.jsonl", io.BytesIO(content)), purpose="fine-tune").id
     chunks: list[bytes] = []
@@ -45,7 +35,7 @@ def test_streams_the_same_bytes_in_chunks(provider, sdk, sandbox_url) -> None:  
     assert len(chunks) >= len(content) // 1000 and max(map(len, chunks)) <= 1000
 
     # A server error before any byte is retried like any other call.
-    faults(sandbox_url, {"kinds": ["500"], "count": 1, "path": "/content$"})
+    sandbox.control("faults", {"kinds": ["500"], "count": 1, "path": "/content$"})
     before = provider.request_count
     again: list[bytes] = []
     provider.download_file_to(file_id, again.append)

@@ -11,7 +11,6 @@ import json
 import time
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from django.test import Client
@@ -23,7 +22,6 @@ from jobs.webhooks import WebhookRejected, signature, verify
 from tests.conftest import wait_until
 from tests.history.helpers import WEBHOOK_SECRET
 from tests.permissions import client_for
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples
 
 PLAIN_SECRET = "a plain-text secret"
@@ -249,16 +247,12 @@ def test_rejections_are_pure_functions() -> None:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_sandbox_delivery_gets_the_job_synced(
-    settings, live_server, sandbox_url, sandbox_connection, make_dataset, sdk, celery_worker
+    settings, live_server, sandbox, sandbox_connection, make_dataset, sdk, celery_worker
 ) -> None:  # type: ignore[no-untyped-def]
     settings.SANDBOX_SECONDS_PER_STEP = 0.02
     url = f"{live_server.url}/webhooks/{sandbox_connection.pk}/"
-    response = httpx.post(
-        f"{sandbox_url.removesuffix('/v1')}/control/account",
-        headers={"Authorization": f"Bearer {KEY}"},
-        json={"webhook_url": url, "webhook_secret": WEBHOOK_SECRET},
-    )
-    assert response.status_code == 200 and response.json()["webhook_secret_set"]
+    account = sandbox.control("account", {"webhook_url": url, "webhook_secret": WEBHOOK_SECRET})
+    assert account["webhook_secret_set"]
     job = job_launch(
         request=LaunchRequest(
             connection=sandbox_connection,

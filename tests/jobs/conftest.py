@@ -10,20 +10,21 @@ from datasets.services import dataset_create_from_upload, dataset_validate
 from jobs.models import ProviderConnection
 from jobs.services import connection_save
 from tests.conftest import wait_until
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples, jsonl
 
 
 @pytest.fixture
-def sandbox_connection(sandbox_url: str) -> ProviderConnection:
-    return connection_save(name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=KEY)
+def sandbox_connection(sandbox_url: str, sandbox_key: str) -> ProviderConnection:
+    return connection_save(
+        name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=sandbox_key
+    )
 
 
 @pytest.fixture
-def azure_connection(live_server, sandbox_url: str) -> ProviderConnection:  # type: ignore[no-untyped-def]
+def azure_connection(live_server, sandbox_url: str, sandbox_key: str) -> ProviderConnection:  # type: ignore[no-untyped-def]
     return connection_save(
         name="Azure", kind="azure_openai", base_url=f"{live_server.url}/sandbox/openai/v1",
-        api_key=KEY, api_version="2025-04-01-preview",
+        api_key=sandbox_key, api_version="2025-04-01-preview",
     )  # fmt: skip
 
 

@@ -6,7 +6,6 @@ from django.urls import reverse
 
 from jobs import models as job_models
 from jobs.models import Job, ProviderConnection
-from tests.conftest import KEY
 from tests.jobs.test_views import _catalog  # noqa: F401 - autouse: job_launch reads the catalog
 from tests.permissions import client_for
 
@@ -26,7 +25,7 @@ def test_every_jobs_model_is_in_the_admin() -> None:
         assert staff.get(url).status_code == 200, url
 
 
-def test_connection_key_is_write_only_in_the_admin(sandbox_url: str) -> None:
+def test_connection_key_is_write_only_in_the_admin(sandbox_url: str, sandbox_key: str) -> None:
     staff = client_for("staff")
     response = staff.post(
         reverse("admin:jobs_providerconnection_add"),
@@ -34,20 +33,22 @@ def test_connection_key_is_write_only_in_the_admin(sandbox_url: str) -> None:
             "name": "Via admin",
             "kind": "sandbox",
             "base_url": sandbox_url,
-            "api_key": KEY,
+            "api_key": sandbox_key,
             "enabled": "on",
         },
     )
     assert response.status_code == 302
     connection = ProviderConnection.objects.get(name="Via admin")
-    assert connection.get_api_key() == KEY and KEY not in connection.api_key_encrypted
+    assert (
+        connection.get_api_key() == sandbox_key and sandbox_key not in connection.api_key_encrypted
+    )
     for url in (
         reverse("admin:jobs_providerconnection_changelist"),
         reverse("admin:jobs_providerconnection_change", args=[connection.pk]),
     ):
         page = staff.get(url)
-        assert page.status_code == 200 and KEY.encode() not in page.content
-        assert KEY[-4:].encode() in page.content  # the hint is shown
+        assert page.status_code == 200 and sandbox_key.encode() not in page.content
+        assert sandbox_key[-4:].encode() in page.content  # the hint is shown
     # Saving again with an empty key keeps the stored one.
     staff.post(
         reverse("admin:jobs_providerconnection_change", args=[connection.pk]),
@@ -60,7 +61,7 @@ def test_connection_key_is_write_only_in_the_admin(sandbox_url: str) -> None:
         },
     )
     connection.refresh_from_db()
-    assert connection.get_api_key() == KEY
+    assert connection.get_api_key() == sandbox_key
 
 
 @pytest.mark.worker

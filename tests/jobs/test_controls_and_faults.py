@@ -3,33 +3,22 @@ mocked."""
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 
-import httpx
 import pytest
 
 from jobs.connections import provider_for_connection
 from jobs.models import Job, JobEvent, MetricPoint
 from jobs.services import job_cancel, job_pause, job_resume
 from jobs.sync import job_sync
-from tests.conftest import start_beat, start_worker, stop_process, wait_for_worker, wait_until
+from sandbox.engine import job_advance
+from tests.conftest import wait_until
 from tests.jobs.test_launch_and_poll import launched, provider_events, settled
 from tests.jobs.test_views import _catalog  # noqa: F401 - autouse: job_launch reads the catalog
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def faults(sandbox_url: str, body: dict | None = None, method: str = "POST") -> dict:
-    response = httpx.request(
-        method, f"{sandbox_url.removesuffix('/v1')}/control/faults", headers=AUTH, json=body
-    )
-    response.raise_for_status()
-    return response.json()
 
 
 def running(job: Job, timeout: float = 30) -> Job:
@@ -55,7 +44,9 @@ def test_pause_resume_cancel_with_audit(
     member = job.created_by
     assert job_pause(job=job, user=member).status == "paused"
     steps = MetricPoint.objects.filter(job=job).count()
-    time.sleep(1.5)
+    # The provider's run clock stops while paused: brought up to an hour later, the job has
+    # no new step to sync.
+    job_advance(job.provider_job_id, now=time.time() + 3600)
     job_sync(job_id=job.pk)
     assert MetricPoint.objects.filter(job=job).count() == steps
     assert job_resume(job=job, user=member).status in ("queued", "running")
@@ -127,23 +118,33 @@ def test_provider_404_marks_the_job_lost(sandbox_connection, make_dataset, celer
 
 
 def test_errors_push_the_next_poll_back(
-    settings, sandbox_url, sandbox_connection, make_dataset, celery_worker
+    settings, sandbox, sandbox_connection, make_dataset, celery_worker
 ) -> None:  # type: ignore[no-untyped-def]
     settings.PROVIDER_MAX_RETRIES = 0
     settings.POLL_INTERVAL = 10
     job = launched(sandbox_connection, make_dataset(chat_examples(12)))
     assert wait_until(lambda: Job.objects.get(pk=job.pk).provider_job_id is not None)
-    faults(sandbox_url, {"kinds": ["503"], "count": 2, "path": "fine_tuning/jobs/ftjob"})
+    sandbox.control("faults", {"kinds": ["503"], "count": 2, "path": "fine_tuning/jobs/ftjob"})
     from django.utils import timezone
 
-    job_sync(job_id=job.pk)
-    job.refresh_from_db()
+    def delay_after_failing_sync() -> tuple[float, float]:
+        """The next poll's delay, bracketed by the times before and after the sync."""
+        before = timezone.now()
+        job_sync(job_id=job.pk)
+        after = timezone.now()
+        job.refresh_from_db()
+        return (
+            (job.next_poll_at - after).total_seconds(),
+            (job.next_poll_at - before).total_seconds(),
+        )
+
+    # Backoff: POLL_INTERVAL × 2^failures, ±20 % jitter.
+    low, high = delay_after_failing_sync()
     assert job.poll_failures == 1 and "503" in job.last_sync_error
-    first_delay = (job.next_poll_at - timezone.now()).total_seconds()
-    job_sync(job_id=job.pk)
-    job.refresh_from_db()
-    second_delay = (job.next_poll_at - timezone.now()).total_seconds()
-    assert job.poll_failures == 2 and 14 < first_delay < 26 and second_delay > first_delay
+    assert high >= 16 and low <= 24
+    second_low, second_high = delay_after_failing_sync()
+    assert job.poll_failures == 2
+    assert second_high >= 32 and second_low <= 48
     job_sync(job_id=job.pk)
     job.refresh_from_db()
     assert job.poll_failures == 0 and job.last_sync_error == ""
@@ -151,12 +152,12 @@ def test_errors_push_the_next_poll_back(
 
 @pytest.mark.slow
 def test_twenty_jobs_converge_through_thirty_percent_faults(
-    settings, sandbox_url, sandbox_connection, make_dataset, celery_worker, celery_beat
+    settings, sandbox, sandbox_connection, make_dataset, celery_worker, celery_beat
 ) -> None:  # type: ignore[no-untyped-def]
     settings.SANDBOX_SECONDS_PER_STEP = 0.01
     datasets = [make_dataset(chat_examples(12, seed=i), name=f"d{i}") for i in range(4)]
-    faults(
-        sandbox_url,
+    sandbox.control(
+        "faults",
         {
             "kinds": ["500", "429", "hang", "drop"],
             "rate": 0.3,
@@ -170,8 +171,8 @@ def test_twenty_jobs_converge_through_thirty_percent_faults(
     ]
     for job in jobs:
         settled(job, timeout=240)
-    injected = faults(sandbox_url, method="GET")["data"][0]["injected"]
-    faults(sandbox_url, method="DELETE")
+    injected = sandbox.control("faults", method="GET")["data"][0]["injected"]
+    sandbox.control("faults", method="DELETE")
     assert injected >= 20
     provider = provider_for_connection(sandbox_connection)
     theirs = {j.id: j for j in provider.list_jobs(limit=100).data}
@@ -185,48 +186,32 @@ def test_twenty_jobs_converge_through_thirty_percent_faults(
 
 @pytest.mark.slow
 def test_worker_killed_mid_sync_loses_nothing(
-    settings, sandbox_url, sandbox_connection, make_dataset, tmp_path
+    settings, sandbox, sandbox_connection, make_dataset, spawn
 ) -> None:  # type: ignore[no-untyped-def]
     queues = "default,polling,validation,doomed"
     # A worker of our own, killed while its sync is stuck inside a provider call. The sync goes
     # to a queue only our workers read, so no other worker can take it.
-    log = tmp_path / "doomed.log"
-    doomed = start_worker(
-        log,
-        "doomed@localhost",
-        queues=queues,
-        CELERY_VISIBILITY_TIMEOUT="2",
-        PROVIDER_READ_TIMEOUT="30",
+    doomed = spawn(
+        "worker", "doomed", queues=queues, CELERY_VISIBILITY_TIMEOUT="2", PROVIDER_READ_TIMEOUT="30"
     )
-    wait_for_worker(doomed, "doomed@localhost", log)
     job = launched(sandbox_connection, make_dataset(chat_examples(12)))
     assert wait_until(lambda: Job.objects.get(pk=job.pk).provider_job_id is not None)
     Job.objects.filter(pk=job.pk).update(next_poll_at=None)  # only our task syncs it for now
-    faults(sandbox_url, {"kinds": ["hang"], "count": 1, "hang_seconds": 20, "path": "/events"})
+    # Held long enough for the kill below (which follows as soon as the hold starts).
+    sandbox.control("faults", {"kinds": ["hang"], "count": 1, "hang_seconds": 5, "path": "/events"})
     from jobs.tasks import job_sync_task
 
     job_sync_task.apply_async((str(job.pk),), queue="doomed")
     assert wait_until(
-        lambda: faults(sandbox_url, method="GET")["data"][0]["injected"] == 1, timeout=20
-    )
-    doomed.send_signal(signal.SIGKILL)
-    stop_process(doomed)
+        lambda: sandbox.control("faults", method="GET")["data"][0]["injected"] == 1, timeout=20
+    ), doomed.tail()
+    doomed.kill()
     assert not JobEvent.objects.filter(job=job).exists()  # it died before storing anything
-    log2 = tmp_path / "heir.log"
-    heir = start_worker(log2, "heir@localhost", queues=queues, CELERY_VISIBILITY_TIMEOUT="2")
-    beat = None
-    try:
-        wait_for_worker(heir, "heir@localhost", log2)
-        # The unacknowledged task is delivered again once its visibility timeout passes.
-        assert wait_until(lambda: JobEvent.objects.filter(job=job).exists(), timeout=60), (
-            log2.read_text()[-3000:]
-        )
-        beat = start_beat(tmp_path)  # then polling finishes the job as usual
-        job = settled(job, timeout=60)
-    finally:
-        if beat is not None:
-            stop_process(beat)
-        stop_process(heir)
+    heir = spawn("worker", "heir", queues=queues, CELERY_VISIBILITY_TIMEOUT="2")
+    # The unacknowledged task is delivered again once its visibility timeout passes.
+    assert wait_until(lambda: JobEvent.objects.filter(job=job).exists(), timeout=60), heir.tail()
+    spawn("beat")  # then polling finishes the job as usual
+    job = settled(job, timeout=60)
     assert job.status == "succeeded"
     assert JobEvent.objects.filter(job=job).count() == len(provider_events(job))
     assert MetricPoint.objects.filter(job=job).count() == job.total_steps

@@ -13,7 +13,6 @@ from jobs.models import ProviderConnection
 from jobs.services import connection_save
 from tests.jobs.test_views import _catalog, make_job  # noqa: F401 - autouse fixture
 from tests.permissions import client_for
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples
 
 SECRET = "sk-live-UNIQUE-plaintext-key-7x7x7x"
@@ -165,14 +164,14 @@ def test_members_cannot_reach_connections() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_test_connection_lists_models(
-    sandbox_connection: ProviderConnection, sandbox_url: str
+    sandbox_connection: ProviderConnection, sandbox_key: str
 ) -> None:
     staff = client_for("staff")
     response = staff.post(f"/jobs/connections/{sandbox_connection.pk}/test/", follow=True)
     count = len(provider_for_connection(sandbox_connection).list_models())
     assert count > 0
     assert f"“Sandbox” works: {count} models listed." in response.content.decode()
-    assert KEY not in response.content.decode()
+    assert sandbox_key not in response.content.decode()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -17,7 +17,6 @@ from tests.jobs.test_controls_and_faults import running
 from tests.jobs.test_launch_and_poll import settled
 from tests.jobs.test_views import _catalog  # noqa: F401 - autouse fixture
 from tests.permissions import client_for
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -41,6 +40,7 @@ def launch_form(
 
 
 def test_launch_from_the_form_to_success(
+    sandbox_key: str,
     sandbox_connection: ProviderConnection,
     make_dataset: Callable[..., Dataset],
     celery_worker: str,
@@ -86,7 +86,7 @@ def test_launch_from_the_form_to_success(
     entry = AuditEntry.objects.get(action="model_deleted", object_id=str(job.pk))
     assert entry.actor.username == "member-user"
     assert job.fine_tuned_model not in member.get("/jobs/new/").content.decode()
-    assert KEY not in page and KEY not in new_page
+    assert sandbox_key not in page and sandbox_key not in new_page
 
 
 def test_controls_through_the_pages(

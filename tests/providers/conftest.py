@@ -11,18 +11,16 @@ import httpx
 import pytest
 
 from jobs.providers import ConnectionConfig, JobInfo, OpenAICompatibleProvider, close_all
-from tests.conftest import KEY
+from tests.conftest import Sandbox
 from tests.sandbox.data import chat_examples, jsonl
 
-CONTROL_HEADERS = {"Authorization": f"Bearer {KEY}"}
 
-
-def make_config(base_url: str, **overrides: Any) -> ConnectionConfig:
+def make_config(base_url: str, api_key: str, **overrides: Any) -> ConnectionConfig:
     # Tiny backoff keeps retry tests fast without replacing the sleep itself.
     values: dict[str, Any] = {
         "kind": "sandbox",
         "base_url": base_url,
-        "api_key": KEY,
+        "api_key": api_key,
         "timeout_connect": 2.0,
         "timeout_read": 10.0,
         "max_retries": 4,
@@ -40,12 +38,15 @@ def _drop_cached_clients() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_provider(sandbox_url: str) -> Iterator[Callable[..., OpenAICompatibleProvider]]:
+def make_provider(
+    sandbox_url: str, sandbox_key: str
+) -> Iterator[Callable[..., OpenAICompatibleProvider]]:
     made: list[OpenAICompatibleProvider] = []
 
     def make(
         *, base_url: str | None = None, adapter: dict[str, Any] | None = None, **overrides: Any
     ) -> OpenAICompatibleProvider:
+        overrides.setdefault("api_key", sandbox_key)
         provider = OpenAICompatibleProvider(
             make_config(base_url or sandbox_url, **overrides), **(adapter or {})
         )
@@ -62,32 +63,22 @@ def provider(make_provider: Callable[..., OpenAICompatibleProvider]) -> OpenAICo
     return make_provider()
 
 
-def control(sandbox_url: str, path: str, body: dict | None = None, method: str = "POST") -> Any:
-    response = httpx.request(
-        method,
-        f"{sandbox_url.removesuffix('/v1')}/control/{path}",
-        headers=CONTROL_HEADERS,
-        json=body,
-    )
-    response.raise_for_status()
-    return response.json()
-
-
 @pytest.fixture
-def inject(sandbox_url: str) -> Iterator[Callable[..., dict]]:
-    """Adds a sandbox fault (see sandbox/views/control.py); all are cleared afterwards."""
+def inject(sandbox: Sandbox) -> Iterator[Callable[..., dict]]:
+    """Adds a sandbox fault (see sandbox/views/control.py) for this test's key; all are
+    cleared afterwards."""
 
     def add(**fault: Any) -> dict:
-        return control(sandbox_url, "faults", fault)
+        return sandbox.control("faults", fault)
 
     yield add
-    control(sandbox_url, "faults", method="DELETE")
+    sandbox.control("faults", method="DELETE")
 
 
 @pytest.fixture
-def set_profile(sandbox_url: str) -> Callable[[str], None]:
+def set_profile(sandbox: Sandbox) -> Callable[[str], None]:
     def set_(profile: str) -> None:
-        control(sandbox_url, "account", {"profile": profile})
+        sandbox.control("account", {"profile": profile})
 
     return set_
 

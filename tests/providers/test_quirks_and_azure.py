@@ -9,7 +9,6 @@ import pytest
 
 from jobs.providers import AuthError, JobSpec, NotFoundError, OpenAICompatibleProvider
 from tests.providers.conftest import record_requests, upload_bytes, wait_for_status
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples, jsonl
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,12 +61,12 @@ def test_failed_job_carries_the_error(provider: OpenAICompatibleProvider, set_pr
     assert job.error.message and job.error.message.startswith("The job failed")
 
 
-def test_openai_headers(make_provider) -> None:  # type: ignore[no-untyped-def]
+def test_openai_headers(make_provider, sandbox_key: str) -> None:  # type: ignore[no-untyped-def]
     provider = make_provider(kind="openai", organization="org-acme", project="proj_42")
     sent = record_requests(provider)
     assert provider.list_models()
     headers = sent[0].headers
-    assert headers["authorization"] == f"Bearer {KEY}" and "api-key" not in headers
+    assert headers["authorization"] == f"Bearer {sandbox_key}" and "api-key" not in headers
     assert (headers["openai-organization"], headers["openai-project"]) == ("org-acme", "proj_42")
     assert re.fullmatch(r"Tuneboard/\d+\.\d+\S*", headers["user-agent"])
     assert "api-version" not in sent[0].url.params
@@ -79,7 +78,9 @@ def test_openai_headers(make_provider) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("api_version", ["", "2025-04-01-preview"])
-def test_azure_conventions(make_provider, sandbox_url: str, api_version: str) -> None:  # type: ignore[no-untyped-def]
+def test_azure_conventions(
+    make_provider, sandbox_url: str, sandbox_key: str, api_version: str
+) -> None:  # type: ignore[no-untyped-def]
     azure_url = sandbox_url.removesuffix("/v1") + "/openai/v1"
     azure = make_provider(kind="azure_openai", base_url=azure_url, api_version=api_version)
     sent = record_requests(azure)
@@ -92,7 +93,7 @@ def test_azure_conventions(make_provider, sandbox_url: str, api_version: str) ->
     expected_version = api_version or "preview"
     for request in sent:
         assert request.url.path.startswith("/sandbox/openai/v1/")
-        assert request.headers["api-key"] == KEY and "authorization" not in request.headers
+        assert request.headers["api-key"] == sandbox_key and "authorization" not in request.headers
         assert request.url.params["api-version"] == expected_version
 
     # The key travels only in that header: without it, or with a wrong key, access is refused.

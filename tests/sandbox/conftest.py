@@ -6,15 +6,10 @@ from collections.abc import Callable
 import openai
 import pytest
 
-from tests.conftest import KEY, OTHER_KEY
 from tests.sandbox.data import chat_examples, jsonl
 
-__all__ = ["KEY", "OTHER_KEY"]
 
-
-def make_client(
-    base_url: str, *, key: str = KEY, strict: bool = True, **kwargs: object
-) -> openai.OpenAI:
+def make_client(base_url: str, *, key: str, strict: bool = True, **kwargs: object) -> openai.OpenAI:
     kwargs.setdefault("max_retries", 0)
     return openai.OpenAI(
         base_url=base_url, api_key=key, _strict_response_validation=strict, **kwargs
@@ -22,15 +17,15 @@ def make_client(
 
 
 @pytest.fixture
-def sdk(sandbox_url: str) -> openai.OpenAI:
+def sdk(sandbox_url: str, sandbox_key: str) -> openai.OpenAI:
     """The official SDK in strict response-validation mode: any shape drift fails the test."""
-    return make_client(sandbox_url)
+    return make_client(sandbox_url, key=sandbox_key)
 
 
 @pytest.fixture
-def lenient(sandbox_url: str) -> openai.OpenAI:
+def lenient(sandbox_url: str, sandbox_key: str) -> openai.OpenAI:
     """For the one documented exception (status "paused") and the realism profile."""
-    return make_client(sandbox_url, strict=False)
+    return make_client(sandbox_url, key=sandbox_key, strict=False)
 
 
 @pytest.fixture

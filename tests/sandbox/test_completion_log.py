@@ -16,8 +16,8 @@ from django.test import RequestFactory
 from sandbox import completion_log
 from sandbox.api import Caller
 from sandbox.models import SandboxAccount, SandboxCompletion
-from tests.conftest import wait_until
-from tests.sandbox.conftest import KEY, OTHER_KEY, make_client
+from tests.conftest import Sandbox, wait_until
+from tests.sandbox.conftest import make_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,9 +38,11 @@ def control_url(sandbox_url: str) -> str:
     return f"{sandbox_url.removesuffix('/v1')}/control/completions"
 
 
-def counts(sandbox_url: str, key: str = KEY, **params: str) -> list[dict]:
+def counts(sandbox: Sandbox, key: str | None = None, **params: str) -> list[dict]:
     response = httpx.get(
-        control_url(sandbox_url), headers={"Authorization": f"Bearer {key}"}, params=params
+        control_url(sandbox.url),
+        headers={"Authorization": f"Bearer {key or sandbox.key}"},
+        params=params,
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -48,16 +50,11 @@ def counts(sandbox_url: str, key: str = KEY, **params: str) -> list[dict]:
     return body["data"]
 
 
-def add_fault(sandbox_url: str, **body: object) -> None:
-    response = httpx.post(
-        f"{sandbox_url.removesuffix('/v1')}/control/faults",
-        headers={"Authorization": f"Bearer {KEY}"},
-        json={"path": "/chat/completions$", **body},
-    )
-    response.raise_for_status()
+def add_fault(sandbox: Sandbox, **body: object) -> None:
+    sandbox.control("faults", {"path": "/chat/completions$", **body})
 
 
-def test_each_request_is_logged_once(sandbox_url: str, sdk: openai.OpenAI) -> None:
+def test_each_request_is_logged_once(sandbox: Sandbox, sdk: openai.OpenAI) -> None:
     sdk.chat.completions.create(model=MODEL, messages=HELLO)
     sdk.chat.completions.create(model=MODEL, messages=HELLO, temperature=0, n=3)
     sdk.chat.completions.create(model="gpt-4.1-nano", messages=BYE)
@@ -65,14 +62,14 @@ def test_each_request_is_logged_once(sandbox_url: str, sdk: openai.OpenAI) -> No
     assert chunks
     # Azure's surface is the same view.
     azure = httpx.post(
-        sandbox_url.removesuffix("/v1") + "/openai/v1/chat/completions",
-        headers={"api-key": KEY},
+        sandbox.url.removesuffix("/v1") + "/openai/v1/chat/completions",
+        headers={"api-key": sandbox.key},
         params={"api-version": "2025-04-01-preview"},
         json={"model": MODEL, "messages": HELLO},
     )
     assert azure.status_code == 200
 
-    assert counts(sandbox_url) == sorted(
+    assert counts(sandbox) == sorted(
         [
             {"model": MODEL, "prompt_sha256": sha(HELLO), "status_code": 200, "count": 3},
             {"model": MODEL, "prompt_sha256": sha(BYE), "status_code": 200, "count": 1},
@@ -86,14 +83,14 @@ def test_each_request_is_logged_once(sandbox_url: str, sdk: openai.OpenAI) -> No
 
 
 def test_refused_requests_are_logged_with_their_status(
-    sandbox_url: str, sdk: openai.OpenAI
+    sandbox: Sandbox, sdk: openai.OpenAI
 ) -> None:
     with pytest.raises(openai.NotFoundError):
         sdk.chat.completions.create(model="ft:gpt-4o-mini:nobody:x:abc", messages=HELLO)
     with pytest.raises(openai.BadRequestError):
         sdk.chat.completions.create(model=MODEL, messages=HELLO, temperature=5)
-    url = f"{sandbox_url}/chat/completions"
-    auth = {"Authorization": f"Bearer {KEY}"}
+    url = f"{sandbox.url}/chat/completions"
+    auth = sandbox.auth
     assert httpx.post(url, headers=auth, content=b"{not json").status_code == 400
     # Not counted: no valid key, another method.
     assert httpx.post(url, json={"model": MODEL, "messages": HELLO}).status_code == 401
@@ -101,7 +98,7 @@ def test_refused_requests_are_logged_with_their_status(
     assert httpx.post(url, headers=bad_key, json={"model": MODEL}).status_code == 401
     assert httpx.get(url, headers=auth).status_code == 405
 
-    rows = {(r["model"], r["prompt_sha256"], r["status_code"]) for r in counts(sandbox_url)}
+    rows = {(r["model"], r["prompt_sha256"], r["status_code"]) for r in counts(sandbox)}
     assert rows == {
         ("ft:gpt-4o-mini:nobody:x:abc", sha(HELLO), 404),
         (MODEL, sha(HELLO), 400),
@@ -110,29 +107,29 @@ def test_refused_requests_are_logged_with_their_status(
     assert SandboxCompletion.objects.count() == 3
 
 
-def test_injected_faults_are_logged_with_their_status(sandbox_url: str, sdk: openai.OpenAI) -> None:
-    add_fault(sandbox_url, kinds=["503"], count=1)
-    add_fault(sandbox_url, kinds=["429"], count=1, retry_after=0.1)
+def test_injected_faults_are_logged_with_their_status(sandbox: Sandbox, sdk: openai.OpenAI) -> None:
+    add_fault(sandbox, kinds=["503"], count=1)
+    add_fault(sandbox, kinds=["429"], count=1, retry_after=0.1)
     with pytest.raises(openai.InternalServerError):
         sdk.chat.completions.create(model=MODEL, messages=HELLO)
     with pytest.raises(openai.RateLimitError):
         sdk.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
     sdk.chat.completions.create(model=MODEL, messages=HELLO)
-    add_fault(sandbox_url, kinds=["hang"], count=1, hang_seconds=0.2)
+    add_fault(sandbox, kinds=["hang"], count=1, hang_seconds=0.2)
     with pytest.raises(openai.InternalServerError) as held:
         sdk.chat.completions.create(model=MODEL, messages=HELLO)
     assert held.value.status_code == 504
-    add_fault(sandbox_url, kinds=["drop"], count=1)
+    add_fault(sandbox, kinds=["drop"], count=1)
     with pytest.raises(httpx.TransportError):
         httpx.post(
-            f"{sandbox_url}/chat/completions",
-            headers={"Authorization": f"Bearer {KEY}"},
+            f"{sandbox.url}/chat/completions",
+            headers=sandbox.auth,
             json={"model": MODEL, "messages": BYE},
         )
     # The dropped request is recorded after its connection is cut.
     assert wait_until(lambda: SandboxCompletion.objects.count() == 5, timeout=5)
 
-    statuses = {(r["prompt_sha256"], r["status_code"]): r["count"] for r in counts(sandbox_url)}
+    statuses = {(r["prompt_sha256"], r["status_code"]): r["count"] for r in counts(sandbox)}
     assert statuses == {
         (sha(HELLO), 200): 1,
         (sha(HELLO), 429): 1,
@@ -142,49 +139,49 @@ def test_injected_faults_are_logged_with_their_status(sandbox_url: str, sdk: ope
     }
     assert SandboxCompletion.objects.get(status_code=429).stream is True
     # Faults on other paths leave the log alone.
-    add_fault(sandbox_url, kinds=["500"], count=1, path="/models$")
+    add_fault(sandbox, kinds=["500"], count=1, path="/models$")
     with pytest.raises(openai.InternalServerError):
         sdk.models.list()
     assert SandboxCompletion.objects.count() == 5
 
 
 def test_control_endpoint_filters_clears_and_isolates_keys(
-    sandbox_url: str, sdk: openai.OpenAI
+    sandbox: Sandbox, sdk: openai.OpenAI, other_sandbox_key: str
 ) -> None:
-    other = make_client(sandbox_url, key=OTHER_KEY)
+    other = make_client(sandbox.url, key=other_sandbox_key)
     for _ in range(2):
         sdk.chat.completions.create(model=MODEL, messages=HELLO)
     sdk.chat.completions.create(model="gpt-4.1-mini", messages=HELLO)
     other.chat.completions.create(model=MODEL, messages=HELLO)
 
-    assert [(r["model"], r["count"]) for r in counts(sandbox_url)] == [
+    assert [(r["model"], r["count"]) for r in counts(sandbox)] == [
         ("gpt-4.1-mini", 1),
         (MODEL, 2),
     ]
-    assert counts(sandbox_url, model=MODEL) == [
+    assert counts(sandbox, model=MODEL) == [
         {"model": MODEL, "prompt_sha256": sha(HELLO), "status_code": 200, "count": 2}
     ]
-    assert counts(sandbox_url, model="gpt-3.5-turbo") == []
-    assert counts(sandbox_url, key=OTHER_KEY) == [
+    assert counts(sandbox, model="gpt-3.5-turbo") == []
+    assert counts(sandbox, key=other_sandbox_key) == [
         {"model": MODEL, "prompt_sha256": sha(HELLO), "status_code": 200, "count": 1}
     ]
 
-    url = control_url(sandbox_url)
+    url = control_url(sandbox.url)
     assert httpx.get(url).status_code == 401
-    assert httpx.post(url, headers={"Authorization": f"Bearer {KEY}"}).status_code == 405
-    cleared = httpx.delete(url, headers={"Authorization": f"Bearer {KEY}"})
+    assert httpx.post(url, headers=sandbox.auth).status_code == 405
+    cleared = httpx.delete(url, headers=sandbox.auth)
     assert cleared.status_code == 200 and cleared.json() == {"deleted": 3}
-    assert counts(sandbox_url) == []
-    assert counts(sandbox_url, key=OTHER_KEY)[0]["count"] == 1
+    assert counts(sandbox) == []
+    assert counts(sandbox, key=other_sandbox_key)[0]["count"] == 1
 
 
-def test_the_control_endpoint_ignores_injected_faults(sandbox_url: str) -> None:
-    add_fault(sandbox_url, kinds=["500"], count=1, path="")
-    assert counts(sandbox_url) == []
+def test_the_control_endpoint_ignores_injected_faults(sandbox: Sandbox) -> None:
+    add_fault(sandbox, kinds=["500"], count=1, path="")
+    assert counts(sandbox) == []
 
 
 def test_a_failing_log_never_breaks_the_response(
-    sandbox_url: str, sdk: openai.OpenAI, monkeypatch: pytest.MonkeyPatch, caplog
+    sandbox: Sandbox, sdk: openai.OpenAI, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:  # type: ignore[no-untyped-def]
     def broken(**fields: object) -> None:
         raise RuntimeError("database is on fire")

@@ -13,7 +13,6 @@ import openai
 import pytest
 
 from tests.conftest import BASE_DIR
-from tests.sandbox.conftest import KEY
 from tests.sandbox.data import chat_examples, jsonl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -22,14 +21,14 @@ SPEC = BASE_DIR.parent / "shared" / "openai-openapi" / "openapi.yaml"
 BUDGET_SECONDS = 75
 
 
-def schemathesis(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def schemathesis(url: str, key: str, *extra: str) -> subprocess.CompletedProcess[str]:
     executable = Path(sys.executable).with_name("schemathesis")
     return subprocess.run(
         [
             str(executable), "run", str(SPEC), "--url", url,
             "--include-path-regex", r"^/(files|uploads|fine_tuning/jobs|models)",
             "--checks", "not_a_server_error,response_schema_conformance",
-            "--header", f"Authorization: Bearer {KEY}",
+            "--header", f"Authorization: Bearer {key}",
             "--max-time", str(BUDGET_SECONDS), "--workers", "2",
             "--phases", "examples,coverage,fuzzing", "--warnings", "off",
             "--generation-deterministic", "--no-color", *extra,
@@ -39,13 +38,15 @@ def schemathesis(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(not SPEC.exists(), reason=f"OpenAPI spec not found at {SPEC}")
-def test_sandbox_conforms_to_the_openapi_spec(sandbox_url: str, sdk: openai.OpenAI) -> None:
+def test_sandbox_conforms_to_the_openapi_spec(
+    sandbox_url: str, sandbox_key: str, sdk: openai.OpenAI
+) -> None:
     # Real objects to find, so that not every request is a 404 on a random id.
     file_id = sdk.files.create(
         file=("seed.jsonl", io.BytesIO(jsonl(chat_examples(12)))), purpose="fine-tune"
     ).id
     sdk.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
-    result = schemathesis(sandbox_url)
+    result = schemathesis(sandbox_url, sandbox_key)
     report = result.stdout[-20000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert "passed" in result.stdout.lower(), report
