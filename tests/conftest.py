@@ -337,6 +337,13 @@ class SharedWorker:
     def consumed_queues(self) -> set[str]:
         return {q["name"] for q in self._reply("active_queues")}
 
+    def wait_for_queues(self, expected: set[str]) -> None:
+        """add_consumer and cancel_consumer answer before the consumer has applied them (Celery
+        schedules the change on the consumer's event loop), so the outcome is awaited."""
+        assert wait_until(lambda: self.consumed_queues() == expected, timeout=15), (
+            f"worker consumes {self.consumed_queues()}, expected {expected}:\n{self.log_tail()}"
+        )
+
     def busy(self) -> bool:
         """Running a task, or holding one it is about to run."""
         return any(self._reply(command) for command in ("active", "reserved"))
@@ -365,7 +372,7 @@ class SharedWorker:
         purge_broker()
         for queue in APP_QUEUES:
             self._reply("add_consumer", queue=queue)
-        assert self.consumed_queues() == {self.private_queue, *APP_QUEUES}
+        self.wait_for_queues({self.private_queue, *APP_QUEUES})
 
     def release(self) -> None:
         """Stop consuming the app's queues and drop all work; see the class docstring."""
@@ -373,7 +380,7 @@ class SharedWorker:
             if self.alive():
                 for queue in APP_QUEUES:
                     self._reply("cancel_consumer", queue=queue)
-                assert self.consumed_queues() == {self.private_queue}
+                self.wait_for_queues({self.private_queue})
                 self.marker_round_trip()
                 self.drop_scheduled()
                 if not wait_until(lambda: not self.busy(), timeout=self.IDLE_TIMEOUT):
