@@ -87,6 +87,8 @@ def test_events_answering_every_cursor_with_the_same_page_end_the_sync(
     assert "did not advance" in job.last_sync_error and "events" in job.last_sync_error
     assert_backed_off(job)
     assert job.status == "running"
+    page = client_for("viewer").get(f"/jobs/{job.pk}/").content.decode()
+    assert "Last sync failed" in page and "did not advance" in page
 
 
 def test_checkpoints_answering_every_cursor_with_the_same_page_end_the_sync(
