@@ -215,6 +215,9 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ALWAYS_EAGER = False
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 15, minimum=1)
 POLL_INTERVAL = env_int("POLL_INTERVAL", 15, minimum=1)
+# Most list pages one sync (or an import's job listing) requests before giving up with an
+# error on the job: a provider whose paging never ends cannot hold a worker.
+SYNC_MAX_PAGES = env_int("SYNC_MAX_PAGES", 500, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {
         "task": "core.tasks.beat_heartbeat",

@@ -22,10 +22,10 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
@@ -39,6 +39,7 @@ from datasets.incoming import IncomingFile, UploadRejected, check_file_name
 from datasets.models import Dataset
 from datasets.services import dataset_create_from_upload
 from datasets.uploads import max_upload_bytes
+from jobs import storable
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
 from jobs.models import ImportedFile, ImportRun, Job, ProviderConnection, ProviderFile
@@ -50,6 +51,7 @@ from jobs.providers import (
     ProviderError,
     TransientProviderError,
 )
+from jobs.providers.paging import PageBudget, PagingError, paginate
 from jobs.selectors import connection_problem
 from jobs.services import METADATA_KEY, JobError
 from jobs.sync import job_sync
@@ -175,16 +177,17 @@ def import_step(
 # --- the work ------------------------------------------------------------------------------------
 
 
-def _ts(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
+def _text(value: str | None, field: str) -> str:
+    """Provider text cut to the Job column it goes in (and fit for PostgreSQL)."""
+    return storable.text(value, getattr(Job._meta.get_field(field), "max_length", None))
 
 
 def _suffix(info: JobInfo) -> str:
     raw = info.raw.get("user_provided_suffix")
     if isinstance(raw, str):
-        return raw[:64]
+        return _text(raw, "suffix")
     parts = (info.fine_tuned_model or "").split(":")
-    return parts[3][:64] if len(parts) >= 5 and parts[0] == "ft" else ""
+    return _text(parts[3], "suffix") if len(parts) >= 5 and parts[0] == "ft" else ""
 
 
 def _file_name(filename: str | None, file_id: str) -> str:
@@ -287,15 +290,17 @@ class _Importer:
 
     def _list(self) -> None:
         infos: dict[str, JobInfo] = {}
-        after: str | None = None
-        while True:
-            page = self.provider.list_jobs(after=after, limit=LIST_PAGE)
-            fresh = [info for info in page.data if info.id and info.id not in infos]
-            for info in fresh:
-                infos[info.id] = info
-            if not page.has_more or not fresh:
-                break
-            after = page.data[-1].id
+        try:
+            for info in paginate(
+                lambda after: self.provider.list_jobs(after=after, limit=LIST_PAGE),
+                what="fine-tuning jobs",
+                budget=PageBudget(settings.SYNC_MAX_PAGES),
+            ):
+                if info.id:
+                    infos[info.id] = info
+        except PagingError as exc:
+            # A listing that does not end: import what it listed, and say so.
+            self._error(str(exc))
         ordered = list(reversed(infos.values()))  # the API lists newest first
         known = dict(
             Job.objects.filter(
@@ -327,33 +332,34 @@ class _Importer:
                 # Created at the provider although the launch gave up: adopt it.
                 Job.objects.filter(pk=ours.pk, provider_job_id__isnull=True).update(
                     provider_job_id=info.id,
-                    status=info.status[:20],
-                    training_file_id=info.training_file or "",
-                    validation_file_id=info.validation_file or "",
-                    provider_created_at=_ts(info.created_at),
+                    status=_text(info.status, "status"),
+                    training_file_id=_text(info.training_file, "training_file_id"),
+                    validation_file_id=_text(info.validation_file, "validation_file_id"),
+                    provider_created_at=storable.timestamp(info.created_at),
                     launch_error="",
                 )
                 return ours.pk, False
             if ours.provider_job_id is None:
                 return None, False  # its launch task is still recording it
         terminal = info.status in Job.PROVIDER_TERMINAL
+        status = _text(info.status, "status")
         job = Job(
             connection=self.connection,
-            provider_job_id=info.id,
+            provider_job_id=_text(info.id, "provider_job_id"),
             origin=Job.Origin.IMPORTED,
-            base_model=(info.model or "")[:300],
-            model=(info.model or "")[:300],
-            method=info.method[:20],
-            hyperparameters=info.hyperparameters,
-            seed=info.seed,
+            base_model=_text(info.model, "base_model"),
+            model=_text(info.model, "model"),
+            method=_text(info.method, "method"),
+            hyperparameters=storable.json_value(info.hyperparameters),
+            seed=storable.int64(info.seed),
             suffix=_suffix(info),
-            integrations=info.integrations or [],
-            training_file_id=(info.training_file or "")[:100],
-            validation_file_id=(info.validation_file or "")[:100],
-            provider_created_at=_ts(info.created_at),
-            status=info.status[:20],
+            integrations=storable.json_value(info.integrations or []),
+            training_file_id=_text(info.training_file, "training_file_id"),
+            validation_file_id=_text(info.validation_file, "validation_file_id"),
+            provider_created_at=storable.timestamp(info.created_at),
+            status=status,
             # History that had already finished is not news: no notification for it.
-            notified_status=info.status if terminal else "",
+            notified_status=_text(status, "notified_status") if terminal else "",
         )
         try:
             with transaction.atomic():
@@ -431,7 +437,8 @@ class _Importer:
             return  # synced, or gone at the provider (the job is marked lost)
         if isinstance(exc, TransientProviderError | AuthError):
             raise exc
-        self._error(f"{job.provider_job_id}: {exc}")
+        # Recorded on the job too; one job that cannot be synced never stops the others.
+        self._error(f"{job.provider_job_id}: {outcome.error}")
 
     # files -----------------------------------------------------------------------------------
 

@@ -166,8 +166,10 @@ class Job(models.Model):
     cloned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # What the provider reports.
+    # Providers add statuses (``awaiting_safety_evaluation``): any word up to this length is
+    # stored as it comes, and a status Tuneboard does not know counts as active.
     status = models.CharField(
-        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+        max_length=64, choices=Status.choices, default=Status.PENDING, db_index=True
     )
     model = models.CharField(
         max_length=300, blank=True, help_text="Base model as the provider names it."
@@ -236,6 +238,10 @@ class Job(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+    @property
+    def status_is_known(self) -> bool:
+        return self.status in self.Status.values
 
     @property
     def duration_seconds(self) -> float | None:
