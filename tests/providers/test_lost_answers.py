@@ -7,6 +7,7 @@ sandbox has acted."""
 
 from __future__ import annotations
 
+import io
 import socket
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ from jobs.providers import (
     OutcomeUnknownError,
     TransientProviderError,
 )
+from tests.sandbox.data import chat_examples, jsonl
 from tests.support.proxy import FaultProxy, Rule, metadata_value
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -195,3 +197,42 @@ def test_every_launch_gets_exactly_one_job_through_a_proxy_losing_each_first_ans
     }
     assert marked_jobs(provider) == {marker: [job_id] for marker, job_id in created.items()}
     assert len(fault_proxy.handled("POST", CREATE)) == 8
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+def test_a_lost_upload_completion_is_retried_not_failed(
+    make_provider: Callable[..., OpenAICompatibleProvider],
+    fault_proxy: FaultProxy,
+) -> None:
+    """The completion's answer is lost after the sandbox completed the upload: completing it
+    again is refused (no longer pending). That is no reason to fail a launch for good: the
+    error is transient (the launch retries and uploads again; one unused file remains)."""
+    content = jsonl(chat_examples(200))
+    proxied = make_provider(
+        base_url=fault_proxy.url + "/sandbox/v1",
+        adapter={"multipart_threshold": 1000, "part_size": 16 * 1024},
+    )
+    fault_proxy.add(Rule(action="drop", method="POST", path=r"/complete$", count=1))
+    with pytest.raises(TransientProviderError) as error:
+        proxied.upload_file(filename="d.jsonl", stream=io.BytesIO(content), size=len(content))
+    assert "may have completed" in str(error.value)
+    assert len(fault_proxy.handled("POST", r"/complete$")) == 2
+    info = proxied.upload_file(filename="d.jsonl", stream=io.BytesIO(content), size=len(content))
+    assert proxied.download_file(info.id) == content
+
+
+def test_an_upload_completion_that_did_not_happen_is_sent_again(
+    make_provider: Callable[..., OpenAICompatibleProvider],
+    fault_proxy: FaultProxy,
+) -> None:
+    content = jsonl(chat_examples(200))
+    proxied = make_provider(
+        base_url=fault_proxy.url + "/sandbox/v1",
+        adapter={"multipart_threshold": 1000, "part_size": 16 * 1024},
+    )
+    fault_proxy.add(Rule(action="refuse", status=500, method="POST", path=r"/complete$", count=1))
+    info = proxied.upload_file(filename="d.jsonl", stream=io.BytesIO(content), size=len(content))
+    assert proxied.download_file(info.id) == content
+    assert len(fault_proxy.handled("POST", r"/complete$")) == 2
