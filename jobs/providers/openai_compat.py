@@ -230,15 +230,15 @@ class OpenAICompatibleProvider:
                 if marker is None or value is None or attempt >= self.config.max_retries:
                     raise
                 log.info("create of job %s=%s may have happened (%s): looking", marker, value, exc)
-            # Give the provider a moment: a job made just now must be listed before we look.
-            self._sleep(
-                backoff_seconds(
-                    attempt,
-                    base=self.config.backoff_base,
-                    maximum=self.config.backoff_max,
-                    rng=self._session.rng,
-                )
+            # Give the provider a moment (at least one backoff base, jitter may draw ~0): a job
+            # made just now must be listed before we look for it.
+            delay = backoff_seconds(
+                attempt,
+                base=self.config.backoff_base,
+                maximum=self.config.backoff_max,
+                rng=self._session.rng,
             )
+            self._sleep(max(self.config.backoff_base, delay))
             attempt += 1
             found = self.find_job(metadata_key=marker, value=value)
             if found is not None:

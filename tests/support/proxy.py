@@ -240,8 +240,9 @@ class FaultProxy:
                     _answer(handler, rule.status, "Refused", [], _error_body(rule.status))
                     return
                 continue
-            fired = rule
-            break
+            if rule.count is None or rule.fired < rule.count:  # else a later rule may fire
+                fired = rule
+                break
         status, reason, headers, body = self._forward(request, target)
         action = "pass"
         wanted = fired is not None and (not fired.only_success or 200 <= status < 300)
