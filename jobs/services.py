@@ -23,6 +23,7 @@ from jobs.locks import AdvisoryLock
 from jobs.models import Job, ProviderConnection, ProviderFile
 from jobs.providers import (
     BadRequestError,
+    JobInfo,
     JobSpec,
     NotFoundError,
     ProviderError,
@@ -439,10 +440,11 @@ def _provider_file(job: Job, dataset: Dataset) -> str:
     return info.id
 
 
-def _find_created(job: Job) -> Any:
+def _find_created(job: Job) -> JobInfo | None:
+    """The provider job this launch created earlier (a retried or redelivered task), matched
+    on its own ``tuneboard_job_id``, never on whatever a metadata-filtered list returns."""
     provider = provider_for_connection(job.connection)
-    page = provider.list_jobs(metadata={METADATA_KEY: str(job.pk)}, limit=10)
-    return page.data[0] if page.data else None
+    return provider.find_job(metadata_key=METADATA_KEY, value=str(job.pk))
 
 
 def job_launch_run(*, job_id: Any) -> Job:
@@ -476,6 +478,8 @@ def _launch(job_id: Any) -> Job:
             validation = (
                 _provider_file(job, job.validation_dataset) if job.validation_dataset else None
             )
+            # After a lost answer the client looks the job up by this marker before it
+            # creates again (OpenAICompatibleProvider.create_job).
             info = provider.create_job(
                 JobSpec(
                     model=job.base_model,
@@ -487,7 +491,8 @@ def _launch(job_id: Any) -> Job:
                     seed=job.seed,
                     metadata={METADATA_KEY: str(job.pk)},
                     integrations=job.integrations or None,
-                )
+                ),
+                marker=METADATA_KEY,
             )
     except TransientProviderError as exc:
         attempts = job.poll_failures + 1
@@ -505,20 +510,39 @@ def _launch(job_id: Any) -> Job:
             status=Job.Status.LAUNCH_FAILED, launch_error=str(exc)[:1000]
         )
         return job
-    Job.objects.filter(pk=job.pk).update(
-        provider_job_id=info.id,
-        status=info.status,
-        model=info.model or job.base_model,
-        training_file_id=info.training_file or "",
-        validation_file_id=info.validation_file or "",
-        seed=info.seed if info.seed is not None else job.seed,
-        provider_created_at=timezone.now(),
-        next_poll_at=timezone.now(),
-        poll_failures=0,
-        launch_error="",
-    )
+    _adopt(job, info)
     job.refresh_from_db()
     return job
+
+
+def _adopt(job: Job, info: JobInfo) -> None:
+    """Record the provider job as this launch's; if another row records it already (an
+    import that got there first), the launch ends as failed and says where the job is."""
+    try:
+        with transaction.atomic():
+            Job.objects.filter(pk=job.pk).update(
+                provider_job_id=info.id,
+                status=info.status,
+                model=info.model or job.base_model,
+                training_file_id=info.training_file or "",
+                validation_file_id=info.validation_file or "",
+                seed=info.seed if info.seed is not None else job.seed,
+                provider_created_at=timezone.now(),
+                next_poll_at=timezone.now(),
+                poll_failures=0,
+                launch_error="",
+            )
+    except IntegrityError:
+        other = (
+            Job.objects.filter(connection=job.connection, provider_job_id=info.id)
+            .exclude(pk=job.pk)
+            .first()
+        )
+        where = f"Tuneboard job {other.pk}" if other is not None else "another Tuneboard job"
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.LAUNCH_FAILED,
+            launch_error=f"The provider job {info.id} made by this launch is recorded as {where}.",
+        )
 
 
 # --- Controls ---------------------------------------------------------------------------------
