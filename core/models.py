@@ -22,7 +22,8 @@ class Access(models.Model):
 
 
 class Heartbeat(models.Model):
-    """Last time a periodic component proved it was alive (written by a worker task)."""
+    """Last time a periodic component proved it was alive: "beat" is written by beat itself on
+    its loop, "worker" by the heartbeat task beat sends to the workers."""
 
     name = models.CharField(max_length=50, unique=True)
     last_seen = models.DateTimeField()
