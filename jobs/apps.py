@@ -20,7 +20,10 @@ def _register_work() -> None:
         leases.WorkKind(
             name="launch",
             label="Job launch",
+            # Launched here only: a job from an export bundle that never reached its provider
+            # is history, and launching it would start (and bill) a job nobody asked for.
             active=lambda: Job.objects.filter(
+                origin=Job.Origin.LAUNCHED,
                 status__in=(Job.Status.PENDING, Job.Status.LAUNCHING),
                 provider_job_id__isnull=True,
             ),

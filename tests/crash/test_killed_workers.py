@@ -27,7 +27,7 @@ from tests.conftest import APP_QUEUES, Sandbox, wait_until
 from tests.datasets.helpers import chat_file
 from tests.jobs.test_launch_and_poll import launched
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
 
 QUEUES = ",".join((*APP_QUEUES, "doomed"))
 Status = Dataset.Status

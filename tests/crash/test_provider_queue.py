@@ -23,7 +23,7 @@ from tests.datasets.helpers import chat_file
 from tests.jobs.test_launch_and_poll import launched
 from tests.permissions import client_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
 
 
 class HeldProvider:

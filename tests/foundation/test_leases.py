@@ -137,3 +137,20 @@ def test_healthz_and_system_page_report_work_stuck_longer_than_its_time_limit(
         assert "elsewhere/4242" in page
     Dataset.objects.filter(pk=dataset.pk).update(status=Status.VALID)
     assert Client().get("/healthz").status_code == 200
+
+
+def test_reaper_never_launches_a_job_that_came_from_an_export_bundle(settings) -> None:  # type: ignore[no-untyped-def]
+    from jobs.models import Job, ProviderConnection
+
+    connection = ProviderConnection.objects.create(
+        name="Elsewhere", kind="sandbox", base_url="http://127.0.0.1:9/v1"
+    )
+    dataset = create_dataset(chat_file(5))
+    Dataset.objects.filter(pk=dataset.pk).update(status=Status.VALID)
+    common = {"connection": connection, "base_model": "gpt-4o-mini", "training_dataset": dataset}
+    bundled = Job.objects.create(origin=Job.Origin.BUNDLE, status="pending", **common)
+    ours = Job.objects.create(origin=Job.Origin.LAUNCHED, status="pending", **common)
+    sent: list[tuple[str, tuple]] = []
+    leases.work_reap(send=lambda task, args: sent.append((task, tuple(args))))
+    assert ("jobs.tasks.job_launch_task", (str(ours.pk),)) in sent
+    assert all(str(bundled.pk) not in args for _, args in sent)

@@ -13,7 +13,7 @@ from tests.conftest import APP_QUEUES, wait_until
 from tests.history.helpers import History, assert_matches_provider
 from tests.history.test_import_worker import finished
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
 
 
 def test_worker_killed_mid_import_reaper_sends_it_again(
