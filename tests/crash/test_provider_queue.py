@@ -122,6 +122,6 @@ def test_healthz_tells_busy_workers_from_a_dead_beat(
 
     assert wait_until(lambda: workers().get("busy") is True, timeout=30)
     check = workers()
-    assert check["ok"] is True and check["answering"] == ["solo@localhost"]
+    assert check["ok"] is True and check["answering"] == 1
     assert check["waiting"] >= 1
     assert "Busy" in client_for("viewer").get("/system/").content.decode()
