@@ -185,7 +185,12 @@ if TIKTOKEN_CACHE_DIR:
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or locations.default_broker_url(VAR_DIR)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
-_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=1)
+# A message reserved by a worker that died comes back after this. It must outlast the longest
+# task (a running task would be delivered a second time) and the longest retry countdown;
+# work whose worker died is sent again much sooner by the reaper (leases, core/leases.py).
+_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 60, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": _VISIBILITY_TIMEOUT,
     # Sweep for tasks of dead workers often enough that a short visibility timeout matters.
@@ -202,15 +207,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = (Queue("default"), Queue("polling"), Queue("validation"))
+# Work that waits on a provider has a queue of its own (and its own worker under `make run`),
+# so a slow or hanging provider holds up only provider work: never the validations, the
+# heartbeat, the reaper or the poller.
+CELERY_TASK_QUEUES = (Queue("default"), Queue("polling"), Queue("validation"), Queue("provider"))
 CELERY_TASK_ROUTES = {
     "jobs.tasks.poll_*": {"queue": "polling"},
-    "jobs.tasks.job_sync*": {"queue": "polling"},
+    "jobs.tasks.job_*": {"queue": "provider"},
+    "jobs.tasks.import_*": {"queue": "provider"},
+    "evals.tasks.*": {"queue": "provider"},
     "datasets.tasks.*": {"queue": "validation"},
-    "jobs.tasks.import_*": {"queue": "polling"},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 15, minimum=1)
@@ -218,9 +225,20 @@ POLL_INTERVAL = env_int("POLL_INTERVAL", 15, minimum=1)
 # Most list pages one sync (or an import's job listing) requests before giving up with an
 # error on the job: a provider whose paging never ends cannot hold a worker.
 SYNC_MAX_PAGES = env_int("SYNC_MAX_PAGES", 500, minimum=1)
+# Seconds a worker's claim on a piece of work (validation, launch, import, evaluation) lasts
+# without being renewed, and how long queued work may wait before the reaper sends it again.
+WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 60, minimum=1)
+# Beat records its own ticks (config.celery.TickingScheduler): its liveness in /healthz does
+# not depend on a worker being free to run a task.
+CELERY_BEAT_SCHEDULER = "config.celery:TickingScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "beat-heartbeat": {
-        "task": "core.tasks.beat_heartbeat",
+    "worker-heartbeat": {
+        "task": "core.tasks.worker_heartbeat",
+        "schedule": timedelta(seconds=HEARTBEAT_INTERVAL),
+        "options": {"expires": HEARTBEAT_INTERVAL},
+    },
+    "work-reaper": {
+        "task": "core.tasks.work_reap",
         "schedule": timedelta(seconds=HEARTBEAT_INTERVAL),
         "options": {"expires": HEARTBEAT_INTERVAL},
     },
@@ -230,7 +248,8 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": POLL_INTERVAL},
     },
 }
-# /healthz reports the beat as stale after this many missed heartbeats.
+# /healthz reports beat (its own ticks) and the workers (the heartbeat task) as stale after
+# this many missed heartbeats.
 HEARTBEAT_STALE_AFTER = timedelta(
     seconds=HEARTBEAT_INTERVAL * env_float("HEARTBEAT_GRACE", 3, minimum=1)
 )

@@ -25,7 +25,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def system(request: HttpRequest) -> HttpResponse:
     health = selectors.health_status()
-    context = {"health": health, "probes": selectors.probes_recent()}
+    context = {
+        "health": health,
+        "probes": selectors.probes_recent(),
+        "stuck": selectors.work_stuck() if health.checks["database"]["ok"] else [],
+    }
     return render(request, "core/system.html", context, status=200)
 
 

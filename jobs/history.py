@@ -32,7 +32,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core import queue
+from core import leases, queue
 from core.crypto import DecryptionError
 from core.services import audit_record
 from datasets.incoming import IncomingFile, UploadRejected, check_file_name
@@ -98,7 +98,9 @@ def import_request(
         if run is None:
             try:
                 with transaction.atomic():
-                    run = ImportRun.objects.create(connection=connection, started_by=actor)
+                    run = ImportRun.objects.create(
+                        connection=connection, started_by=actor, **leases.queued_fields()
+                    )
             except IntegrityError:  # someone else started one a moment ago
                 run = ImportRun.objects.get(connection=connection, status__in=ImportRun.ACTIVE)
                 resumed = True
@@ -110,6 +112,8 @@ def import_request(
         )
         if enqueue:
             run_id = run.pk
+            # Sent again: the reaper waits a lease for it (unless a worker holds it now).
+            ImportRun.objects.filter(pk=run_id, lease_owner="").update(**leases.queued_fields())
             # robust: with the broker down the run waits, queued; "Resume" sends it again.
             queue.enqueue(IMPORT_TASK, run_id, robust=True)
     return run
@@ -162,16 +166,26 @@ def import_step(
         if not held:
             return Step("busy")
         now = timezone.now()
-        claimed = ImportRun.objects.filter(pk=run_id, status__in=ImportRun.ACTIVE).update(
+        # Holding the lock, this session is the only importer of the connection: the lease
+        # is taken whoever held it (that session is gone), and tells the reaper who works.
+        active = ImportRun.objects.filter(pk=run_id, status__in=ImportRun.ACTIVE)
+        claimed = active.update(
             status=ImportRun.Status.RUNNING,
             started_at=Coalesce(F("started_at"), Value(now)),
             heartbeat_at=now,
+            **leases.held_fields(),
         )
         if not claimed:
             return Step("done")
         run.refresh_from_db()
         connection = ProviderConnection.objects.get(pk=run.connection_id)
-        return _Importer(run, connection, max_failures).work(budget)
+        step = Step("retry", delay=0.0)
+        try:
+            step = _Importer(run, connection, max_failures).work(budget)
+        finally:
+            # Between steps the run waits in the queue (the next step, or a retry later).
+            active.update(**leases.queued_fields(delay=step.delay))
+        return step
 
 
 # --- the work ------------------------------------------------------------------------------------
@@ -214,12 +228,17 @@ class _Importer:
 
     def _count(self, **increments: int) -> None:
         ImportRun.objects.filter(pk=self.run.pk).update(
-            heartbeat_at=timezone.now(), **{k: F(k) + v for k, v in increments.items()}
+            heartbeat_at=timezone.now(),
+            **leases.held_fields(),
+            **{k: F(k) + v for k, v in increments.items()},
         )
 
     def _error(self, message: str) -> None:
         ImportRun.objects.filter(pk=self.run.pk).update(
-            errors=F("errors") + 1, last_error=message[:2000], heartbeat_at=timezone.now()
+            errors=F("errors") + 1,
+            last_error=message[:2000],
+            heartbeat_at=timezone.now(),
+            **leases.held_fields(),
         )
 
     def work(self, budget: float | None) -> Step:
@@ -236,7 +255,11 @@ class _Importer:
                 self._import_job(run.job_ids[run.cursor])
                 run.cursor += 1
                 ImportRun.objects.filter(pk=run.pk).update(
-                    cursor=run.cursor, jobs_done=run.cursor, failures=0, heartbeat_at=timezone.now()
+                    cursor=run.cursor,
+                    jobs_done=run.cursor,
+                    failures=0,
+                    heartbeat_at=timezone.now(),
+                    **leases.held_fields(),
                 )
                 run.failures = 0
                 # At least one job per step, so every step makes progress.
@@ -266,7 +289,11 @@ class _Importer:
         return self._finish(ImportRun.Status.SUCCEEDED, "")
 
     def _finish(self, status: str, error: str) -> Step:
-        fields: dict[str, Any] = {"status": status, "finished_at": timezone.now()}
+        fields: dict[str, Any] = {
+            "status": status,
+            "finished_at": timezone.now(),
+            **leases.done_fields(),
+        }
         if error:
             fields["last_error"] = error[:2000]
         ImportRun.objects.filter(pk=self.run.pk, status__in=ImportRun.ACTIVE).update(**fields)
@@ -323,6 +350,7 @@ class _Importer:
             jobs_total=len(job_ids),
             jobs_created=F("jobs_created") + created,
             heartbeat_at=timezone.now(),
+            **leases.held_fields(),
         )
 
     def _adopt_or_create(self, info: JobInfo) -> tuple[Any, bool]:

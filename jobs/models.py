@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from core import crypto
+from core.models import Leased
 
 
 class ProviderConnection(models.Model):
@@ -105,7 +106,7 @@ class ProviderFile(models.Model):
         return self.provider_file_id
 
 
-class Job(models.Model):
+class Job(Leased):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending launch"
         LAUNCHING = "launching", "Launching"
@@ -319,7 +320,7 @@ class MetricPoint(models.Model):
 # --- History: imports from a provider ---------------------------------------------------------
 
 
-class ImportRun(models.Model):
+class ImportRun(Leased):
     """One import of a connection's whole fine-tuning history (jobs, events, checkpoints,
     metrics and the training/validation files). At most one is queued or running per
     connection; the task works in steps and can be interrupted and resumed at any point."""

@@ -8,13 +8,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core import queue
+from core import leases, queue
 from core.services import audit_record
 from datasets.models import BaseModel, Dataset
 from jobs import selectors
@@ -402,6 +403,7 @@ def job_launch(
             training_dataset=stored[request.training_dataset.pk],
             validation_dataset=stored[validation.pk] if validation is not None else None,
             cloned_from=request.cloned_from,
+            **leases.queued_fields(),
         )
         audit_record(
             actor=user, action="job_launched", obj=job, detail={"base_model": request.base_model}
@@ -447,16 +449,36 @@ def _find_created(job: Job) -> JobInfo | None:
     return provider.find_job(metadata_key=METADATA_KEY, value=str(job.pk))
 
 
+def _launch_unfinished(job_id: Any) -> Any:
+    return Job.objects.filter(
+        pk=job_id,
+        status__in=[Job.Status.PENDING, Job.Status.LAUNCHING],
+        provider_job_id__isnull=True,
+    )
+
+
 def job_launch_run(*, job_id: Any) -> Job:
     """Upload the datasets and create the provider job, exactly once whatever happens.
 
     A retried or duplicated task finds the job already created (our id is in its metadata)
     instead of paying for a second one; one running at the same time as another (a task
-    delivered twice) finds the launch lock taken and leaves the launch to it."""
+    delivered twice) finds the launch lock taken and leaves the launch to it. The launch
+    lock is what keeps launches apart; the lease on the row tells the reaper and the health
+    check who works on it, so a launch whose worker died is sent again."""
     with AdvisoryLock(LAUNCH_LOCK, job_id) as held:
         if not held:
             return Job.objects.get(pk=job_id)
-        return _launch(job_id)
+        # Holding the lock, this session is the only launcher: any other holder is gone.
+        # A launch cannot outlive the task's hard time limit, so the lease lasts that long.
+        limit = float(settings.CELERY_TASK_TIME_LIMIT)
+        _launch_unfinished(job_id).update(**leases.held_fields(seconds=limit))
+        try:
+            return _launch(job_id)
+        finally:
+            # Launched, or failed for good: no lease. Still to do (a retry follows, or the
+            # reaper sends it again): queued.
+            Job.objects.filter(pk=job_id).update(**leases.done_fields())
+            _launch_unfinished(job_id).update(**leases.queued_fields())
 
 
 def _launch(job_id: Any) -> Job:

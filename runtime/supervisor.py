@@ -224,6 +224,16 @@ def _run_locked(
                 "--hostname", f"worker-{port}@%h",
             ],
         )  # fmt: skip
+        # Provider-bound work (launches, syncs, controls, imports, evaluations) in a worker
+        # of its own: a hanging provider cannot hold up validations or the heartbeat.
+        supervisor.spawn(
+            "provider",
+            [
+                PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
+                "-Q", "provider", "-c", str(concurrency),
+                "--hostname", f"provider-{port}@%h",
+            ],
+        )  # fmt: skip
         supervisor.spawn(
             "beat",
             [

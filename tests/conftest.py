@@ -19,7 +19,7 @@ from django.db import connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The queues the app routes to (CELERY_TASK_QUEUES) and the one the kill tests add.
-APP_QUEUES = ("default", "polling", "validation")
+APP_QUEUES = ("default", "polling", "validation", "provider")
 TEST_QUEUES = (*APP_QUEUES, "doomed")
 
 
@@ -253,11 +253,11 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     process.wait()
 
 
-def start_beat(folder: Path) -> subprocess.Popen[bytes]:
+def start_beat(folder: Path, **env_overrides: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "WARNING",
          "-s", str(folder / "beat-schedule"), "--pidfile", str(folder / "beat.pid")],
-        cwd=BASE_DIR, env=subprocess_env(), start_new_session=True,
+        cwd=BASE_DIR, env=subprocess_env(**env_overrides), start_new_session=True,
     )  # fmt: skip
 
 
@@ -467,7 +467,7 @@ class Spawned:
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Spawned]]:
     """Start workers and beats of a test's own: ``spawn("worker", name, queues=…, **env)``
-    (returns once the worker answers) or ``spawn("beat")``. When the test ends, however it
+    (returns once the worker answers) or ``spawn("beat", **env)``. When the test ends, however it
     ends, each is stopped with its whole process group and the broker is emptied."""
     started: list[Spawned] = []
 
@@ -475,7 +475,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Spawned]]:
         kind: str, name: str = "", *, queues: str = ",".join(APP_QUEUES), **env: str
     ) -> Spawned:
         if kind == "beat":
-            spawned = Spawned(start_beat(tmp_path))
+            spawned = Spawned(start_beat(tmp_path, **env))
             started.append(spawned)
             return spawned
         log = tmp_path / f"{name}.log"

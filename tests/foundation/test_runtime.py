@@ -141,6 +141,10 @@ def test_run_serves_stops_cleanly_and_reuses_var(var_root: Path) -> None:
         assert (
             len(started) >= 6
         )  # gunicorn master+worker, celery worker+child, beat, redis, postgres
+        # Provider-bound work has a worker of its own (a hanging provider holds up nothing else).
+        commands = [" ".join(psutil.Process(pid).cmdline()) for pid in started]
+        assert any("-Q provider " in c for c in commands), commands
+        assert any("-Q default,polling,validation " in c for c in commands), commands
     finally:
         code = first.interrupt()
     assert code == 0, first.output[-3000:]

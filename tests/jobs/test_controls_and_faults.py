@@ -188,7 +188,7 @@ def test_twenty_jobs_converge_through_thirty_percent_faults(
 def test_worker_killed_mid_sync_loses_nothing(
     settings, sandbox, sandbox_connection, make_dataset, spawn
 ) -> None:  # type: ignore[no-untyped-def]
-    queues = "default,polling,validation,doomed"
+    queues = "default,polling,validation,provider,doomed"
     # A worker of our own, killed while its sync is stuck inside a provider call. The sync goes
     # to a queue only our workers read, so no other worker can take it.
     doomed = spawn(
