@@ -213,6 +213,8 @@ CELERY_TASK_ROUTES = {
     "jobs.tasks.job_sync*": {"queue": "polling"},
     "datasets.tasks.*": {"queue": "validation"},
     "jobs.tasks.import_*": {"queue": "polling"},
+    # Cancel, pause, resume, sync now and model deletion asked for on a page: provider calls.
+    "jobs.tasks.job_control_task": {"queue": "default"},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 15, minimum=1)
@@ -258,6 +260,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tuneboard@localhost")
 PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)
 PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 60, minimum=0.1)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4, minimum=0, maximum=20)
+# Calls a page waits on (the connection test, the playground): connecting and reading within
+# this many seconds in all, one attempt. Everything else runs in workers with the values above.
+PROVIDER_INTERACTIVE_TIMEOUT = env_float("PROVIDER_INTERACTIVE_TIMEOUT", 10, minimum=1)
 
 # Evaluations: chat completions in flight per connection, tries per cell (transient errors),
 # and the most examples one evaluation takes from its dataset.
