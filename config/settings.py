@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 503 instead of 500 while PostgreSQL is away; before anything loads the session or user.
+    "core.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -214,6 +216,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("polling"), Queue("validation"), Queue("provider"))
 CELERY_TASK_ROUTES = {
     "jobs.tasks.poll_*": {"queue": "polling"},
+    # Launches, syncs and the controls asked for on a page (job_control_task: cancel, pause,
+    # resume, sync now, model deletion) all call the provider.
     "jobs.tasks.job_*": {"queue": "provider"},
     "jobs.tasks.import_*": {"queue": "provider"},
     "evals.tasks.*": {"queue": "provider"},
@@ -278,6 +282,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tuneboard@localhost")
 PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)
 PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 60, minimum=0.1)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4, minimum=0, maximum=20)
+# Calls a page waits on (the connection test, the playground): connecting and reading within
+# this many seconds in all, one attempt. Everything else runs in workers with the values above.
+PROVIDER_INTERACTIVE_TIMEOUT = env_float("PROVIDER_INTERACTIVE_TIMEOUT", 10, minimum=1)
 
 # Evaluations: chat completions in flight per connection, tries per cell (transient errors),
 # and the most examples one evaluation takes from its dataset.

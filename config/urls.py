@@ -13,5 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+# A database that went away mid-request answers 503, not 500 (core.middleware).
+handler500 = "core.views.server_error"
+
 admin.site.site_header = "Tuneboard administration"
 admin.site.site_title = "Tuneboard admin"

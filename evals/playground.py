@@ -38,12 +38,9 @@ MAX_CONVERSATION_BYTES = 200 * 1024
 ROLES = ("system", "user", "assistant", "developer", "tool")
 # What chat completions accept in a message; training-only keys (``weight``) are dropped.
 MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
-# A page is waiting (and gunicorn kills a worker after 120 s): each call gets at most
-# READ_SECONDS per attempt and one retry, so every model has answered or failed within about
-# a minute however slow the provider.
-ASK_SECONDS = 60
-READ_SECONDS = 25.0
-RETRIES = 1
+# A page is waiting: every model is asked at once, each call with the short interactive
+# timeouts (PROVIDER_INTERACTIVE_TIMEOUT in all, no retry), so every model has answered or
+# failed within that budget however slow the provider.
 DERIVATION_KIND = "playground"
 DEFAULT_DATASET_NAME = "Playground prompts"
 PLAYGROUND_TAG = "playground"
@@ -294,10 +291,9 @@ def playground_ask(
             calls,
             on_answer=lambda answer: answers.__setitem__(answer.call.key, answer),
             should_stop=lambda: False,
-            deadline=time.monotonic() + ASK_SECONDS,
+            deadline=time.monotonic() + settings.PROVIDER_INTERACTIVE_TIMEOUT,
             concurrency=MAX_MODELS,
-            read_timeout=min(READ_SECONDS, settings.PROVIDER_READ_TIMEOUT),
-            max_retries=min(RETRIES, settings.PROVIDER_MAX_RETRIES),
+            interactive=True,
         )
     except DecryptionError:
         message = (

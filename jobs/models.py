@@ -496,3 +496,50 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.target} about {self.job_id} ({self.job_status})"
+
+
+# --- Controls -----------------------------------------------------------------------------------
+
+
+class JobControl(models.Model):
+    """A provider action asked for on the run page or in the admin (cancel, pause, resume,
+    sync, deleting the model), done by a task so that no page waits on the provider. The run
+    page shows it while it is under way, then its outcome; ``requested_by`` is who asked."""
+
+    class Action(models.TextChoices):
+        CANCEL = "cancel", "Cancel"
+        PAUSE = "pause", "Pause"
+        RESUME = "resume", "Resume"
+        SYNC = "sync", "Sync"
+        DELETE_MODEL = "delete_model", "Delete the fine-tuned model"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    PENDING = frozenset({"queued", "running"})
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="controls")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # What happened, as the run page says it: the new status, the new events, or the error.
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["job", "-requested_at"], name="jobs_control_job_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} of {self.job_id} ({self.state})"
+
+    @property
+    def pending(self) -> bool:
+        return self.state in self.PENDING

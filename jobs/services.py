@@ -6,12 +6,13 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -21,7 +22,7 @@ from datasets.models import BaseModel, Dataset
 from jobs import selectors
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
-from jobs.models import Job, ProviderConnection, ProviderFile
+from jobs.models import Job, JobControl, ProviderConnection, ProviderFile
 from jobs.providers import (
     BadRequestError,
     JobInfo,
@@ -568,48 +569,164 @@ def _adopt(job: Job, info: JobInfo) -> None:
 
 
 # --- Controls ---------------------------------------------------------------------------------
+#
+# A page asks (``job_control_request``: checks, records who asked, queues a task) and a worker
+# does it (``job_control_run``): no web request waits on the provider. The run page follows the
+# control through its live JSON until it is done or failed.
+
+CONTROL_TASK = "jobs.tasks.job_control_task"
+# What each action is called in the audit log (the names the log has always used).
+CONTROL_AUDIT_ACTIONS = {
+    JobControl.Action.CANCEL: "job_cancel",
+    JobControl.Action.PAUSE: "job_pause",
+    JobControl.Action.RESUME: "job_resume",
+    JobControl.Action.SYNC: "job_sync",
+    JobControl.Action.DELETE_MODEL: "model_delete_requested",
+}
+_PAST = {
+    JobControl.Action.CANCEL: "cancelled",
+    JobControl.Action.PAUSE: "paused",
+    JobControl.Action.RESUME: "resumed",
+    JobControl.Action.SYNC: "synced",
+}
+_PROVIDER_CALLS = {
+    JobControl.Action.CANCEL: "cancel_job",
+    JobControl.Action.PAUSE: "pause_job",
+    JobControl.Action.RESUME: "resume_job",
+}
 
 
-def _control(job: Job, user: AbstractBaseUser | None, action: str, call: str) -> Job:
+def _control_lease() -> timedelta:
+    """How long a control may run before another task may take it over: no task lives longer
+    than the hard time limit, so its owner is dead by then."""
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+
+
+def _control_problem(job: Job, action: str) -> str:
+    if action == JobControl.Action.DELETE_MODEL:
+        if not job.fine_tuned_model:
+            return "This job has no fine-tuned model."
+        problem = selectors.connection_problem(job.connection)
+        return f"{problem}: the model cannot be deleted from here." if problem else ""
     if not job.provider_job_id:
-        raise JobError("This job has not reached the provider yet.")
-    if not job.connection.usable:
-        raise JobError("The provider connection is archived or disabled.")
+        return "This job has not reached the provider yet."
+    problem = selectors.connection_problem(job.connection)
+    return f"{problem}: the job cannot be {_PAST[JobControl.Action(action)]}." if problem else ""
+
+
+def job_control_request(*, job: Job, user: AbstractBaseUser | None, action: str) -> JobControl:
+    """Ask for a provider action on the job: recorded with who asked, done by a task. The same
+    action asked again while the first is still under way is that first request (a double
+    click pays the provider once). Raises ``JobError`` when the action cannot apply."""
+    if action not in JobControl.Action.values:
+        raise JobError(f"“{action}” is not a job control.")
+    problem = _control_problem(job, action)
+    if problem:
+        raise JobError(problem)
+    with transaction.atomic():
+        # Serialises requests for one job, so two clicks cannot both find nothing pending.
+        Job.objects.select_for_update().filter(pk=job.pk).values("pk").first()
+        pending = (
+            JobControl.objects.filter(
+                job=job,
+                action=action,
+                state__in=JobControl.PENDING,
+                requested_at__gte=timezone.now() - _control_lease(),
+            )
+            .order_by("-requested_at")
+            .first()
+        )
+        if pending is not None:
+            return pending
+        control = JobControl.objects.create(
+            job=job,
+            action=action,
+            requested_by=user if user is not None and user.is_authenticated else None,
+        )
+        audit_record(
+            actor=user,
+            action=CONTROL_AUDIT_ACTIONS[JobControl.Action(action)],
+            obj=job,
+            detail={"control": control.pk},
+        )
+        queue.enqueue(CONTROL_TASK, control.pk)
+    return control
+
+
+def job_control_run(*, control_id: int) -> JobControl | None:
+    """Do a requested control, once: a task delivered twice, or again after its worker died,
+    finds it done (or running within its lease) and does nothing. Every outcome, an error
+    included, is recorded on the control for the run page."""
+    started = timezone.now()
+    claimed = (
+        JobControl.objects.filter(pk=control_id)
+        .filter(
+            Q(state=JobControl.State.QUEUED)
+            | Q(state=JobControl.State.RUNNING, started_at__lt=started - _control_lease())
+        )
+        .update(state=JobControl.State.RUNNING, started_at=started)
+    )
+    if not claimed:
+        return None
+    control = JobControl.objects.select_related("job__connection", "requested_by").get(
+        pk=control_id
+    )
+    state = JobControl.State.DONE
+    try:
+        outcome = _control_perform(control)
+    except JobError as exc:
+        state, outcome = JobControl.State.FAILED, exc.message
+    except Exception as exc:
+        _control_finish(control, started, JobControl.State.FAILED, f"Unexpected error: {exc}")
+        raise
+    return _control_finish(control, started, state, outcome)
+
+
+def _control_finish(control: JobControl, started: Any, state: str, outcome: str) -> JobControl:
+    # Only the claim that started it may finish it (a takeover after the lease owns it now).
+    JobControl.objects.filter(
+        pk=control.pk, state=JobControl.State.RUNNING, started_at=started
+    ).update(state=state, outcome=outcome[:2000], finished_at=timezone.now())
+    control.refresh_from_db()
+    return control
+
+
+def _control_perform(control: JobControl) -> str:
+    """The provider call of one control and what to tell the user; ``JobError`` when refused."""
+    job, action = control.job, JobControl.Action(control.action)
+    problem = _control_problem(job, action)  # the job or its connection may have changed
+    if problem:
+        raise JobError(problem)
+    if action == JobControl.Action.SYNC:
+        return _sync_now(job)
+    if action == JobControl.Action.DELETE_MODEL:
+        return _delete_model(job, control.requested_by)
     provider = provider_for_connection(job.connection)
     try:
-        info = getattr(provider, call)(job.provider_job_id)
+        info = getattr(provider, _PROVIDER_CALLS[action])(job.provider_job_id)
     except ProviderError as exc:
-        raise JobError(f"The provider refused to {action} this job: {exc}") from exc
-    audit_record(actor=user, action=f"job_{action}", obj=job)
+        verb = control.get_action_display().lower()
+        raise JobError(f"The provider refused to {verb} this job: {exc}") from exc
     # The answer carries the new status; store it even if a running sync holds the job lock.
-    Job.objects.filter(pk=job.pk).update(status=info.status)
-    job_sync_now(job=job, user=None, audit=False)
+    Job.objects.filter(pk=job.pk).update(status=info.status, next_poll_at=timezone.now())
+    job_sync(job_id=job.pk)
     job.refresh_from_db()
-    return job
+    done = _PAST[action].capitalize()
+    return f"{done} at the provider; the job is now {job.get_status_display().lower()}."
 
 
-def job_cancel(*, job: Job, user: AbstractBaseUser | None) -> Job:
-    return _control(job, user, "cancel", "cancel_job")
-
-
-def job_pause(*, job: Job, user: AbstractBaseUser | None) -> Job:
-    return _control(job, user, "pause", "pause_job")
-
-
-def job_resume(*, job: Job, user: AbstractBaseUser | None) -> Job:
-    return _control(job, user, "resume", "resume_job")
-
-
-def job_sync_now(*, job: Job, user: AbstractBaseUser | None, audit: bool = True) -> Any:
-    if audit:
-        audit_record(actor=user, action="job_sync", obj=job)
+def _sync_now(job: Job) -> str:
     Job.objects.filter(pk=job.pk).update(next_poll_at=timezone.now())
-    return job_sync(job_id=job.pk)
+    outcome = job_sync(job_id=job.pk)
+    if outcome.error:
+        raise JobError(f"The sync failed: {outcome.error}")
+    if not outcome.ran:
+        return "A sync was already running for this job; it is up to date now or shortly."
+    count = outcome.new_events
+    return f"Synced with the provider: {count} new event{'s' if count != 1 else ''}."
 
 
-def job_delete_model(*, job: Job, user: AbstractBaseUser | None) -> Job:
-    if not job.fine_tuned_model:
-        raise JobError("This job has no fine-tuned model.")
+def _delete_model(job: Job, user: AbstractBaseUser | None) -> str:
     provider = provider_for_connection(job.connection)
     try:
         provider.delete_model(job.fine_tuned_model)
@@ -617,13 +734,11 @@ def job_delete_model(*, job: Job, user: AbstractBaseUser | None) -> Job:
         pass  # already gone at the provider: the outcome the user asked for
     except ProviderError as exc:
         raise JobError(f"The provider refused to delete the model: {exc}") from exc
-    now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(model_deleted_at=now)
-    job.model_deleted_at = now
+    Job.objects.filter(pk=job.pk).update(model_deleted_at=timezone.now())
     audit_record(
         actor=user, action="model_deleted", obj=job, detail={"model": job.fine_tuned_model}
     )
-    return job
+    return f"Deleted {job.fine_tuned_model} at the provider."
 
 
 def job_set_archived(*, job: Job, user: AbstractBaseUser | None, archived: bool) -> Job:

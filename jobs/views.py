@@ -29,7 +29,7 @@ from jobs.forms import (
     LaunchForm,
     launch_initial_from,
 )
-from jobs.models import Job, ProviderConnection
+from jobs.models import Job, JobControl, ProviderConnection
 from jobs.providers import ProviderError
 from jobs.services import JobError
 
@@ -114,7 +114,8 @@ def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     connection = _connection_or_404(pk)
     try:
-        models = provider_for_connection(connection).list_models()
+        # The admin waits for the answer: short timeouts, no retry (interactive_timeouts).
+        models = provider_for_connection(connection, interactive=True).list_models()
     except (ProviderError, DecryptionError, ValueError) as exc:
         messages.error(request, f"“{connection.name}” failed: {exc}")
     else:
@@ -303,53 +304,46 @@ def _control(request: HttpRequest, pk: uuid.UUID, action: Callable[[Job], str]) 
     return redirect("jobs:detail", pk=job.pk)
 
 
+# Each asks for the action and returns at once; a task talks to the provider and the run page
+# follows it (its live JSON carries the control's state and outcome).
+CONTROL_REQUESTED = {
+    JobControl.Action.CANCEL: "Cancel requested",
+    JobControl.Action.PAUSE: "Pause requested",
+    JobControl.Action.RESUME: "Resume requested",
+    JobControl.Action.SYNC: "Sync requested",
+}
+
+
+def _provider_control(request: HttpRequest, pk: uuid.UUID, action: str) -> HttpResponse:
+    def ask(job: Job) -> str:
+        services.job_control_request(job=job, user=request.user, action=action)
+        return f"{CONTROL_REQUESTED[JobControl.Action(action)]}; this page shows the outcome."
+
+    return _control(request, pk, ask)
+
+
 @require_POST
 @member_required
 def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    def cancel(job: Job) -> str:
-        job = services.job_cancel(job=job, user=request.user)
-        return f"Cancel requested; the job is now {job.get_status_display().lower()}."
-
-    return _control(request, pk, cancel)
+    return _provider_control(request, pk, JobControl.Action.CANCEL)
 
 
 @require_POST
 @member_required
 def job_pause(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    def pause(job: Job) -> str:
-        job = services.job_pause(job=job, user=request.user)
-        return f"Pause requested; the job is now {job.get_status_display().lower()}."
-
-    return _control(request, pk, pause)
+    return _provider_control(request, pk, JobControl.Action.PAUSE)
 
 
 @require_POST
 @member_required
 def job_resume(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    def resume(job: Job) -> str:
-        job = services.job_resume(job=job, user=request.user)
-        return f"Resume requested; the job is now {job.get_status_display().lower()}."
-
-    return _control(request, pk, resume)
+    return _provider_control(request, pk, JobControl.Action.RESUME)
 
 
 @require_POST
 @member_required
 def job_sync(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    def sync(job: Job) -> str:
-        if not job.provider_job_id:
-            raise JobError("This job has not reached the provider yet.")
-        problem = selectors.connection_problem(job.connection)
-        if problem:
-            raise JobError(f"{problem}: the job cannot be synced.")
-        outcome = services.job_sync_now(job=job, user=request.user)
-        if outcome.error:
-            raise JobError(f"The sync failed: {outcome.error}")
-        if not outcome.ran:
-            return "A sync is already running for this job; it will be up to date shortly."
-        return f"Synced with the provider: {outcome.new_events} new event{'s' if outcome.new_events != 1 else ''}."
-
-    return _control(request, pk, sync)
+    return _provider_control(request, pk, JobControl.Action.SYNC)
 
 
 @require_http_methods(["GET", "POST"])
@@ -364,11 +358,16 @@ def job_delete_model(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
             messages.error(request, _why_no_delete(job, controls, deleted_at is not None))
             return redirect("jobs:detail", pk=job.pk)
         try:
-            services.job_delete_model(job=job, user=request.user)
+            services.job_control_request(
+                job=job, user=request.user, action=JobControl.Action.DELETE_MODEL
+            )
         except JobError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"Deleted {job.fine_tuned_model} at the provider.")
+            messages.success(
+                request,
+                f"Deletion of {job.fine_tuned_model} requested; this page shows the outcome.",
+            )
         return redirect("jobs:detail", pk=job.pk)
     context = {
         "job": job,
