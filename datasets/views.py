@@ -241,13 +241,9 @@ def dataset_line(request: HttpRequest, pk: int, line: int) -> StreamingHttpRespo
     if not seek_line(handle, line, dataset.line_index):
         handle.close()
         raise Http404("No such line.")
-    response = StreamingHttpResponse(
-        examples.line_chunks(handle), content_type="application/jsonl"
-    )
+    response = StreamingHttpResponse(examples.line_chunks(handle), content_type="application/jsonl")
     stem = dataset.download_name.removesuffix(".jsonl")
-    response["Content-Disposition"] = content_disposition_header(
-        True, f"{stem}-line-{line}.jsonl"
-    )
+    response["Content-Disposition"] = content_disposition_header(True, f"{stem}-line-{line}.jsonl")
     return response
 
 

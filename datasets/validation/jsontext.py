@@ -18,6 +18,8 @@ from collections.abc import Generator
 # without one cannot hold a lone surrogate, because strict UTF-8 never decodes to one).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# What PostgreSQL text and UTF-8 both refuse: lone surrogates and NUL.
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 REPLACEMENT = "\ufffd"
 ELLIPSIS = "…"
 # Nesting shown by an excerpt before a container is abbreviated; also bounds the recursion of
@@ -37,6 +39,12 @@ def has_surrogates(text: str) -> bool:
 def scrub_text(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD, the replacement character."""
     return _SURROGATE.sub(REPLACEMENT, text) if has_surrogates(text) else text
+
+
+def storable_text(text: str) -> str:
+    """``text`` with lone surrogates and NUL characters replaced by U+FFFD: what a page, a
+    UTF-8 encoder and a PostgreSQL text column all accept (for text from a provider)."""
+    return _UNSTORABLE.sub(REPLACEMENT, text)
 
 
 def _key_path(path: tuple[object, ...]) -> str:

@@ -184,3 +184,34 @@ def test_budgets_cut_examples_and_pages() -> None:
     items = examples.examples_page(io.BytesIO(big), {}, 1)
     assert [e.line for e in items] == list(range(1, 9))
     assert {e.kind for e in items[-2:]} == {"skipped"}
+
+
+class _CountingReader(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.bytes_read += len(chunk)
+        return chunk
+
+
+def test_a_page_never_reads_a_huge_line_through(viewer: Client) -> None:
+    huge = json.dumps({"messages": [{"role": "user", "content": "x" * 30_000_000}]}).encode()
+    content = jsonl([chat(0), huge] + [chat(i) for i in range(1, 40)])
+    dataset = create_dataset(content, "huge.jsonl")
+    reader = _CountingReader(content)
+    items = examples.examples_page(reader, dataset.line_index, 1)
+    assert [e.line for e in items] == list(range(1, 21))
+    assert items[1].kind == "oversized"
+    assert items[1].note == f"line of {len(huge):,} bytes, too large to preview"
+    assert items[2].messages[0].parts[0].text == "Question number 1?"
+    assert reader.bytes_read < examples.PREVIEW_LINE_BYTES + 4 * examples.READ_CHUNK
+    reader = _CountingReader(content)
+    found = examples.examples_search(reader, dataset.line_index, "number 7?")
+    assert [e.line for e in found.hits] == [9] and found.next_line is None
+    assert reader.bytes_read < examples.PREVIEW_LINE_BYTES + 4 * examples.READ_CHUNK
+    response = viewer.get(f"/datasets/{dataset.pk}/lines/2/")
+    chunks = list(response.streaming_content)
+    assert len(chunks) > 100 and b"".join(chunks) == huge
