@@ -190,3 +190,26 @@ def test_replies_holding_lone_surrogates_or_nul_are_stored_and_shown_safely(
     page = member.get(f"/evaluations/{evaluation.pk}/")
     assert page.status_code == 200
     assert page.content.decode().count("\ufffd") >= 2  # shown as a diff against the reference
+
+
+def test_results_show_a_bounded_part_of_huge_prompts(
+    hostile_connection: ProviderConnection, make_dataset: Callable[..., Dataset], member: Client
+) -> None:
+    examples = chat_examples(12, seed=4)
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    examples[0] = {"messages": turns * 1500}
+    examples[1] = {"messages": [{"role": "user", "content": "word " * 400_000}, turns[1]]}
+    dataset = make_dataset(examples, name="huge prompts")
+    key = base_choice(hostile_connection, MODEL).key
+    evaluation = evaluation_create(
+        request=EvaluationRequest(name="e", dataset=dataset, model_keys=[key], graders=[EXACT]),
+        user=None,
+        enqueue=False,
+    )
+    assert run_to_end(evaluation).status == Evaluation.Status.SUCCEEDED
+    page = member.get(f"/evaluations/{evaluation.pk}/")
+    assert page.status_code == 200
+    assert len(page.content) < 500_000, len(page.content)
+    html = page.content.decode()
+    assert "2,979 earlier messages not shown" in html
+    assert "(1,996,000 more characters)" in html
