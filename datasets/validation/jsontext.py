@@ -184,6 +184,10 @@ def json_clip(value: object, limit: int) -> str:
     """The JSON text of ``value`` (``", "`` and ``": "`` separators, non-ASCII as is), cut to
     at most ``limit`` characters with a final "…" when it is longer. The work done is
     bounded by ``limit`` (times the nesting shown), not by the size of ``value``."""
+    if not isinstance(value, dict | list | tuple):
+        # The common case (a key, a role) without the generator: it is called per finding.
+        text = _scalar(value, limit)
+        return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
     out: list[str] = []
     size = 0
     pieces = _pieces(value, limit, 0)
