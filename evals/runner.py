@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
 
+from datasets.validation.jsontext import storable_text
 from jobs.connections import provider_for_connection
 from jobs.models import ProviderConnection
 from jobs.providers import Provider
@@ -59,6 +60,9 @@ def _ask(provider: Provider, call: Call) -> Answer:
         )
     except ProviderError as exc:
         return Answer(call, None, exc)
+    if result.content is not None:
+        # JSON may escape a lone surrogate or NUL: neither can be stored, graded or shown.
+        result = replace(result, content=storable_text(result.content))
     return Answer(call, result, None)
 
 

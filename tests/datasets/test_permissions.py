@@ -30,6 +30,8 @@ def test_read_views(dataset: Dataset) -> None:
         f"/datasets/{dataset.pk}/examples/",
         f"/datasets/{dataset.pk}/examples/?q=answer",
         f"/datasets/{dataset.pk}/download/",
+        f"/datasets/{dataset.pk}/lines/3/",
+        f"/datasets/{dataset.pk}/examples/?line=3",
     ):
         assert_matrix(url, READ)
 
@@ -69,7 +71,7 @@ def test_member_posts(dataset: Dataset) -> None:
 def test_writes_reject_get_and_reads_reject_post(dataset: Dataset) -> None:
     for url in ("revalidate", "split", "subset"):
         assert_matrix(f"/datasets/{dataset.pk}/{url}/", {"member": 405})
-    for url in ("", "examples/", "download/", "status.json"):
+    for url in ("", "examples/", "download/", "status.json", "lines/1/"):
         assert_matrix(f"/datasets/{dataset.pk}/{url}", {"member": 405}, method="post")
     assert_matrix("/datasets/upload/", {"member": 405}, method="put")
 
