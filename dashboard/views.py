@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from core.permissions import member_required
+from core.permissions import is_admin, member_required
 from dashboard import presentation, selectors_runs, services, share
 from dashboard.charts import comparison_tables_csv
 from dashboard.forms import (
@@ -317,7 +317,7 @@ SESSION_NEW_SHARE = "dashboard_new_share_link"
 
 def _own_link(request: HttpRequest, pk: int) -> ShareLink:
     links = ShareLink.objects.defer("snapshot")
-    if not request.user.is_staff:
+    if not is_admin(request.user):
         links = links.filter(created_by=request.user)
     link = links.filter(pk=pk).first()
     if link is None:
