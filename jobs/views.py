@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.crypto import DecryptionError
+from core.params import whole_number
 from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
 from jobs import pages, selectors, services
@@ -130,9 +131,9 @@ def _get_initial(request: HttpRequest, clone: Job | None) -> dict[str, Any]:
         return launch_initial_from(clone)
     initial: dict[str, Any] = {"base_model": selectors.DEFAULT_BASE_MODEL_ID}
     for key in ("dataset", "connection"):
-        raw = request.GET.get(key, "")
-        if raw.isdigit():
-            initial["training_dataset" if key == "dataset" else key] = int(raw)
+        number = whole_number(request.GET.get(key, ""))
+        if number is not None:
+            initial["training_dataset" if key == "dataset" else key] = number
     return initial
 
 
@@ -260,13 +261,13 @@ def job_sections(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 @never_cache
 @require_GET
 def job_live(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
-    raw = request.GET.get("after", "0") or "0"
-    if not raw.isdigit():
+    after = whole_number(request.GET.get("after", "0") or "0")
+    if after is None:
         return JsonResponse({"error": "after must be a non-negative event id."}, status=400)
     level = request.GET.get("level", "")
     if level and level not in selectors.EVENT_LEVELS:
         return JsonResponse({"error": "Unknown event level."}, status=400)
-    data = selectors.job_live(pk, after=int(raw), level=level)
+    data = selectors.job_live(pk, after=after, level=level)
     if data is None:
         return JsonResponse({"error": "No such job."}, status=404)
     return JsonResponse(data)
