@@ -19,9 +19,10 @@ from config.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_path,
     env_str,
-    persistent_secret,
+    required_secret,
     validate_fernet_keys,
 )
 
@@ -34,20 +35,48 @@ VAR_DIR = env_path("TUNEBOARD_VAR_DIR", BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = env_str("SECRET_KEY") or persistent_secret(
-    VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
+# --- Production safety: secrets, the sandbox, where webhooks may post ---------------------------
+# Secrets are never invented outside development: missing, they stop start-up with a message.
+# `make run` and `make test` pass keys they keep under var/; DEBUG=true generates them there.
+SECRET_KEY = required_secret(
+    "SECRET_KEY",
+    development_file=VAR_DIR / "secret_key" if DEBUG else None,
+    factory=lambda: secrets.token_urlsafe(50),
 )
 if len(SECRET_KEY) < 50 and not DEBUG:
     raise EnvError("SECRET_KEY must be at least 50 characters long")
 
-# Comma-separated Fernet keys; the first encrypts, all decrypt (so keys can be rotated).
+# Comma-separated Fernet keys; the first encrypts, all decrypt, so a key is rotated by putting
+# the new one first and running `manage.py rotate_encryption_key` (see README).
 FIELD_ENCRYPTION_KEYS = validate_fernet_keys(
     "FIELD_ENCRYPTION_KEY",
     env_list("FIELD_ENCRYPTION_KEY")
     or [
-        persistent_secret(VAR_DIR / "field_encryption_key", lambda: Fernet.generate_key().decode())
+        required_secret(
+            "FIELD_ENCRYPTION_KEY",
+            development_file=VAR_DIR / "field_encryption_key" if DEBUG else None,
+            factory=lambda: Fernet.generate_key().decode(),
+        )
     ],
 )
+
+# The built-in sandbox (/sandbox/, its admin pages, its fault injection and its outgoing
+# webhooks) exists only when enabled: `make run` and `make test` enable it, production does not.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
+SANDBOX_API_KEYS = env_list("SANDBOX_API_KEYS")
+if SANDBOX_ENABLED and not SANDBOX_API_KEYS:
+    SANDBOX_API_KEYS = [
+        required_secret(
+            "SANDBOX_API_KEYS",
+            development_file=VAR_DIR / "sandbox_api_key" if DEBUG else None,
+            factory=lambda: "sk-sandbox-" + secrets.token_urlsafe(24),
+        )
+    ]
+
+# Webhook URLs (notifications, the sandbox's) must resolve to public addresses only; these
+# networks are allowed although loopback, private, link-local or reserved (tests: loopback).
+WEBHOOK_ALLOWED_NETWORKS = env_networks("WEBHOOK_ALLOWED_NETWORKS")
+# --- end of production safety ---------------------------------------------------------------------
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -297,12 +326,7 @@ EVAL_MAX_EXAMPLES = env_int("EVAL_MAX_EXAMPLES", 1000, minimum=1)
 # Datasets: uploads are streamed to storage; anything larger is refused while streaming.
 DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 1024**3, minimum=1)
 
-# The built-in OpenAI-compatible sandbox (/sandbox/v1/).
-SANDBOX_API_KEYS = env_list("SANDBOX_API_KEYS") or [
-    persistent_secret(
-        VAR_DIR / "sandbox_api_key", lambda: "sk-sandbox-" + secrets.token_urlsafe(24)
-    )
-]
+# The built-in OpenAI-compatible sandbox (/sandbox/v1/; SANDBOX_ENABLED above).
 # Simulated seconds per training step (0 = instant); 0.2 makes a 100-example, 3-epoch job
 # (300 steps at batch size 1) take about a minute.
 SANDBOX_SECONDS_PER_STEP = env_float("SANDBOX_SECONDS_PER_STEP", 0.2, minimum=0)

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 
+from core.params import whole_number
 from evals import graders as grading
 from evals import stats
 from evals.examples import content_text, prompt_preview
@@ -460,8 +461,8 @@ def grid_params(query: Mapping[str, Any], column_count: int) -> dict[str, Any]:
         show = "all"
 
     def position(name: str) -> int | None:
-        raw = query.get(name, "")
-        return int(raw) if raw.isdigit() and int(raw) < column_count else None
+        number = whole_number(query.get(name, ""))
+        return number if number is not None and number < column_count else None
 
     return {
         "show": show,

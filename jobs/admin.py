@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jobs import history, notifications, services
+from jobs.forms import WebhookURLField
 from jobs.models import (
     Checkpoint,
     ImportedFile,
@@ -22,7 +23,7 @@ from jobs.models import (
 
 class ConnectionAdminForm(forms.ModelForm):
     base_url = forms.URLField(max_length=300, assume_scheme="https")
-    slack_webhook_url = forms.URLField(
+    slack_webhook_url = WebhookURLField(
         required=False, max_length=500, assume_scheme="https", label="Slack webhook URL"
     )
     # Write-only: the stored key is never sent back to the browser.
@@ -230,7 +231,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
 
 class NotificationSettingAdminForm(forms.ModelForm):
-    slack_webhook_url = forms.URLField(
+    slack_webhook_url = WebhookURLField(
         required=False, max_length=500, assume_scheme="https", label="Slack webhook URL"
     )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from django.utils import timezone
 from core import leases, queue
 from core.services import audit_record
 from datasets.models import BaseModel, Dataset
+from datasets.validation import provider_limits
 from jobs import selectors
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
@@ -38,8 +38,8 @@ METADATA_KEY = "tuneboard_job_id"
 LAUNCH_LOCK = "jobs.launch"
 MAX_LAUNCH_ATTEMPTS = 5
 HYPERPARAMETER_RANGES = {
-    "n_epochs": (1, 50),
-    "batch_size": (1, 256),
+    "n_epochs": provider_limits.N_EPOCHS,
+    "batch_size": provider_limits.BATCH_SIZE,
 }
 
 
@@ -197,6 +197,8 @@ class HyperparameterRule:
 
 _EPOCHS = HYPERPARAMETER_RANGES["n_epochs"]
 _BATCH = HYPERPARAMETER_RANGES["batch_size"]
+_LR = provider_limits.LEARNING_RATE_MULTIPLIER
+_LR_TEXT = tuple(provider_limits.plain(bound) for bound in _LR)
 HYPERPARAMETER_RULES = {
     "n_epochs": HyperparameterRule(
         integer=True, low=_EPOCHS[0], high=_EPOCHS[1], low_exclusive=False,
@@ -207,16 +209,15 @@ HYPERPARAMETER_RULES = {
         message=f"Batch size must be “auto” or a whole number from {_BATCH[0]} to {_BATCH[1]}.",
     ),
     "learning_rate_multiplier": HyperparameterRule(
-        integer=False, low=0, high=None, low_exclusive=True,
-        message="The learning-rate multiplier must be “auto” or a number greater than 0.",
+        integer=False, low=_LR[0], high=_LR[1], low_exclusive=False,
+        message=f"The learning-rate multiplier must be “auto” or a number from {_LR_TEXT[0]} to {_LR_TEXT[1]}.",
     ),
     "beta": HyperparameterRule(
-        integer=False, low=0, high=2, low_exclusive=True,
+        integer=False, low=0, high=provider_limits.BETA_MAX, low_exclusive=True,
         message="β must be “auto” or a number greater than 0 and at most 2.",
     ),
 }  # fmt: skip
-SUFFIX_MAX = 64
-SUFFIX_RE = re.compile(r"^[^:\s]*$")
+SUFFIX_MAX = provider_limits.SUFFIX_MAX_LENGTH
 MAX_SEED = 2_147_483_647
 SUPERVISED_FORMATS = frozenset(
     {
@@ -319,8 +320,13 @@ def _output_problems(request: LaunchRequest) -> list[JobError]:
     problems = []
     if len(request.suffix) > SUFFIX_MAX:
         problems.append(JobError(f"The suffix is at most {SUFFIX_MAX} characters.", field="suffix"))
-    elif not SUFFIX_RE.match(request.suffix):
-        problems.append(JobError("The suffix cannot contain colons or spaces.", field="suffix"))
+    elif request.suffix and not provider_limits.suffix_allowed(request.suffix):
+        problems.append(
+            JobError(
+                "The suffix may hold only letters, digits, hyphens (-) and underscores (_).",
+                field="suffix",
+            )
+        )
     seed = request.seed
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
@@ -730,8 +736,11 @@ def _delete_model(job: Job, user: AbstractBaseUser | None) -> str:
     provider = provider_for_connection(job.connection)
     try:
         provider.delete_model(job.fine_tuned_model)
-    except NotFoundError:
-        pass  # already gone at the provider: the outcome the user asked for
+    except NotFoundError as exc:
+        # Already gone at the provider is the outcome the user asked for; but only the
+        # provider's "no such model" says so, not any 404 (an odd id can reach another route).
+        if (exc.code or "").replace("_", "").lower() != "modelnotfound":
+            raise JobError(f"The provider refused to delete the model: {exc}") from exc
     except ProviderError as exc:
         raise JobError(f"The provider refused to delete the model: {exc}") from exc
     Job.objects.filter(pk=job.pk).update(model_deleted_at=timezone.now())

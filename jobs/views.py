@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,7 +16,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.crypto import DecryptionError
-from core.permissions import member_required
+from core.params import whole_number
+from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
 from jobs import pages, selectors, services
 from jobs.connections import provider_for_connection
@@ -32,18 +31,6 @@ from jobs.forms import (
 from jobs.models import Job, JobControl, ProviderConnection
 from jobs.providers import ProviderError
 from jobs.services import JobError
-
-
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """The connection settings are for admins only: anyone else gets 403."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("Provider connections are managed by admins.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 @require_GET
@@ -63,7 +50,7 @@ def _connection_or_404(pk: int) -> ProviderConnection:
 
 
 @require_GET
-@staff_required
+@admin_required
 def connection_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/connections.html", {"connections": selectors.connections_list()})
 
@@ -95,22 +82,19 @@ def _connection_form_page(
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
-@member_required
+@admin_required
 def connection_new(request: HttpRequest) -> HttpResponse:
     return _connection_form_page(request, None)
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
-@member_required
+@admin_required
 def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _connection_form_page(request, _connection_or_404(pk))
 
 
 @require_POST
-@staff_required
-@member_required
+@admin_required
 def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     connection = _connection_or_404(pk)
     try:
@@ -148,9 +132,9 @@ def _get_initial(request: HttpRequest, clone: Job | None) -> dict[str, Any]:
         return launch_initial_from(clone)
     initial: dict[str, Any] = {"base_model": selectors.DEFAULT_BASE_MODEL_ID}
     for key in ("dataset", "connection"):
-        raw = request.GET.get(key, "")
-        if raw.isdigit():
-            initial["training_dataset" if key == "dataset" else key] = int(raw)
+        number = whole_number(request.GET.get(key, ""))
+        if number is not None:
+            initial["training_dataset" if key == "dataset" else key] = number
     return initial
 
 
@@ -278,13 +262,13 @@ def job_sections(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 @never_cache
 @require_GET
 def job_live(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
-    raw = request.GET.get("after", "0") or "0"
-    if not raw.isdigit():
+    after = whole_number(request.GET.get("after", "0") or "0")
+    if after is None:
         return JsonResponse({"error": "after must be a non-negative event id."}, status=400)
     level = request.GET.get("level", "")
     if level and level not in selectors.EVENT_LEVELS:
         return JsonResponse({"error": "Unknown event level."}, status=400)
-    data = selectors.job_live(pk, after=int(raw), level=level)
+    data = selectors.job_live(pk, after=after, level=level)
     if data is None:
         return JsonResponse({"error": "No such job."}, status=404)
     return JsonResponse(data)

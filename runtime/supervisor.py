@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from config.env import EnvError, env_bool, env_int, env_str
+from cryptography.fernet import Fernet
+
+from config.env import EnvError, env_bool, env_int, env_str, persistent_secret
 from runtime.children import GaveUp, Supervisor
 from runtime.embedded import EmbeddedServices
 
@@ -41,12 +44,32 @@ def var_dir(env: dict[str, str]) -> Path:
     return Path(value).expanduser().resolve() if value else BASE_DIR / "var"
 
 
+# Development secrets, kept under var/ (mode 600) and passed to every process `make run` and
+# `make test` start: settings alone refuse to start without them, so that no production machine
+# silently invents its own.
+DEVELOPMENT_SECRETS: tuple[tuple[str, str, Callable[[], str]], ...] = (
+    ("SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50)),
+    ("FIELD_ENCRYPTION_KEY", "field_encryption_key", lambda: Fernet.generate_key().decode()),
+    ("SANDBOX_API_KEYS", "sandbox_api_key", lambda: "sk-sandbox-" + secrets.token_urlsafe(24)),
+)
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
+
+def _unset(env: dict[str, str], name: str) -> bool:
+    return not env.get(name, "").strip()
+
+
 def apply_defaults(env: dict[str, str]) -> None:
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env["PYTHONUNBUFFERED"] = "1"
     shared_cache = BASE_DIR.parent / "shared" / "tiktoken-cache"
-    if not env.get("TIKTOKEN_CACHE_DIR", "").strip() and shared_cache.is_dir():
+    if _unset(env, "TIKTOKEN_CACHE_DIR") and shared_cache.is_dir():
         env["TIKTOKEN_CACHE_DIR"] = str(shared_cache)
+    for name, filename, factory in DEVELOPMENT_SECRETS:
+        if _unset(env, name):
+            env[name] = persistent_secret(var_dir(env) / filename, factory)
+    if _unset(env, "SANDBOX_ENABLED"):
+        env["SANDBOX_ENABLED"] = "true"
 
 
 @contextmanager
@@ -132,6 +155,8 @@ def run(env: dict[str, str]) -> int:
         # the proxy), and explicit variables always win.
         env.setdefault("SECURE_SSL_REDIRECT", "false")
         env.setdefault("SECURE_COOKIES", "false")
+        # The sandbox's webhooks may reach this machine's Tuneboard.
+        env.setdefault("WEBHOOK_ALLOWED_NETWORKS", LOOPBACK_NETWORKS)
     try:
         with exclusive_lock(root / "run.lock"):
             if port_in_use(host, port):
@@ -241,6 +266,8 @@ def test(env: dict[str, str], pytest_args: list[str]) -> int:
     env.setdefault("DATABASE_CONN_MAX_AGE", "0")
     # Polling tests should not wait 15 s between provider syncs.
     env.setdefault("POLL_INTERVAL", "1")
+    # Webhook receivers in tests listen on loopback; the refusal is tested with this emptied.
+    env.setdefault("WEBHOOK_ALLOWED_NETWORKS", LOOPBACK_NETWORKS)
     try:
         with exclusive_lock(root / "test.lock"):
             services = EmbeddedServices(root, env)

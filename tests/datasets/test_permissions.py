@@ -12,7 +12,11 @@ pytestmark = pytest.mark.django_db
 
 READ = {"anonymous": LOGIN, "norole": 403, "viewer": 200, "member": 200, "staff": 200}
 ACT_PAGE = {"anonymous": LOGIN, "norole": 403, "viewer": 403, "member": 200, "staff": 200}
-STAFF_ONLY = {"anonymous": LOGIN, "norole": LOGIN, "viewer": LOGIN, "member": LOGIN, "staff": 200}
+STAFF_ONLY = {
+    "anonymous": LOGIN, "norole": LOGIN, "viewer": LOGIN, "member": LOGIN, "staff": 200,
+    # The staff flag lets them into the admin, where their role gives them no model permission.
+    "staff_viewer": 403, "staff_norole": 403,
+}  # fmt: skip
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ from config.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     persistent_secret,
+    required_secret,
     validate_fernet_keys,
 )
 
@@ -105,3 +107,23 @@ def test_env_example_documents_every_variable_the_code_reads() -> None:
     assert len(read) > 40  # the scan itself works
     missing = {name: where for name, where in read.items() if name not in documented}
     assert missing == {}
+
+
+def test_required_secret_refuses_to_invent_one_outside_development(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def make() -> str:
+        return "generated"
+
+    assert required_secret("K", development_file=None, factory=make, environ={"K": "set"}) == "set"
+    with pytest.raises(EnvError, match=r"K is not set\. Set it in the environment"):
+        required_secret("K", development_file=None, factory=make, environ={"K": " "})
+    path = tmp_path / "k"
+    assert required_secret("K", development_file=path, factory=make, environ={}) == "generated"
+    assert path.read_text().strip() == "generated"
+
+
+def test_networks_normalised_and_validated() -> None:
+    raw = " 192.168.1.7/24, fd00::/8 ,127.0.0.1"
+    assert env_networks("N", environ={"N": raw}) == ["192.168.1.0/24", "fd00::/8", "127.0.0.1/32"]
+    assert env_networks("N", environ={}) == []
+    with pytest.raises(EnvError, match="not an IP network"):
+        env_networks("N", environ={"N": "10.0.0.0/33"})
