@@ -253,6 +253,21 @@ def _run_locked(
         print("Tuneboard stopped.", flush=True)
 
 
+def _parallel_args(env: dict[str, str], pytest_args: list[str]) -> list[str]:
+    """pytest-xdist processes for the suite (TEST_PROCESSES, default one per core): most tests
+    wait on a worker, a browser or the database, so two processes on two cores finish far
+    sooner than one. Whole files go to one process (their module fixtures start once), and
+    tests/xdist_isolation.py gives each process a broker database of its own."""
+    asked = any(
+        a in ("-n", "--numprocesses", "no:xdist") or a.startswith(("-n", "--numprocesses="))
+        for a in pytest_args
+    )
+    processes = env_int("TEST_PROCESSES", os.cpu_count() or 1, minimum=1, environ=env)
+    if asked or processes == 1:
+        return []
+    return ["-n", str(processes), "--dist", "loadfile"]
+
+
 def test(env: dict[str, str], pytest_args: list[str]) -> int:
     apply_defaults(env)
     # Tests get their own services under var/test so that they never share a broker (and
@@ -281,8 +296,9 @@ def test(env: dict[str, str], pytest_args: list[str]) -> int:
                         cwd=BASE_DIR, env=env, check=True,
                     )  # fmt: skip
                 return subprocess.run(
-                    [PYTHON, "-m", "pytest", *pytest_args], cwd=BASE_DIR, env=env
-                ).returncode
+                    [PYTHON, "-m", "pytest", *_parallel_args(env, pytest_args), *pytest_args],
+                    cwd=BASE_DIR, env=env,
+                ).returncode  # fmt: skip
             except Shutdown:
                 return 130
             except subprocess.CalledProcessError:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from core.models import AuditEntry
-from jobs.models import Job, ProviderConnection
-from jobs.services import JobError, job_delete_model
+from jobs.models import Job, JobControl, ProviderConnection
+from jobs.services import job_control_request, job_control_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,12 +19,20 @@ def finished(connection: ProviderConnection, model: str) -> Job:
     )  # fmt: skip
 
 
+def delete_model(job: Job) -> JobControl:
+    """What the page's button and its task do, in this process."""
+    control = job_control_request(job=job, user=None, action=JobControl.Action.DELETE_MODEL)
+    job_control_run(control_id=control.pk)
+    return JobControl.objects.get(pk=control.pk)
+
+
 def test_a_404_from_another_route_is_not_a_deletion(sandbox_connection: ProviderConnection) -> None:
     # Suffixes like this are refused at launch now; a job imported from elsewhere may hold one.
     job = finished(sandbox_connection, "ft:gpt-4o-mini-2024-07-18:org:../../files:Zk29QmLa")
-    with pytest.raises(JobError, match="The provider refused to delete the model") as refused:
-        job_delete_model(job=job, user=None)
-    assert "HTTP 404" in str(refused.value) and "unknown_url" in str(refused.value)
+    control = delete_model(job)
+    assert control.state == JobControl.State.FAILED
+    assert "The provider refused to delete the model" in control.outcome
+    assert "HTTP 404" in control.outcome and "unknown_url" in control.outcome
     assert Job.objects.get(pk=job.pk).model_deleted_at is None
     assert not AuditEntry.objects.filter(action="model_deleted").exists()
 
@@ -33,6 +41,6 @@ def test_a_model_the_provider_does_not_know_counts_as_deleted(
     sandbox_connection: ProviderConnection,
 ) -> None:
     job = finished(sandbox_connection, "ft:gpt-4o-mini-2024-07-18:org:gone:Zk29QmLa")
-    job_delete_model(job=job, user=None)
+    assert delete_model(job).state == JobControl.State.DONE
     assert Job.objects.get(pk=job.pk).model_deleted_at is not None
     assert AuditEntry.objects.filter(action="model_deleted").count() == 1
