@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
@@ -158,32 +158,75 @@ def reject_unknown(body: dict[str, Any], allowed: Sequence[str], prefix: str = "
             )
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _single(request: HttpRequest, name: str) -> str | None:
+    values = request.GET.getlist(name)
+    return values[-1] if values else None
+
+
 def int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
+    raw = _single(request, name)
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"Invalid '{name}': expected an integer.", param=name) from None
-    if not low <= value <= high:
+    # ASCII digits only: int() would also take " 5", "+5", "5_0" and other scripts' digits.
+    if not _DIGITS.fullmatch(raw):
+        got = "an empty string" if raw == "" else f"'{raw[:40]}'"
         raise ApiError(
-            400, f"Invalid '{name}': must be between {low} and {high}, got {value}.", param=name
+            400, f"Invalid '{name}': expected an integer, but got {got} instead.", param=name
+        )
+    value = int(raw) if len(raw) <= 12 else None
+    if value is None or not low <= value <= high:
+        raise ApiError(
+            400, f"Invalid '{name}': must be between {low} and {high}, got {raw[:40]}.", param=name
         )
     return value
 
 
-def cursor_page(
-    items: Sequence[Any], after: str | None, limit: int, key: Callable[[Any], str]
-) -> tuple[list[Any], bool]:
-    """Slice an already ordered sequence: the items after the one whose id is ``after``."""
-    start = 0
-    if after:
-        for index, item in enumerate(items):
-            if key(item) == after:
-                start = index + 1
-                break
-    page = list(items[start : start + limit + 1])
+def choice_param(request: HttpRequest, name: str, default: str, choices: Sequence[str]) -> str:
+    raw = _single(request, name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        allowed = " or ".join(f"'{c}'" for c in choices)
+        raise ApiError(400, f"Invalid '{name}': expected {allowed}, got '{raw[:40]}'.", param=name)
+    return raw
+
+
+def after_param(request: HttpRequest) -> str | None:
+    """The pagination cursor: absent, or a non-empty object id."""
+    raw = _single(request, "after")
+    if raw == "":
+        raise ApiError(
+            400, "Invalid 'after': expected an object id, but got an empty string.", param="after"
+        )
+    return raw
+
+
+def unknown_cursor(after: str) -> ApiError:
+    # Answering the first page again would make a client that pages with it loop forever.
+    return ApiError(
+        400, f"Invalid 'after': no object with id '{after[:64]}' in this list.", param="after"
+    )
+
+
+def after_anchor(queryset: QuerySet[Any], anchor: Any, ordering: Sequence[str]) -> QuerySet[Any]:
+    """Keyset pagination: the rows of ``queryset`` that come after ``anchor`` in ``ordering``
+    (field names, ``-`` for descending; the last one must be unique)."""
+    condition = Q()
+    equal: dict[str, Any] = {}
+    for spec in ordering:
+        field = spec.lstrip("-")
+        lookup = "lt" if spec.startswith("-") else "gt"
+        value = getattr(anchor, field)
+        condition |= Q(**equal, **{f"{field}__{lookup}": value})
+        equal[field] = value
+    return queryset.filter(condition).order_by(*ordering)
+
+
+def keyset_page(queryset: QuerySet[Any], limit: int) -> tuple[list[Any], bool]:
+    page = list(queryset[: limit + 1])
     return page[:limit], len(page) > limit
 
 

@@ -52,6 +52,8 @@ class SandboxUpload(models.Model):
     expires_at = models.BigIntegerField()
     status = models.CharField(max_length=12, default="pending")
     file = models.ForeignKey(SandboxFile, null=True, blank=True, on_delete=models.SET_NULL)
+    # The request's expires_after (seconds after creation), for the file the upload produces.
+    file_expires_after = models.IntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.id
