@@ -277,6 +277,11 @@ SANDBOX_API_KEYS = env_list("SANDBOX_API_KEYS") or [
 # Simulated seconds per training step (0 = instant); 0.2 makes a 100-example, 3-epoch job
 # (300 steps at batch size 1) take about a minute.
 SANDBOX_SECONDS_PER_STEP = env_float("SANDBOX_SECONDS_PER_STEP", 0.2, minimum=0)
+# Requests one API key may make in any SANDBOX_RATE_LIMIT_WINDOW seconds (sliding window, counted
+# in the broker's Redis); more get OpenAI's 429 with Retry-After. 0 turns the limit off; a key's
+# account can set its own (POST /sandbox/control/account {"rate_limit": N}).
+SANDBOX_RATE_LIMIT = env_int("SANDBOX_RATE_LIMIT", 6000, minimum=0)
+SANDBOX_RATE_LIMIT_WINDOW = env_int("SANDBOX_RATE_LIMIT_WINDOW", 60, minimum=1, maximum=86_400)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import socket
@@ -24,7 +25,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from sandbox import ids
+from sandbox import ids, ratelimit
 from sandbox.models import SandboxAccount, SandboxFault
 
 log = logging.getLogger(__name__)
@@ -316,6 +317,52 @@ def _inject(fault: SandboxFault, request: HttpRequest) -> HttpResponse | None:
     )
 
 
+# --- Rate limit -----------------------------------------------------------------------------
+
+
+def rate_limit_of(account: SandboxAccount) -> int:
+    """Requests per window for this key; 0 means none."""
+    return settings.SANDBOX_RATE_LIMIT if account.rate_limit is None else account.rate_limit
+
+
+def _rate_headers(verdict: ratelimit.Verdict) -> dict[str, str]:
+    # OpenAI's names; its reset values are durations such as "1s" or "6m0s".
+    return {
+        "x-ratelimit-limit-requests": str(verdict.limit),
+        "x-ratelimit-remaining-requests": str(verdict.remaining),
+        "x-ratelimit-reset-requests": f"{verdict.reset_seconds:.3f}s",
+    }
+
+
+def _rate_limit(caller: Caller) -> dict[str, str]:
+    """Counts this request; raises the 429 when the key is over its limit, otherwise returns
+    the headers that tell the client where it stands."""
+    limit = rate_limit_of(caller.account)
+    if limit <= 0:
+        return {}
+    window = settings.SANDBOX_RATE_LIMIT_WINDOW
+    verdict = ratelimit.check(caller.owner, limit=limit, window=window)
+    if verdict is None:
+        return {}
+    headers = _rate_headers(verdict)
+    if not verdict.admitted:
+        retry_after = verdict.retry_after
+        raise ApiError(
+            429,
+            f"Rate limit reached for requests in organization {caller.organization_id} on "
+            f"requests per {window} s: Limit {limit}, Used {limit}, Requested 1. Please try "
+            f"again in {retry_after}s.",
+            type="requests",
+            code="rate_limit_exceeded",
+            headers={
+                **headers,
+                "retry-after": str(retry_after),
+                "retry-after-ms": str(math.ceil(verdict.reset_seconds * 1000)),
+            },
+        )
+    return headers
+
+
 # --- The view decorator ---------------------------------------------------------------------
 
 
@@ -350,9 +397,11 @@ def _finish_recording(finish: Any, request: HttpRequest, response: HttpResponseB
 def endpoint(
     *methods: str, faults: bool = True, record: Recorder | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., HttpResponse]]:
-    """Wraps a sandbox view: method check, key auth, faults, error envelope, x-request-id.
+    """Wraps a sandbox view: method check, key auth, rate limit, faults, error envelope,
+    x-request-id.
 
-    ``faults=False`` is for the control endpoints, which must stay reachable to clear faults.
+    ``faults=False`` is for the control endpoints, which must stay reachable to clear faults
+    (and to raise a key's rate limit), so neither faults nor the rate limit apply to them.
     ``record(request, caller)`` is called once the caller is authenticated, before faults and
     the view; the callable it returns gets the final response, whether the view, an injected
     fault or an error produced it. Recording errors are logged and never change the response.
@@ -362,6 +411,7 @@ def endpoint(
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             finish = None
+            rate_headers: dict[str, str] = {}
             try:
                 if request.method not in methods:
                     raise ApiError(
@@ -373,6 +423,8 @@ def endpoint(
                 caller = _authenticate(request)
                 if record is not None:
                     finish = _start_recording(record, request, caller)
+                if faults:
+                    rate_headers = _rate_limit(caller)
                 _reject_nul(request, kwargs)
                 fault = _claim_fault(caller.owner, request.path) if faults else None
                 response = _inject(fault, request) if fault else None
@@ -394,6 +446,8 @@ def endpoint(
                     "The server had an error while processing your request.",
                     type="server_error",
                 ).response()
+            for name, value in rate_headers.items():
+                response[name] = value
             response["x-request-id"] = ids.request_id()
             if finish is not None:
                 _finish_recording(finish, request, response)

@@ -484,7 +484,7 @@ def faults_clear(*, caller: Caller) -> int:
 def account_update(*, caller: Caller, body: dict[str, Any]) -> SandboxAccount:
     from sandbox.api import reject_unknown
 
-    reject_unknown(body, ("profile", "webhook_url", "webhook_secret"))
+    reject_unknown(body, ("profile", "webhook_url", "webhook_secret", "rate_limit"))
     account = caller.account
     if "profile" in body:
         if body["profile"] not in SandboxAccount.Profile.values:
@@ -499,5 +499,16 @@ def account_update(*, caller: Caller, body: dict[str, Any]) -> SandboxAccount:
         account.webhook_url = url
     if "webhook_secret" in body:
         account.webhook_secret = body["webhook_secret"] or ""
+    if "rate_limit" in body:
+        limit = body["rate_limit"]
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= 10**9
+        ):
+            raise ApiError(
+                400,
+                "invalid rate_limit: requests per window, 0 for none, null for the default",
+                param="rate_limit",
+            )
+        account.rate_limit = limit
     account.save()
     return account
