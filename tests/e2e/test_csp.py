@@ -151,7 +151,6 @@ def test_every_page_loads_without_a_csp_violation_and_charts_still_render(
     # The detector itself: an inline style attribute is refused and reported.
     staff.visit("/system/")
     staff.page.evaluate("document.body.setAttribute('style', 'outline: 1px solid red')")
-    staff.page.wait_for_function("() => true")
     expect(staff.page.locator("body")).to_have_attribute("style", "outline: 1px solid red")
     staff.page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 50))")
     assert [v["directive"] for v in staff.violations] == ["style-src-attr"]
