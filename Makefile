@@ -30,8 +30,10 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/lint-imports
 
 # mypy (strict, django-stubs) over the packages listed in pyproject.toml [tool.mypy] files.
+# django-stubs loads the settings, which need secrets: DEBUG=true lets them use (or generate)
+# the development ones under var/.
 typecheck: $(DEV_STAMP)
-	$(PY) -m mypy
+	DEBUG=true $(PY) -m mypy
 
 format: $(DEV_STAMP)
 	$(PY) -m ruff format .

@@ -321,6 +321,9 @@ def services_env(workdir: Path) -> Iterator[dict[str, str]]:
     env["SECURE_SSL_REDIRECT"] = "false"
     env["SECURE_COOKIES"] = "false"
     from runtime.embedded import EmbeddedServices
+    from runtime.supervisor import apply_defaults
+
+    apply_defaults(env)  # development secrets: settings refuse to start without them
 
     services = EmbeddedServices(workdir / "services", env)
     services.start()

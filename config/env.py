@@ -6,6 +6,7 @@ setting off, so every parser raises ``ImproperlyConfigured`` on values it does n
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -126,6 +127,41 @@ def persistent_secret(path: Path, factory: Callable[[], str]) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
     return secret
+
+
+def required_secret(
+    name: str,
+    *,
+    development_file: Path | None,
+    factory: Callable[[], str],
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The secret in ``name``. Unset, it is generated into ``development_file`` when one is
+    given (development only), and otherwise stops start-up: a secret that each machine invents
+    for itself breaks every other machine (sessions, stored API keys) without a word."""
+    value = _raw(name, environ)
+    if value is not None:
+        return value
+    if development_file is None:
+        raise EnvError(
+            f"{name} is not set. Set it in the environment, with the same value on every machine "
+            "(see .env.example). Only `make run`, `make test` and DEBUG=true generate one for "
+            "development."
+        )
+    return persistent_secret(development_file, factory)
+
+
+def env_networks(name: str, *, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Comma-separated IP networks (``10.0.0.0/8``, ``::1``) in their normal form."""
+    networks = []
+    for item in env_list(name, environ=environ):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise EnvError(
+                f"{name} holds {item!r}, which is not an IP network (e.g. 10.0.0.0/8 or ::1)"
+            ) from None
+    return networks
 
 
 def validate_fernet_keys(name: str, keys: list[str]) -> list[str]:

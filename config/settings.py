@@ -20,9 +20,10 @@ from config.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_path,
     env_str,
-    persistent_secret,
+    required_secret,
     validate_fernet_keys,
 )
 
@@ -35,20 +36,48 @@ VAR_DIR = env_path("TUNEBOARD_VAR_DIR", BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = env_str("SECRET_KEY") or persistent_secret(
-    VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
+# --- Production safety: secrets, the sandbox, where webhooks may post ---------------------------
+# Secrets are never invented outside development: missing, they stop start-up with a message.
+# `make run` and `make test` pass keys they keep under var/; DEBUG=true generates them there.
+SECRET_KEY = required_secret(
+    "SECRET_KEY",
+    development_file=VAR_DIR / "secret_key" if DEBUG else None,
+    factory=lambda: secrets.token_urlsafe(50),
 )
 if len(SECRET_KEY) < 50 and not DEBUG:
     raise EnvError("SECRET_KEY must be at least 50 characters long")
 
-# Comma-separated Fernet keys; the first encrypts, all decrypt (so keys can be rotated).
+# Comma-separated Fernet keys; the first encrypts, all decrypt, so a key is rotated by putting
+# the new one first and running `manage.py rotate_encryption_key` (see README).
 FIELD_ENCRYPTION_KEYS = validate_fernet_keys(
     "FIELD_ENCRYPTION_KEY",
     env_list("FIELD_ENCRYPTION_KEY")
     or [
-        persistent_secret(VAR_DIR / "field_encryption_key", lambda: Fernet.generate_key().decode())
+        required_secret(
+            "FIELD_ENCRYPTION_KEY",
+            development_file=VAR_DIR / "field_encryption_key" if DEBUG else None,
+            factory=lambda: Fernet.generate_key().decode(),
+        )
     ],
 )
+
+# The built-in sandbox (/sandbox/, its admin pages, its fault injection and its outgoing
+# webhooks) exists only when enabled: `make run` and `make test` enable it, production does not.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
+SANDBOX_API_KEYS = env_list("SANDBOX_API_KEYS")
+if SANDBOX_ENABLED and not SANDBOX_API_KEYS:
+    SANDBOX_API_KEYS = [
+        required_secret(
+            "SANDBOX_API_KEYS",
+            development_file=VAR_DIR / "sandbox_api_key" if DEBUG else None,
+            factory=lambda: "sk-sandbox-" + secrets.token_urlsafe(24),
+        )
+    ]
+
+# Webhook URLs (notifications, the sandbox's) must resolve to public addresses only; these
+# networks are allowed although loopback, private, link-local or reserved (tests: loopback).
+WEBHOOK_ALLOWED_NETWORKS = env_networks("WEBHOOK_ALLOWED_NETWORKS")
+# --- end of production safety ---------------------------------------------------------------------
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -72,6 +101,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 503 instead of 500 while PostgreSQL is away; before anything loads the session or user.
+    "core.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -237,7 +268,12 @@ if TIKTOKEN_CACHE_DIR:
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or locations.default_broker_url(VAR_DIR)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
-_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=1)
+# A message reserved by a worker that died comes back after this. It must outlast the longest
+# task (a running task would be delivered a second time) and the longest retry countdown;
+# work whose worker died is sent again much sooner by the reaper (leases, core/leases.py).
+_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 60, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": _VISIBILITY_TIMEOUT,
     # Sweep for tasks of dead workers often enough that a short visibility timeout matters.
@@ -254,22 +290,40 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = (Queue("default"), Queue("polling"), Queue("validation"))
+# Work that waits on a provider has a queue of its own (and its own worker under `make run`),
+# so a slow or hanging provider holds up only provider work: never the validations, the
+# heartbeat, the reaper or the poller.
+CELERY_TASK_QUEUES = (Queue("default"), Queue("polling"), Queue("validation"), Queue("provider"))
 CELERY_TASK_ROUTES = {
     "jobs.tasks.poll_*": {"queue": "polling"},
-    "jobs.tasks.job_sync*": {"queue": "polling"},
+    # Launches, syncs and the controls asked for on a page (job_control_task: cancel, pause,
+    # resume, sync now, model deletion) all call the provider.
+    "jobs.tasks.job_*": {"queue": "provider"},
+    "jobs.tasks.import_*": {"queue": "provider"},
+    "evals.tasks.*": {"queue": "provider"},
     "datasets.tasks.*": {"queue": "validation"},
-    "jobs.tasks.import_*": {"queue": "polling"},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 15, minimum=1)
 POLL_INTERVAL = env_int("POLL_INTERVAL", 15, minimum=1)
+# Most list pages one sync (or an import's job listing) requests before giving up with an
+# error on the job: a provider whose paging never ends cannot hold a worker.
+SYNC_MAX_PAGES = env_int("SYNC_MAX_PAGES", 500, minimum=1)
+# Seconds a worker's claim on a piece of work (validation, launch, import, evaluation) lasts
+# without being renewed, and how long queued work may wait before the reaper sends it again.
+WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 60, minimum=1)
+# Beat records its own ticks (config.celery.TickingScheduler): its liveness in /healthz does
+# not depend on a worker being free to run a task.
+CELERY_BEAT_SCHEDULER = "config.celery:TickingScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "beat-heartbeat": {
-        "task": "core.tasks.beat_heartbeat",
+    "worker-heartbeat": {
+        "task": "core.tasks.worker_heartbeat",
+        "schedule": timedelta(seconds=HEARTBEAT_INTERVAL),
+        "options": {"expires": HEARTBEAT_INTERVAL},
+    },
+    "work-reaper": {
+        "task": "core.tasks.work_reap",
         "schedule": timedelta(seconds=HEARTBEAT_INTERVAL),
         "options": {"expires": HEARTBEAT_INTERVAL},
     },
@@ -279,7 +333,8 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": POLL_INTERVAL},
     },
 }
-# /healthz reports the beat as stale after this many missed heartbeats.
+# /healthz reports beat (its own ticks) and the workers (the heartbeat task) as stale after
+# this many missed heartbeats.
 HEARTBEAT_STALE_AFTER = timedelta(
     seconds=HEARTBEAT_INTERVAL * env_float("HEARTBEAT_GRACE", 3, minimum=1)
 )
@@ -308,6 +363,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tuneboard@localhost")
 PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)
 PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 60, minimum=0.1)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4, minimum=0, maximum=20)
+# Calls a page waits on (the connection test, the playground): connecting and reading within
+# this many seconds in all, one attempt. Everything else runs in workers with the values above.
+PROVIDER_INTERACTIVE_TIMEOUT = env_float("PROVIDER_INTERACTIVE_TIMEOUT", 10, minimum=1)
 
 # Evaluations: chat completions in flight per connection, tries per cell (transient errors),
 # and the most examples one evaluation takes from its dataset.
@@ -320,12 +378,7 @@ EVAL_MAX_EXAMPLES = env_int("EVAL_MAX_EXAMPLES", 1000, minimum=1)
 # Datasets: uploads are streamed to storage; anything larger is refused while streaming.
 DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 1024**3, minimum=1)
 
-# The built-in OpenAI-compatible sandbox (/sandbox/v1/).
-SANDBOX_API_KEYS = env_list("SANDBOX_API_KEYS") or [
-    persistent_secret(
-        VAR_DIR / "sandbox_api_key", lambda: "sk-sandbox-" + secrets.token_urlsafe(24)
-    )
-]
+# The built-in OpenAI-compatible sandbox (/sandbox/v1/; SANDBOX_ENABLED above).
 # Simulated seconds per training step (0 = instant); 0.2 makes a 100-example, 3-epoch job
 # (300 steps at batch size 1) take about a minute.
 SANDBOX_SECONDS_PER_STEP = env_float("SANDBOX_SECONDS_PER_STEP", 0.2, minimum=0)

@@ -22,7 +22,8 @@ class Access(models.Model):
 
 
 class Heartbeat(models.Model):
-    """Last time a periodic component proved it was alive (written by a worker task)."""
+    """Last time a periodic component proved it was alive: "beat" is written by beat itself on
+    its loop, "worker" by the heartbeat task beat sends to the workers."""
 
     name = models.CharField(max_length=50, unique=True)
     last_seen = models.DateTimeField()
@@ -82,3 +83,16 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.object_type} {self.object_id}"
+
+
+class Leased(models.Model):
+    """The lease columns of a piece of background work: who works on it now ("" while it
+    waits in the queue), by when that owner must renew it (or the queued work be claimed),
+    and its last sign of progress. The rules are in ``core.leases``."""
+
+    lease_owner = models.CharField(max_length=200, blank=True, default="", editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+    lease_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True

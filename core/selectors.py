@@ -7,7 +7,11 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from core import leases
 from core.models import Heartbeat, TaskProbe
+
+# How long /healthz waits for a worker to answer a ping when the heartbeat task is late.
+PING_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,8 @@ def _check_broker() -> dict[str, Any]:
     return {"ok": True}
 
 
-def _check_beat(database_ok: bool) -> dict[str, Any]:
-    if not database_ok:
-        return {"ok": False, "error": "database unavailable"}
-    beat = Heartbeat.objects.filter(name="beat").first()
+def _heartbeat(name: str) -> dict[str, Any]:
+    beat = Heartbeat.objects.filter(name=name).first()
     if beat is None:
         return {"ok": False, "error": "no heartbeat recorded yet", "last_seen": None}
     age = (timezone.now() - beat.last_seen).total_seconds()
@@ -52,10 +54,93 @@ def _check_beat(database_ok: bool) -> dict[str, Any]:
     }
 
 
+def _check_beat(database_ok: bool) -> dict[str, Any]:
+    """Beat records its own ticks: busy workers cannot make it look dead."""
+    if not database_ok:
+        return {"ok": False, "error": "database unavailable"}
+    return _heartbeat("beat")
+
+
+def _waiting(queue: str) -> int | None:
+    from celery import current_app
+
+    try:
+        with current_app.connection_for_write() as conn:
+            channel: Any = conn.default_channel
+            return int(channel.queue_declare(queue).message_count)
+    except Exception:  # kombu raises transport-specific errors; the broker check reports them
+        return None
+
+
+def _workers_answering(queue: str) -> list[str]:
+    """Workers consuming ``queue`` that answer now. A worker's main process answers control
+    messages even while every one of its pool processes is busy."""
+    from celery import current_app
+
+    try:
+        replies = current_app.control.inspect(timeout=PING_TIMEOUT_SECONDS).active_queues()
+    except Exception:  # the broker check reports a broker that is away
+        return []
+    return sorted(
+        name
+        for name, queues in (replies or {}).items()
+        if any(q.get("name") == queue for q in queues or [])
+    )
+
+
+def _check_workers(database_ok: bool, broker_ok: bool) -> dict[str, Any]:
+    """Workers take tasks when beat's heartbeat task ran lately. When it is late, tell busy
+    workers (they still answer a ping; the task waits behind others) from no worker at all."""
+    if not database_ok:
+        return {"ok": False, "error": "database unavailable"}
+    check = _heartbeat("worker")
+    if check["ok"] or not broker_ok:
+        return check
+    answering = _workers_answering(settings.CELERY_TASK_DEFAULT_QUEUE)
+    waiting = _waiting(settings.CELERY_TASK_DEFAULT_QUEUE)
+    check["waiting"] = waiting
+    # A count, not names: /healthz is public and host names are nobody's business there.
+    check["answering"] = len(answering)
+    if answering:
+        # Slow, not down: the heartbeat task queues behind other work.
+        return {**check, "ok": True, "busy": True}
+    check["error"] = "no worker answers"
+    return check
+
+
+def _check_work(database_ok: bool) -> dict[str, Any]:
+    """Background work that has made no progress for longer than its time limit."""
+    if not database_ok:
+        return {"ok": False, "error": "database unavailable"}
+    stuck = leases.work_stuck()
+    if not stuck:
+        return {"ok": True}
+    counts: dict[str, int] = {}
+    for item in stuck:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+    return {
+        "ok": False,
+        "error": f"{len(stuck)} stuck",
+        "stuck": counts,
+        "oldest_seconds": round(max(item.seconds for item in stuck), 1),
+    }
+
+
 def health_status() -> Health:
     database = _check_database()
-    checks = {"database": database, "broker": _check_broker(), "beat": _check_beat(database["ok"])}
+    broker = _check_broker()
+    checks = {
+        "database": database,
+        "broker": broker,
+        "beat": _check_beat(database["ok"]),
+        "workers": _check_workers(database["ok"], broker["ok"]),
+        "work": _check_work(database["ok"]),
+    }
     return Health(healthy=all(check["ok"] for check in checks.values()), checks=checks)
+
+
+def work_stuck() -> list[leases.StuckWork]:
+    return leases.work_stuck()
 
 
 def probes_recent(*, limit: int = 10) -> list[TaskProbe]:

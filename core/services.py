@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -10,8 +11,10 @@ from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.db import transaction
 from django.utils import timezone
 
-from core import queue, roles
+from core import leases, queue, roles
 from core.models import AuditEntry, Heartbeat, TaskProbe
+
+log = logging.getLogger(__name__)
 
 
 def roles_sync() -> bool:
@@ -50,6 +53,19 @@ def heartbeat_record(*, name: str, detail: str = "") -> Heartbeat:
         name=name, defaults={"last_seen": timezone.now(), "detail": detail[:200]}
     )
     return heartbeat
+
+
+def work_reap() -> list[leases.Requeued]:
+    """Send again the validations, launches, imports and evaluations whose worker died or
+    whose lease expired (``core.leases``)."""
+
+    def send(task: str, args: Any) -> None:
+        queue.enqueue(task, *args)
+
+    requeued = leases.work_reap(send=send)
+    for item in requeued:
+        log.warning("re-sent %s %s (%s)", item.kind, item.pk, item.reason)
+    return requeued
 
 
 def probe_request(*, user: User | AnonymousUser | None) -> TaskProbe:

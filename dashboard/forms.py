@@ -3,10 +3,11 @@ share links. They validate and shape input; reads and writes happen elsewhere.""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from core.tags import MAX_TAG_LENGTH, MAX_TAGS, parse_tags
@@ -24,18 +25,36 @@ EXPIRY_CHOICES = (
 )
 
 
+# A day's bounds are computed in the current time zone, one day later for "until": dates this
+# far from the edges of datetime stay computable (9999-12-31 overflowed into a 500).
+FIRST_DATE, LAST_DATE = date(1970, 1, 1), date(9998, 12, 31)
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
+
+
+def id_field() -> forms.IntegerField:
+    return forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+def date_field(label: str) -> forms.DateField:
+    return forms.DateField(
+        required=False,
+        label=label,
+        validators=[MinValueValidator(FIRST_DATE), MaxValueValidator(LAST_DATE)],
+    )
+
+
 class RunFilterForm(forms.Form):
     """The runs list's GET parameters; anything invalid is ignored (and shown as an error)."""
 
     q = forms.CharField(required=False, max_length=200, label="Search")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Job.Status.choices])
-    provider = forms.IntegerField(required=False, min_value=1)
+    provider = id_field()
     base_model = forms.CharField(required=False, max_length=300, label="Base model")
-    dataset = forms.IntegerField(required=False, min_value=1)
+    dataset = id_field()
     tag = forms.CharField(required=False, max_length=MAX_TAG_LENGTH)
-    creator = forms.IntegerField(required=False, min_value=1)
-    created_from = forms.DateField(required=False, label="Created from")
-    created_to = forms.DateField(required=False, label="Created until")
+    creator = id_field()
+    created_from = date_field("Created from")
+    created_to = date_field("Created until")
     archived = forms.ChoiceField(
         required=False,
         choices=[("", "Hide archived"), ("include", "Include archived"), ("only", "Only archived")],

@@ -31,6 +31,7 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from core.permissions import is_admin
 from dashboard import curves
 from dashboard.charts import (
     X_AXES,
@@ -914,6 +915,6 @@ def share_links_of(user: Any) -> list[ShareLink]:
         "job__error",
         "job__notes",
     )
-    if not user.is_staff:
+    if not is_admin(user):
         links = links.filter(created_by=user)
     return list(links.order_by("-created_at", "-id")[:200])

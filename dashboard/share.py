@@ -21,6 +21,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from core.params import whole_number
 from dashboard import curves, selectors_runs
 from dashboard.charts import (
     METRICS,
@@ -221,9 +222,10 @@ def supported_axes(data: dict[str, Any]) -> list[str]:
 
 def live_job(link: ShareLink, run: str) -> Job | None:
     """The job behind public run id ``run`` (``r1``…) of a live link; None for anything else."""
-    if not run.startswith("r") or not run[1:].isdigit():
+    number = whole_number(run[1:]) if run.startswith("r") else None
+    if number is None:
         return None
-    position = int(run[1:]) - 1
+    position = number - 1
     ids = [str(job_id) for job_id in link.job_ids]
     if not 0 <= position < len(ids):
         return None

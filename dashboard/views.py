@@ -20,7 +20,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from core.permissions import member_required
+from core.params import whole_number
+from core.permissions import is_admin, member_required
 from dashboard import presentation, selectors_runs, services, share
 from dashboard.charts import comparison_tables_csv
 from dashboard.forms import (
@@ -141,8 +142,7 @@ def _json_404(message: str = "No such run.") -> JsonResponse:
 
 
 def _after_step(request: HttpRequest) -> int | None:
-    raw = request.GET.get("after_step", "0") or "0"
-    return int(raw) if raw.isdigit() else None
+    return whole_number(request.GET.get("after_step", "0") or "0")
 
 
 def diagnosis_html(diagnosis: dict[str, Any] | None, *, public: bool = False) -> str:
@@ -317,7 +317,7 @@ SESSION_NEW_SHARE = "dashboard_new_share_link"
 
 def _own_link(request: HttpRequest, pk: int) -> ShareLink:
     links = ShareLink.objects.defer("snapshot")
-    if not request.user.is_staff:
+    if not is_admin(request.user):
         links = links.filter(created_by=request.user)
     link = links.filter(pk=pk).first()
     if link is None:

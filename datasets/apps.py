@@ -3,3 +3,21 @@ from django.apps import AppConfig
 
 class DatasetsConfig(AppConfig):
     name = "datasets"
+
+    def ready(self) -> None:
+        from core import leases
+        from datasets.models import Dataset
+
+        # Uploaded (waiting for its validation) or being validated.
+        leases.register(
+            leases.WorkKind(
+                name="validation",
+                label="Dataset validation",
+                active=lambda: Dataset.objects.filter(
+                    status__in=(Dataset.Status.UPLOADED, Dataset.Status.VALIDATING)
+                ),
+                task="datasets.tasks.dataset_validate",
+                task_args=lambda dataset: (dataset.pk, dataset.requested_model_id),
+                describe=lambda dataset: f"dataset “{dataset.name}” (#{dataset.pk})",
+            )
+        )

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.models import Leased
 from datasets.validation import ModelSpec
 
 MAX_TAGS = 20
@@ -94,7 +95,7 @@ def _plain(value: Decimal | None) -> Decimal | None:
     return value.normalize()
 
 
-class Dataset(models.Model):
+class Dataset(Leased):
     class Status(models.TextChoices):
         UPLOADED = "uploaded", "Uploaded"
         VALIDATING = "validating", "Validating"

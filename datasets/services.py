@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from fractions import Fraction
 from typing import Any, BinaryIO
 
@@ -21,7 +20,7 @@ from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core import queue
+from core import leases, queue
 from datasets import selectors
 from datasets.derive import (
     DeriveRejected,
@@ -38,8 +37,6 @@ from datasets.validation import Report, can_recompute, recompute_for_model, vali
 
 log = logging.getLogger(__name__)
 
-# A validation whose progress has not moved for this long belongs to a dead worker.
-STALE_AFTER = timedelta(seconds=60)
 PROGRESS_EVERY_SECONDS = 0.5
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
@@ -116,6 +113,7 @@ def _dataset_store(
                 status=Status.UPLOADED,
                 progress_total=incoming.size,
                 requested_model=model,
+                **leases.queued_fields(),
                 **fields,
             )
             _enqueue_validation(dataset.pk, model.pk if model else None)
@@ -147,7 +145,8 @@ class ClaimLost(Exception):
 
 class ProgressPublisher:
     """The engine's progress callback: writes bytes done at most every ``every`` seconds,
-    and stops the run (``ClaimLost``) once another run or request has taken over."""
+    renewing the run's lease with them, and stops the run (``ClaimLost``) once another run or
+    request has taken over."""
 
     def __init__(self, dataset_id: int, claim: uuid.UUID, every: float = PROGRESS_EVERY_SECONDS):
         self.dataset_id = dataset_id
@@ -163,7 +162,7 @@ class ProgressPublisher:
         self._last = now
         self.writes += 1
         updated = Dataset.objects.filter(pk=self.dataset_id, claim=self.claim).update(
-            progress_bytes=bytes_done, progress_at=timezone.now()
+            progress_bytes=bytes_done, progress_at=timezone.now(), **leases.held_fields()
         )
         if not updated:
             raise ClaimLost
@@ -173,26 +172,22 @@ def dataset_validate(*, dataset_id: int, model_id: str | None) -> bool:
     """Validate the stored file for ``model_id`` and store the report.
 
     Safe to run twice: the run claims the dataset with a conditional UPDATE (only the task
-    for the latest request, and only while nobody else is validating), and every later
-    write only lands while it still holds that claim. Returns whether a report was stored.
+    for the latest request, and only while nobody else is validating: a validation whose
+    worker died, or whose lease ran out, is taken over), and every later write only lands
+    while it still holds that claim. Returns whether a report was stored.
     """
     claim = uuid.uuid4()
     now = timezone.now()
-    claimed = (
+    claimed = leases.lease_claim(
         Dataset.objects.filter(pk=dataset_id)
         .filter(Q(requested_model_id=model_id) if model_id else Q(requested_model__isnull=True))
-        .filter(
-            Q(status=Status.UPLOADED)
-            | Q(status=Status.VALIDATING, progress_at__lt=now - STALE_AFTER)
-        )
-        .update(
-            status=Status.VALIDATING,
-            claim=claim,
-            progress_bytes=0,
-            progress_at=now,
-            validation_started_at=now,
-            error_message="",
-        )
+        .filter(status__in=(Status.UPLOADED, Status.VALIDATING)),
+        status=Status.VALIDATING,
+        claim=claim,
+        progress_bytes=0,
+        progress_at=now,
+        validation_started_at=now,
+        error_message="",
     )
     if not claimed:
         return False
@@ -231,6 +226,7 @@ def _report_store(
         progress_at=timezone.now(),
         validated_at=timezone.now(),
         claim=None,
+        **leases.done_fields(),
     )
     return bool(updated)
 
@@ -242,16 +238,20 @@ def _fail(dataset_id: int, claim: uuid.UUID, exc: BaseException) -> None:
     elif isinstance(exc, SoftTimeLimitExceeded):
         message = "Validation took longer than the task time limit (CELERY_TASK_SOFT_TIME_LIMIT)."
     Dataset.objects.filter(pk=dataset_id, claim=claim).update(
-        status=Status.ERROR, error_message=message, claim=None, progress_at=timezone.now()
+        status=Status.ERROR,
+        error_message=message,
+        claim=None,
+        progress_at=timezone.now(),
+        **leases.done_fields(),
     )
 
 
 def _release_claim(dataset_id: int, claim: uuid.UUID) -> None:
-    # Best effort: with the database gone this fails too, and the retry takes over the
-    # claim once it is stale.
+    # Best effort: with the database gone this fails too, and the retry takes the dataset
+    # over from this session once the session is gone or the lease ran out.
     try:
         Dataset.objects.filter(pk=dataset_id, claim=claim).update(
-            status=Status.UPLOADED, claim=None
+            status=Status.UPLOADED, claim=None, **leases.queued_fields()
         )
     except TRANSIENT_ERRORS:
         pass
@@ -296,6 +296,7 @@ def dataset_validation_request(
             progress_total=dataset.size,
             progress_at=None,
             error_message="",
+            **leases.queued_fields(),
         )
         _enqueue_validation(dataset.pk, model.pk if model else None)
     return "queued"

@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:pk>/status.json", views.dataset_status, name="status"),
     path("<int:pk>/examples/", views.dataset_examples, name="examples"),
     path("<int:pk>/download/", views.dataset_download, name="download"),
+    path("<int:pk>/lines/<int:line>/", views.dataset_line, name="line"),
     path("<int:pk>/revalidate/", views.dataset_revalidate, name="revalidate"),
     path("<int:pk>/derive/", views.dataset_derive, name="derive"),
     path("<int:pk>/split/", views.dataset_split, name="split"),

@@ -5,9 +5,17 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -24,6 +32,7 @@ from datasets.forms import (
     SubsetForm,
 )
 from datasets.incoming import UploadRejected
+from datasets.lineindex import seek_line
 from datasets.models import Dataset
 from datasets.presentation import finding_groups, summary
 
@@ -188,8 +197,19 @@ def dataset_examples(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _dataset_or_404(pk)
     query = (request.GET.get("q") or "").strip()[: examples.MAX_QUERY_CHARS]
     n_pages = max(1, math.ceil(dataset.line_count / examples.PAGE_SIZE))
-    page = min(_int_param(request, "page", 1), n_pages)
-    context: dict[str, Any] = {"dataset": dataset, "query": query, "page": page, "n_pages": n_pages}
+    line = _int_param(request, "line", 0) if "line" in request.GET else None
+    if line is not None:
+        line = min(line, max(1, dataset.line_count))
+        page = (line - 1) // examples.PAGE_SIZE + 1
+    else:
+        page = min(_int_param(request, "page", 1), n_pages)
+    context: dict[str, Any] = {
+        "dataset": dataset,
+        "query": query,
+        "page": page,
+        "n_pages": n_pages,
+        "line": line,
+    }
     try:
         with dataset.file.open("rb") as fh:
             if query:
@@ -197,12 +217,34 @@ def dataset_examples(request: HttpRequest, pk: int) -> HttpResponse:
                 context["search"] = examples.examples_search(
                     fh, dataset.line_index, query, from_line=start
                 )
+            elif line is not None:
+                context["items"] = examples.examples_page(fh, dataset.line_index, line, count=1)
             else:
                 first = (page - 1) * examples.PAGE_SIZE + 1
                 context["items"] = examples.examples_page(fh, dataset.line_index, first)
     except OSError:
         context["file_error"] = "The dataset file is missing from storage."
     return render(request, "datasets/examples.html", context)
+
+
+@require_GET
+def dataset_line(request: HttpRequest, pk: int, line: int) -> StreamingHttpResponse:
+    """One line exactly as stored, streamed: what the example browser shortened or could
+    not preview."""
+    dataset = _dataset_or_404(pk)
+    if not 1 <= line <= dataset.line_count:
+        raise Http404("No such line.")
+    try:
+        handle = dataset.file.open("rb")
+    except OSError:
+        raise Http404("The dataset file is missing from storage.") from None
+    if not seek_line(handle, line, dataset.line_index):
+        handle.close()
+        raise Http404("No such line.")
+    response = StreamingHttpResponse(examples.line_chunks(handle), content_type="application/jsonl")
+    stem = dataset.download_name.removesuffix(".jsonl")
+    response["Content-Disposition"] = content_disposition_header(True, f"{stem}-line-{line}.jsonl")
+    return response
 
 
 # --- member actions --------------------------------------------------------------------------

@@ -6,7 +6,21 @@ class EvalsConfig(AppConfig):
     verbose_name = "Evaluations"
 
     def ready(self) -> None:
+        from core import leases
+        from evals.models import Evaluation
         from evals.sections import run_evaluations_section
         from jobs.signals import job_page
 
         job_page.connect(run_evaluations_section, dispatch_uid="evals.run_evaluations")
+        leases.register(
+            leases.WorkKind(
+                name="evaluation",
+                label="Evaluation",
+                active=lambda: Evaluation.objects.filter(
+                    status__in=(Evaluation.Status.QUEUED, Evaluation.Status.RUNNING)
+                ),
+                task="evals.tasks.evaluation_run_task",
+                task_args=lambda evaluation: (evaluation.pk,),
+                describe=lambda evaluation: f"evaluation “{evaluation}” (#{evaluation.pk})",
+            )
+        )

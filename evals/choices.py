@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 from django.utils import timezone
 
+from core.params import whole_number
 from datasets.models import BaseModel
 from jobs.models import Checkpoint, Job, ProviderConnection
 from jobs.selectors import connections_usable
@@ -144,7 +145,8 @@ def choice_for_key(key: str) -> ModelChoice | None:
     usable = connections_usable()
     if kind == "base":
         pk, _, model = rest.partition(":")
-        connection = usable.filter(pk=int(pk)).first() if pk.isdigit() else None
+        connection_id = whole_number(pk)
+        connection = usable.filter(pk=connection_id).first() if connection_id else None
         if connection is None or not _offered_base(connection, model):
             return None
         return base_choice(connection, model)
@@ -160,9 +162,9 @@ def choice_for_key(key: str) -> ModelChoice | None:
             .first()
         )
         return final_choice(job) if job else None
-    if kind == "ckpt" and rest.isdigit():
+    if kind == "ckpt" and (checkpoint_id := whole_number(rest)) is not None:
         checkpoint = (
-            Checkpoint.objects.filter(pk=int(rest), job__connection__in=usable)
+            Checkpoint.objects.filter(pk=checkpoint_id, job__connection__in=usable)
             .select_related("job__connection")
             .first()
         )

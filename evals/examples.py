@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from datasets.validation.jsontext import find_lone_surrogate, may_hold_lone_surrogates
+from datasets.validation.lines import UTF8_BOM, OversizedLine, iter_chunks, iter_lines
 from datasets.validation.tokens import count_tokens
 
 # What chat completions accept in a message; training-only keys (``weight``) are dropped.
@@ -59,16 +61,24 @@ def example_from_obj(line_number: int, obj: Any) -> TestExample | None:
 
 
 def iter_examples(fh: BinaryIO) -> Iterator[tuple[int, TestExample | None]]:
-    """(line number, example or None) for every non-blank line of a JSONL file."""
-    for number, raw in enumerate(fh, 1):
-        if not raw.strip():
-            continue
-        if len(raw) > MAX_LINE_BYTES:
+    """(line number, example or None) for every non-blank line of a JSONL file. A line that
+    cannot be sent as it is — too large, not JSON, or holding a lone surrogate (no character:
+    it cannot be encoded for a request, nor stored) — is None."""
+    for number, raw in enumerate(iter_lines(iter_chunks(fh), MAX_LINE_BYTES), 1):
+        if isinstance(raw, OversizedLine):
             yield number, None
             continue
+        if number == 1:
+            raw = raw.removeprefix(UTF8_BOM)
+        if not raw.strip():
+            continue
         try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            text = raw.decode("utf-8")
+            obj = json.loads(text)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            yield number, None
+            continue
+        if may_hold_lone_surrogates(text) and find_lone_surrogate(obj) is not None:
             yield number, None
             continue
         yield number, example_from_obj(number, obj)

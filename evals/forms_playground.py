@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.forms.boundfield import BoundWidget
 
+from core.params import whole_number
 from datasets.models import Dataset
 from evals import playground
 from evals.choices import ModelChoice, choice_for_key, model_choices
@@ -179,7 +180,7 @@ class TargetField(forms.ChoiceField):
     version, not only the latest ones offered (``SaveForm.full_clean`` looks it up)."""
 
     def valid_value(self, value: str) -> bool:
-        return value == SaveForm.NEW or (value.isdigit() and len(value) < 19)
+        return value == SaveForm.NEW or whole_number(value) is not None
 
 
 class SaveForm(forms.Form):

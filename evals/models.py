@@ -13,10 +13,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.models import Leased
+
 MAX_COLUMNS = 8
 
 
-class Evaluation(models.Model):
+class Evaluation(Leased):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"

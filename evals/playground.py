@@ -27,6 +27,7 @@ from datasets.lineindex import seek_line
 from datasets.models import Dataset
 from datasets.services import StoreOutcome, dataset_create_from_upload
 from datasets.uploads import max_upload_bytes
+from datasets.validation.jsontext import find_lone_surrogate, has_surrogates, storable_text
 from datasets.validation.lines import OversizedLine, iter_chunks, iter_lines
 from evals.choices import ModelChoice
 from evals.examples import content_text
@@ -38,12 +39,9 @@ MAX_CONVERSATION_BYTES = 200 * 1024
 ROLES = ("system", "user", "assistant", "developer", "tool")
 # What chat completions accept in a message; training-only keys (``weight``) are dropped.
 MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
-# A page is waiting (and gunicorn kills a worker after 120 s): each call gets at most
-# READ_SECONDS per attempt and one retry, so every model has answered or failed within about
-# a minute however slow the provider.
-ASK_SECONDS = 60
-READ_SECONDS = 25.0
-RETRIES = 1
+# A page is waiting: every model is asked at once, each call with the short interactive
+# timeouts (PROVIDER_INTERACTIVE_TIMEOUT in all, no retry), so every model has answered or
+# failed within that budget however slow the provider.
 DERIVATION_KIND = "playground"
 DEFAULT_DATASET_NAME = "Playground prompts"
 PLAYGROUND_TAG = "playground"
@@ -73,6 +71,14 @@ def _message(index: int, item: Any) -> dict[str, Any]:
     where = f"Message {index + 1}"
     if not isinstance(item, dict):
         raise PlaygroundError(f"{where} is not a JSON object with a role and a content.")
+    bad = find_lone_surrogate(item)
+    if bad is not None:
+        # "\ud800" parses, but it is no character: no request can carry it, no page show it.
+        path, escape = bad
+        raise PlaygroundError(
+            f"{where} holds a lone surrogate ({escape}) in {path}: it stands for no character "
+            "and cannot be sent. Fix the text (it was split in the middle of a character)."
+        )
     role = item.get("role")
     if role not in ROLES:
         shown = json.dumps(role, ensure_ascii=False)[:40] if role is not None else "missing"
@@ -118,7 +124,8 @@ def parse_conversation(text: str, *, system: str = "") -> Conversation:
     message, or a training line ``{"messages": [...]}``. A final assistant reply is dropped
     from the prompt and returned as the reference. ``system`` replaces the conversation's
     leading system (or developer) message, or is put before it."""
-    size = len(text.encode()) + len(system.encode())
+    # surrogatepass: a lone surrogate must reach the check that names it, not crash here.
+    size = len(text.encode("utf-8", "surrogatepass")) + len(system.encode("utf-8", "surrogatepass"))
     if size > MAX_CONVERSATION_BYTES:
         raise PlaygroundError(
             f"The conversation is {size / 1024:,.0f} KB; the playground takes at most "
@@ -138,12 +145,14 @@ def parse_conversation(text: str, *, system: str = "") -> Conversation:
             )
         messages = [_message(i, item) for i, item in enumerate(raw)]
     else:
-        messages = [{"role": "user", "content": stripped}]
+        messages = [_message(0, {"role": "user", "content": stripped})]
     reference = None
     if messages and messages[-1]["role"] == "assistant":
         reference = content_text(messages[-1].get("content")) or ""
         messages = messages[:-1]
     system = system.strip()
+    if system and has_surrogates(system):
+        raise PlaygroundError("The system message holds a lone surrogate and cannot be sent.")
     if system:
         if messages and messages[0]["role"] in ("system", "developer"):
             messages = [{"role": messages[0]["role"], "content": system}, *messages[1:]]
@@ -206,7 +215,8 @@ class Reply:
     def from_json(cls, data: dict[str, Any]) -> Reply:
         def text(name: str) -> str | None:
             value = data.get(name)
-            return value if isinstance(value, str) else None
+            # Replies come back from the page in a hidden field: anything may be in it.
+            return storable_text(value) if isinstance(value, str) else None
 
         def number(name: str) -> int | None:
             value = data.get(name)
@@ -251,9 +261,10 @@ def _reply(choice: ModelChoice, answer: Answer | None) -> Reply:
         return Reply(**common, error=str(answer.error) or type(answer.error).__name__)
     result = answer.result
     assert result is not None
+    content = _reply_text(answer)
     return Reply(
         **common,
-        content=_reply_text(answer),
+        content=storable_text(content) if content is not None else None,
         finish_reason=result.finish_reason,
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
@@ -294,10 +305,9 @@ def playground_ask(
             calls,
             on_answer=lambda answer: answers.__setitem__(answer.call.key, answer),
             should_stop=lambda: False,
-            deadline=time.monotonic() + ASK_SECONDS,
+            deadline=time.monotonic() + settings.PROVIDER_INTERACTIVE_TIMEOUT,
             concurrency=MAX_MODELS,
-            read_timeout=min(READ_SECONDS, settings.PROVIDER_READ_TIMEOUT),
-            max_retries=min(RETRIES, settings.PROVIDER_MAX_RETRIES),
+            interactive=True,
         )
     except DecryptionError:
         message = (

@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
 
+from datasets.validation.jsontext import storable_text
 from jobs.connections import provider_for_connection
 from jobs.models import ProviderConnection
 from jobs.providers import Provider
@@ -59,6 +60,9 @@ def _ask(provider: Provider, call: Call) -> Answer:
         )
     except ProviderError as exc:
         return Answer(call, None, exc)
+    if result.content is not None:
+        # JSON may escape a lone surrogate or NUL: neither can be stored, graded or shown.
+        result = replace(result, content=storable_text(result.content))
     return Answer(call, result, None)
 
 
@@ -69,13 +73,13 @@ def run_calls(
     should_stop: Callable[[], bool],
     deadline: float | None = None,
     concurrency: int | None = None,
-    read_timeout: float | None = None,
-    max_retries: int | None = None,
+    interactive: bool = False,
 ) -> bool:
     """Make the calls, at most ``concurrency`` at a time per connection, and hand each answer
     to ``on_answer`` (on this thread). Stops submitting when ``should_stop()`` says so or the
     monotonic ``deadline`` passes, then lets the calls in flight finish. True when every call
-    was made. ``read_timeout``/``max_retries`` override the settings (a page waiting)."""
+    was made. ``interactive``: a page is waiting, so each call gets the short timeouts of
+    ``jobs.connections.interactive_timeouts`` and no retry."""
     limit = concurrency or settings.EVAL_CONCURRENCY_PER_CONNECTION
     queues: dict[int, list[Call]] = {}
     for call in calls:
@@ -84,10 +88,7 @@ def run_calls(
         return True
     connections = ProviderConnection.objects.in_bulk(list(queues))
     providers = {
-        pk: provider_for_connection(
-            connections[pk], read_timeout=read_timeout, max_retries=max_retries
-        )
-        for pk in queues
+        pk: provider_for_connection(connections[pk], interactive=interactive) for pk in queues
     }
     in_flight: dict[Future[Answer], int] = {}
     per_connection = dict.fromkeys(queues, 0)

@@ -21,6 +21,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import leases
 from evals import graders as grading
 from evals.models import EvalExample, EvalOutput, Evaluation
 from evals.runner import Answer, Call, run_calls
@@ -65,18 +66,31 @@ def evaluation_step(*, evaluation_id: int, budget: float | None = STEP_BUDGET_SE
         if not held:
             return Step("busy", delay=BUSY_RECHECK_SECONDS)
         now = timezone.now()
-        claimed = Evaluation.objects.filter(
+        # Holding the lock, this session is the only runner: the lease is taken whoever held
+        # it (that session is gone), and tells the reaper who works on the evaluation.
+        unfinished = Evaluation.objects.filter(
             pk=evaluation_id, status__in=(Status.QUEUED, Status.RUNNING)
-        ).update(
+        )
+        claimed = unfinished.update(
             status=Status.RUNNING,
             started_at=Coalesce(F("started_at"), Value(now)),
             heartbeat_at=now,
+            **leases.held_fields(),
         )
         if not claimed:
             return Step("done")
         evaluation.refresh_from_db()
         deadline = None if budget is None else time.monotonic() + budget
-        return _Run(evaluation, deadline).work()
+        step = Step("retry", delay=0.0)
+        try:
+            step = _Run(evaluation, deadline).work()
+        finally:
+            # Between steps it waits in the queue (the next step, or a retry later).
+            unfinished.update(**leases.queued_fields(delay=step.delay))
+            Evaluation.objects.filter(pk=evaluation_id).exclude(
+                status__in=(Status.QUEUED, Status.RUNNING)
+            ).update(**leases.done_fields())
+        return step
 
 
 class _Run:
@@ -102,11 +116,15 @@ class _Run:
     def _beat(self) -> None:
         if time.monotonic() - self._last_beat > 5:
             self._last_beat = time.monotonic()
-            Evaluation.objects.filter(pk=self.evaluation.pk).update(heartbeat_at=timezone.now())
+            Evaluation.objects.filter(pk=self.evaluation.pk).update(
+                heartbeat_at=timezone.now(), **leases.held_fields()
+            )
 
     def _count(self, **increments: int) -> None:
         Evaluation.objects.filter(pk=self.evaluation.pk).update(
-            heartbeat_at=timezone.now(), **{k: F(k) + v for k, v in increments.items() if v}
+            heartbeat_at=timezone.now(),
+            **leases.held_fields(),
+            **{k: F(k) + v for k, v in increments.items() if v},
         )
 
     # --- phases

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 
+from core.params import whole_number
 from evals import graders as grading
 from evals import stats
 from evals.examples import content_text, prompt_preview
@@ -22,6 +23,8 @@ from jobs.models import Job
 from jobs.selectors import catalog, catalog_model_for
 
 ROWS_PER_PAGE = 25
+PROMPT_MESSAGES_SHOWN = 20
+PROMPT_CHARS_SHOWN = 4000
 JUDGE = "judge"  # the judge's score, as a pseudo grader id
 FILTERS = ("all", "disagree", "fails")
 
@@ -244,10 +247,23 @@ class GridRow:
 
     @property
     def prompt_messages(self) -> list[tuple[str, str]]:
-        return [
-            (str(m.get("role", "")), content_text(m.get("content")) or "")
-            for m in self.example.messages
+        # A test line may hold thousands of messages or megabytes of text: a row shows a
+        # bounded part of it (the run itself sent it all).
+        messages = self.example.messages
+        shown = [
+            (str(m.get("role", ""))[:40], _clip(content_text(m.get("content")) or ""))
+            for m in messages[-PROMPT_MESSAGES_SHOWN:]
         ]
+        if len(messages) > PROMPT_MESSAGES_SHOWN:
+            hidden = len(messages) - PROMPT_MESSAGES_SHOWN
+            shown.insert(0, ("…", f"{hidden:,} earlier messages not shown"))
+        return shown
+
+
+def _clip(text: str) -> str:
+    if len(text) <= PROMPT_CHARS_SHOWN:
+        return text
+    return f"{text[:PROMPT_CHARS_SHOWN]}… ({len(text) - PROMPT_CHARS_SHOWN:,} more characters)"
 
 
 @dataclass
@@ -445,8 +461,8 @@ def grid_params(query: Mapping[str, Any], column_count: int) -> dict[str, Any]:
         show = "all"
 
     def position(name: str) -> int | None:
-        raw = query.get(name, "")
-        return int(raw) if raw.isdigit() and int(raw) < column_count else None
+        number = whole_number(query.get(name, ""))
+        return number if number is not None and number < column_count else None
 
     return {
         "show": show,

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import queue
+from core import leases, queue
 from core.services import audit_record
 from datasets.models import BaseModel, Dataset
 from datasets.validation.tokens import count_tokens
@@ -213,6 +213,7 @@ def evaluation_create(
             judge_pairwise=bool(judge and request.judge_pairwise),
             judge_pairwise_prompt=pairwise_prompt,
             examples_skipped=skipped,
+            **leases.queued_fields(),
             cells_total=len(examples) * len(choices),
             judge_total=judge_cells,
             estimated_cost=cost.cost,
@@ -308,6 +309,7 @@ def evaluation_rerun_failed(
             cells_done=F("cells_done") - cells,
             last_error="",
             **_judge_progress(locked),
+            **leases.queued_fields(),
         )
         audit_record(
             actor=user, action="evaluation_rerun", obj=locked, detail={"cells": cells + judged}

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.params import whole_number
 from core.permissions import member_required
 from evals import selectors, services
 from evals.choices import model_choices, run_choices
@@ -52,8 +53,8 @@ def _prefill(request: HttpRequest) -> tuple[dict[str, Any], Job | None]:
         if dataset is not None:
             initial["dataset"] = dataset.pk
         initial["name"] = f"{job.display_name} · checkpoints"
-    elif request.GET.get("dataset", "").isdigit():
-        initial["dataset"] = int(request.GET["dataset"])
+    elif (dataset_id := whole_number(request.GET.get("dataset"))) is not None:
+        initial["dataset"] = dataset_id
     return initial, job
 
 

@@ -4,11 +4,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jobs import history, notifications, services
+from jobs.forms import WebhookURLField
 from jobs.models import (
     Checkpoint,
     ImportedFile,
     ImportRun,
     Job,
+    JobControl,
     JobEvent,
     MetricPoint,
     Notification,
@@ -21,7 +23,7 @@ from jobs.models import (
 
 class ConnectionAdminForm(forms.ModelForm):
     base_url = forms.URLField(max_length=300, assume_scheme="https")
-    slack_webhook_url = forms.URLField(
+    slack_webhook_url = WebhookURLField(
         required=False, max_length=500, assume_scheme="https", label="Slack webhook URL"
     )
     # Write-only: the stored key is never sent back to the browser.
@@ -121,17 +123,28 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync now with the provider")
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        for job in queryset.select_related("connection"):
-            services.job_sync_now(job=job, user=request.user)
-        self.message_user(request, f"Synced {queryset.count()} job(s).", messages.SUCCESS)
+        self._request(request, queryset, JobControl.Action.SYNC)
 
     @admin.action(description="Cancel at the provider")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._request(request, queryset, JobControl.Action.CANCEL)
+
+    def _request(self, request: HttpRequest, queryset: QuerySet[Job], action: str) -> None:
+        # Tasks talk to the provider; their outcomes are listed under Job controls.
+        asked = 0
         for job in queryset.select_related("connection"):
             try:
-                services.job_cancel(job=job, user=request.user)
+                services.job_control_request(job=job, user=request.user, action=action)
             except services.JobError as exc:
                 self.message_user(request, f"{job}: {exc}", messages.ERROR)
+            else:
+                asked += 1
+        if asked:
+            self.message_user(
+                request,
+                f"Requested for {asked} job(s); see Job controls for the outcome.",
+                messages.SUCCESS,
+            )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -218,7 +231,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
 
 class NotificationSettingAdminForm(forms.ModelForm):
-    slack_webhook_url = forms.URLField(
+    slack_webhook_url = WebhookURLField(
         required=False, max_length=500, assume_scheme="https", label="Slack webhook URL"
     )
 
@@ -254,3 +267,11 @@ class NotificationAdmin(ReadOnlyAdmin):
         for notification in queryset.exclude(state=Notification.State.SENT):
             notifications.notification_resend(notification=notification, actor=request.user)
         self.message_user(request, "Queued the notifications again.", messages.INFO)
+
+
+@admin.register(JobControl)
+class JobControlAdmin(ReadOnlyAdmin):
+    list_display = ("job", "action", "state", "requested_by", "requested_at", "finished_at")
+    list_filter = ("action", "state")
+    search_fields = ("outcome", "job__name", "job__provider_job_id")
+    raw_id_fields = ("job", "requested_by")

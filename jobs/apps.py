@@ -9,3 +9,36 @@ class JobsConfig(AppConfig):
         from jobs.bootstrap import connections_bootstrap
 
         bootstrap.connect(connections_bootstrap, dispatch_uid="jobs.connections_bootstrap")
+        _register_work()
+
+
+def _register_work() -> None:
+    from core import leases
+    from jobs.models import ImportRun, Job
+
+    leases.register(
+        leases.WorkKind(
+            name="launch",
+            label="Job launch",
+            # Launched here only: a job from an export bundle that never reached its provider
+            # is history, and launching it would start (and bill) a job nobody asked for.
+            active=lambda: Job.objects.filter(
+                origin=Job.Origin.LAUNCHED,
+                status__in=(Job.Status.PENDING, Job.Status.LAUNCHING),
+                provider_job_id__isnull=True,
+            ),
+            task="jobs.tasks.job_launch_task",
+            task_args=lambda job: (str(job.pk),),
+            describe=lambda job: f"job {job.name or job.pk} ({job.base_model})",
+        )
+    )
+    leases.register(
+        leases.WorkKind(
+            name="import",
+            label="History import",
+            active=lambda: ImportRun.objects.filter(status__in=ImportRun.ACTIVE),
+            task="jobs.tasks.import_run_task",
+            task_args=lambda run: (run.pk,),
+            describe=lambda run: f"import #{run.pk} of connection #{run.connection_id}",
+        )
+    )

@@ -13,7 +13,7 @@ from jobs.services import connection_ensure
 def connections_bootstrap(sender: object, *, sandbox_url: str | None = None, **kwargs: Any) -> None:
     """A 'Sandbox' connection to this instance's sandbox and an 'OpenAI' one when a key is set;
     both kept in step with the environment on every run."""
-    if sandbox_url:
+    if sandbox_url and settings.SANDBOX_ENABLED:
         connection_ensure(
             name="Sandbox",
             kind=ProviderConnection.Kind.SANDBOX,

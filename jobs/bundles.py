@@ -582,7 +582,7 @@ def _job_from_row(
     connection_name = check.text("connection", max_length=100, required=True)
     if connection_name not in connections:
         raise check.fail("connection", "a connection listed in connections.jsonl")
-    status = check.text("status", max_length=20, required=True)
+    status = check.text("status", max_length=64, required=True)
     training = check.sha("training_dataset")
     validation = check.sha("validation_dataset")
     creator = check.opt_text("created_by", max_length=150)

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.core.validators import validate_email
 
+from core import outbound
 from core.tags import parse_tags
 from datasets.models import Dataset
 from jobs import selectors
@@ -30,7 +31,8 @@ class HttpsURLField(forms.URLField):
 
 
 class WebhookURLField(forms.URLField):
-    """An http(s) URL to POST notifications to."""
+    """An http(s) URL to POST notifications to, on a public address (``core.outbound``: the
+    same check runs again on every delivery)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("assume_scheme", "https")
@@ -40,6 +42,11 @@ class WebhookURLField(forms.URLField):
         url = super().clean(value)
         if url and not url.startswith(("http://", "https://")):
             raise forms.ValidationError("Enter an http:// or https:// URL.")
+        if url:
+            try:
+                outbound.check_url(url)
+            except outbound.UnsafeURL as exc:
+                raise forms.ValidationError(str(exc)) from None
         return url
 
 

@@ -22,23 +22,24 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core import queue
+from core import leases, queue
 from core.crypto import DecryptionError
 from core.services import audit_record
 from datasets.incoming import IncomingFile, UploadRejected, check_file_name
 from datasets.models import Dataset
 from datasets.services import dataset_create_from_upload
 from datasets.uploads import max_upload_bytes
+from jobs import storable
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
 from jobs.models import ImportedFile, ImportRun, Job, ProviderConnection, ProviderFile
@@ -50,6 +51,7 @@ from jobs.providers import (
     ProviderError,
     TransientProviderError,
 )
+from jobs.providers.paging import PageBudget, PagingError, paginate
 from jobs.selectors import connection_problem
 from jobs.services import METADATA_KEY, JobError
 from jobs.sync import job_sync
@@ -96,7 +98,9 @@ def import_request(
         if run is None:
             try:
                 with transaction.atomic():
-                    run = ImportRun.objects.create(connection=connection, started_by=actor)
+                    run = ImportRun.objects.create(
+                        connection=connection, started_by=actor, **leases.queued_fields()
+                    )
             except IntegrityError:  # someone else started one a moment ago
                 run = ImportRun.objects.get(connection=connection, status__in=ImportRun.ACTIVE)
                 resumed = True
@@ -108,6 +112,8 @@ def import_request(
         )
         if enqueue:
             run_id = run.pk
+            # Sent again: the reaper waits a lease for it (unless a worker holds it now).
+            ImportRun.objects.filter(pk=run_id, lease_owner="").update(**leases.queued_fields())
             # robust: with the broker down the run waits, queued; "Resume" sends it again.
             queue.enqueue(IMPORT_TASK, run_id, robust=True)
     return run
@@ -160,31 +166,42 @@ def import_step(
         if not held:
             return Step("busy")
         now = timezone.now()
-        claimed = ImportRun.objects.filter(pk=run_id, status__in=ImportRun.ACTIVE).update(
+        # Holding the lock, this session is the only importer of the connection: the lease
+        # is taken whoever held it (that session is gone), and tells the reaper who works.
+        active = ImportRun.objects.filter(pk=run_id, status__in=ImportRun.ACTIVE)
+        claimed = active.update(
             status=ImportRun.Status.RUNNING,
             started_at=Coalesce(F("started_at"), Value(now)),
             heartbeat_at=now,
+            **leases.held_fields(),
         )
         if not claimed:
             return Step("done")
         run.refresh_from_db()
         connection = ProviderConnection.objects.get(pk=run.connection_id)
-        return _Importer(run, connection, max_failures).work(budget)
+        step = Step("retry", delay=0.0)
+        try:
+            step = _Importer(run, connection, max_failures).work(budget)
+        finally:
+            # Between steps the run waits in the queue (the next step, or a retry later).
+            active.update(**leases.queued_fields(delay=step.delay))
+        return step
 
 
 # --- the work ------------------------------------------------------------------------------------
 
 
-def _ts(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
+def _text(value: str | None, field: str) -> str:
+    """Provider text cut to the Job column it goes in (and fit for PostgreSQL)."""
+    return storable.text(value, getattr(Job._meta.get_field(field), "max_length", None))
 
 
 def _suffix(info: JobInfo) -> str:
     raw = info.raw.get("user_provided_suffix")
     if isinstance(raw, str):
-        return raw[:64]
+        return _text(raw, "suffix")
     parts = (info.fine_tuned_model or "").split(":")
-    return parts[3][:64] if len(parts) >= 5 and parts[0] == "ft" else ""
+    return _text(parts[3], "suffix") if len(parts) >= 5 and parts[0] == "ft" else ""
 
 
 def _file_name(filename: str | None, file_id: str) -> str:
@@ -211,12 +228,17 @@ class _Importer:
 
     def _count(self, **increments: int) -> None:
         ImportRun.objects.filter(pk=self.run.pk).update(
-            heartbeat_at=timezone.now(), **{k: F(k) + v for k, v in increments.items()}
+            heartbeat_at=timezone.now(),
+            **leases.held_fields(),
+            **{k: F(k) + v for k, v in increments.items()},
         )
 
     def _error(self, message: str) -> None:
         ImportRun.objects.filter(pk=self.run.pk).update(
-            errors=F("errors") + 1, last_error=message[:2000], heartbeat_at=timezone.now()
+            errors=F("errors") + 1,
+            last_error=message[:2000],
+            heartbeat_at=timezone.now(),
+            **leases.held_fields(),
         )
 
     def work(self, budget: float | None) -> Step:
@@ -233,7 +255,11 @@ class _Importer:
                 self._import_job(run.job_ids[run.cursor])
                 run.cursor += 1
                 ImportRun.objects.filter(pk=run.pk).update(
-                    cursor=run.cursor, jobs_done=run.cursor, failures=0, heartbeat_at=timezone.now()
+                    cursor=run.cursor,
+                    jobs_done=run.cursor,
+                    failures=0,
+                    heartbeat_at=timezone.now(),
+                    **leases.held_fields(),
                 )
                 run.failures = 0
                 # At least one job per step, so every step makes progress.
@@ -263,7 +289,11 @@ class _Importer:
         return self._finish(ImportRun.Status.SUCCEEDED, "")
 
     def _finish(self, status: str, error: str) -> Step:
-        fields: dict[str, Any] = {"status": status, "finished_at": timezone.now()}
+        fields: dict[str, Any] = {
+            "status": status,
+            "finished_at": timezone.now(),
+            **leases.done_fields(),
+        }
         if error:
             fields["last_error"] = error[:2000]
         ImportRun.objects.filter(pk=self.run.pk, status__in=ImportRun.ACTIVE).update(**fields)
@@ -287,15 +317,17 @@ class _Importer:
 
     def _list(self) -> None:
         infos: dict[str, JobInfo] = {}
-        after: str | None = None
-        while True:
-            page = self.provider.list_jobs(after=after, limit=LIST_PAGE)
-            fresh = [info for info in page.data if info.id and info.id not in infos]
-            for info in fresh:
-                infos[info.id] = info
-            if not page.has_more or not fresh:
-                break
-            after = page.data[-1].id
+        try:
+            for info in paginate(
+                lambda after: self.provider.list_jobs(after=after, limit=LIST_PAGE),
+                what="fine-tuning jobs",
+                budget=PageBudget(settings.SYNC_MAX_PAGES),
+            ):
+                if info.id:
+                    infos[info.id] = info
+        except PagingError as exc:
+            # A listing that does not end: import what it listed, and say so.
+            self._error(str(exc))
         ordered = list(reversed(infos.values()))  # the API lists newest first
         known = dict(
             Job.objects.filter(
@@ -318,6 +350,7 @@ class _Importer:
             jobs_total=len(job_ids),
             jobs_created=F("jobs_created") + created,
             heartbeat_at=timezone.now(),
+            **leases.held_fields(),
         )
 
     def _adopt_or_create(self, info: JobInfo) -> tuple[Any, bool]:
@@ -327,33 +360,34 @@ class _Importer:
                 # Created at the provider although the launch gave up: adopt it.
                 Job.objects.filter(pk=ours.pk, provider_job_id__isnull=True).update(
                     provider_job_id=info.id,
-                    status=info.status[:20],
-                    training_file_id=info.training_file or "",
-                    validation_file_id=info.validation_file or "",
-                    provider_created_at=_ts(info.created_at),
+                    status=_text(info.status, "status"),
+                    training_file_id=_text(info.training_file, "training_file_id"),
+                    validation_file_id=_text(info.validation_file, "validation_file_id"),
+                    provider_created_at=storable.timestamp(info.created_at),
                     launch_error="",
                 )
                 return ours.pk, False
             if ours.provider_job_id is None:
                 return None, False  # its launch task is still recording it
         terminal = info.status in Job.PROVIDER_TERMINAL
+        status = _text(info.status, "status")
         job = Job(
             connection=self.connection,
-            provider_job_id=info.id,
+            provider_job_id=_text(info.id, "provider_job_id"),
             origin=Job.Origin.IMPORTED,
-            base_model=(info.model or "")[:300],
-            model=(info.model or "")[:300],
-            method=info.method[:20],
-            hyperparameters=info.hyperparameters,
-            seed=info.seed,
+            base_model=_text(info.model, "base_model"),
+            model=_text(info.model, "model"),
+            method=_text(info.method, "method"),
+            hyperparameters=storable.json_value(info.hyperparameters),
+            seed=storable.int64(info.seed),
             suffix=_suffix(info),
-            integrations=info.integrations or [],
-            training_file_id=(info.training_file or "")[:100],
-            validation_file_id=(info.validation_file or "")[:100],
-            provider_created_at=_ts(info.created_at),
-            status=info.status[:20],
+            integrations=storable.json_value(info.integrations or []),
+            training_file_id=_text(info.training_file, "training_file_id"),
+            validation_file_id=_text(info.validation_file, "validation_file_id"),
+            provider_created_at=storable.timestamp(info.created_at),
+            status=status,
             # History that had already finished is not news: no notification for it.
-            notified_status=info.status if terminal else "",
+            notified_status=_text(status, "notified_status") if terminal else "",
         )
         try:
             with transaction.atomic():
@@ -431,7 +465,8 @@ class _Importer:
             return  # synced, or gone at the provider (the job is marked lost)
         if isinstance(exc, TransientProviderError | AuthError):
             raise exc
-        self._error(f"{job.provider_job_id}: {exc}")
+        # Recorded on the job too; one job that cannot be synced never stops the others.
+        self._error(f"{job.provider_job_id}: {outcome.error}")
 
     # files -----------------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.db import connection
 
+from jobs import storable
+
 COLUMNS = (
     "train_loss",
     "train_accuracy",
@@ -32,6 +34,7 @@ ALIASES = {
     "full_valid_accuracy": "full_valid_accuracy",
 }
 NOT_METRICS = frozenset({"step", "total_steps", "epoch"})
+STEP_RANGE = (0, 2**31 - 1)
 
 Row = dict[str, Any]  # {"step": int, column: float | None, "extra": {key: float}}
 
@@ -48,7 +51,8 @@ def _number(value: Any) -> float | None:
 
 def row_from_mapping(data: Mapping[str, Any]) -> Row | None:
     step = _number(data.get("step"))
-    if step is None:
+    # The step column is a 32-bit integer: a step beyond it is no step of a real run.
+    if step is None or not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
         return None
     row: Row = {"step": int(step), "extra": {}}
     for key, value in data.items():
@@ -61,16 +65,19 @@ def row_from_mapping(data: Mapping[str, Any]) -> Row | None:
         if column:
             row[column] = number
         else:
-            row["extra"][key] = number
+            row["extra"][storable.text(key)] = number
     return row
 
 
 def rows_from_csv(text: str) -> list[Row]:
     rows = []
-    for record in csv.DictReader(io.StringIO(text)):
-        row = row_from_mapping({k.strip(): v for k, v in record.items() if k})
-        if row is not None:
-            rows.append(row)
+    try:
+        for record in csv.DictReader(io.StringIO(text)):
+            row = row_from_mapping({k.strip(): v for k, v in record.items() if k})
+            if row is not None:
+                rows.append(row)
+    except csv.Error:  # a field beyond the csv module's limit: the rows before it are kept
+        pass
     return rows
 
 

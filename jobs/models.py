@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from core import crypto
+from core.models import Leased
 
 
 class ProviderConnection(models.Model):
@@ -105,7 +106,7 @@ class ProviderFile(models.Model):
         return self.provider_file_id
 
 
-class Job(models.Model):
+class Job(Leased):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending launch"
         LAUNCHING = "launching", "Launching"
@@ -166,8 +167,10 @@ class Job(models.Model):
     cloned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # What the provider reports.
+    # Providers add statuses (``awaiting_safety_evaluation``): any word up to this length is
+    # stored as it comes, and a status Tuneboard does not know counts as active.
     status = models.CharField(
-        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+        max_length=64, choices=Status.choices, default=Status.PENDING, db_index=True
     )
     model = models.CharField(
         max_length=300, blank=True, help_text="Base model as the provider names it."
@@ -236,6 +239,10 @@ class Job(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+    @property
+    def status_is_known(self) -> bool:
+        return self.status in self.Status.values
 
     @property
     def duration_seconds(self) -> float | None:
@@ -313,7 +320,7 @@ class MetricPoint(models.Model):
 # --- History: imports from a provider ---------------------------------------------------------
 
 
-class ImportRun(models.Model):
+class ImportRun(Leased):
     """One import of a connection's whole fine-tuning history (jobs, events, checkpoints,
     metrics and the training/validation files). At most one is queued or running per
     connection; the task works in steps and can be interrupted and resumed at any point."""
@@ -489,3 +496,50 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.target} about {self.job_id} ({self.job_status})"
+
+
+# --- Controls -----------------------------------------------------------------------------------
+
+
+class JobControl(models.Model):
+    """A provider action asked for on the run page or in the admin (cancel, pause, resume,
+    sync, deleting the model), done by a task so that no page waits on the provider. The run
+    page shows it while it is under way, then its outcome; ``requested_by`` is who asked."""
+
+    class Action(models.TextChoices):
+        CANCEL = "cancel", "Cancel"
+        PAUSE = "pause", "Pause"
+        RESUME = "resume", "Resume"
+        SYNC = "sync", "Sync"
+        DELETE_MODEL = "delete_model", "Delete the fine-tuned model"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    PENDING = frozenset({"queued", "running"})
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="controls")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # What happened, as the run page says it: the new status, the new events, or the error.
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["job", "-requested_at"], name="jobs_control_job_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} of {self.job_id} ({self.state})"
+
+    @property
+    def pending(self) -> bool:
+        return self.state in self.PENDING

@@ -23,7 +23,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from core import queue
+from core import outbound, queue
 from core.services import audit_record
 from jobs.models import Job, Notification, NotificationSetting
 
@@ -164,7 +164,8 @@ def slack_text(notification: Notification) -> str:
 
 
 def _post_slack(notification: Notification) -> None:
-    response = httpx.post(
+    # Refused targets (loopback, private, …: core.outbound) raise UnsafeURL: failed for good.
+    response = outbound.post(
         notification.target, json={"text": slack_text(notification)}, timeout=SLACK_TIMEOUT
     )
     if response.status_code == 429 or response.status_code >= 500:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from jobs.models import (
     ImportedFile,
     ImportRun,
     Job,
+    JobControl,
     JobEvent,
     ProviderConnection,
     WebhookDelivery,
@@ -37,6 +38,15 @@ FINE_TUNED_SHOWN = 500  # the newest fine-tuned models offered for continued tra
 LIVE_EVENTS_LIMIT = 200
 EVENT_LEVELS = ("info", "warn", "error")
 CANCELLABLE = frozenset({"validating_files", "queued", "running", "paused"})
+# A finished control stays on the run page this long (its outcome), a pending one until done.
+CONTROL_SHOWN_FOR = timedelta(minutes=10)
+CONTROL_UNDER_WAY = {
+    JobControl.Action.CANCEL: "Cancel requested…",
+    JobControl.Action.PAUSE: "Pause requested…",
+    JobControl.Action.RESUME: "Resume requested…",
+    JobControl.Action.SYNC: "Syncing…",
+    JobControl.Action.DELETE_MODEL: "Deleting the fine-tuned model…",
+}
 
 
 # --- Connections ------------------------------------------------------------------------------
@@ -293,7 +303,17 @@ def job_get(pk: Any) -> Job | None:
             "validation_dataset__line_index",
         )
         .filter(pk=pk)
+        .annotate(latest_control_id=_latest_control())
         .first()
+    )
+
+
+def _latest_control() -> Subquery:
+    """The newest control of the job, in the job's own query (most jobs have none)."""
+    return Subquery(
+        JobControl.objects.filter(job=OuterRef("pk"))
+        .order_by("-requested_at", "-id")
+        .values("pk")[:1]
     )
 
 
@@ -355,6 +375,11 @@ class JobPage:
     estimate: CostEstimate | None
     controls: Controls
     hyperparameters: list[tuple[str, Any, Any]] = field(default_factory=list)
+    control: JobControl | None = None
+
+    @property
+    def control_text(self) -> str:
+        return control_text(self.control) if self.control is not None else ""
 
 
 HYPERPARAMETER_LABELS = {
@@ -449,7 +474,49 @@ def job_page(job: Job, *, level: str = "") -> JobPage:
         estimate=estimate,
         controls=job_controls(job, model_deleted=deleted_at is not None),
         hyperparameters=_hyperparameter_rows(job),
+        control=control_shown(job),
     )
+
+
+def control_shown(job: Job) -> JobControl | None:
+    """The control the run page shows: the newest, while it is under way and for a while
+    after it is done (its outcome). No query when the job was read with ``latest_control_id``
+    (``job_get``, ``job_live``) and has none."""
+    latest = getattr(job, "latest_control_id", ...)
+    if latest is None:
+        return None
+    controls = JobControl.objects.filter(job_id=job.pk).select_related("requested_by")
+    if latest is ...:
+        control = controls.order_by("-requested_at", "-id").first()
+    else:
+        control = controls.filter(pk=latest).first()
+    if control is None or control.pending:
+        return control
+    if control.finished_at and timezone.now() - control.finished_at <= CONTROL_SHOWN_FOR:
+        return control
+    return None
+
+
+def control_text(control: JobControl) -> str:
+    """What the run page says about a control: under way, or its outcome."""
+    if control.pending:
+        return CONTROL_UNDER_WAY[JobControl.Action(control.action)]
+    return control.outcome or control.get_state_display()
+
+
+def control_json(control: JobControl | None) -> dict[str, Any] | None:
+    if control is None:
+        return None
+    return {
+        "id": control.pk,
+        "action": control.action,
+        "state": control.state,
+        "pending": control.pending,
+        "text": control_text(control),
+        "requested_by": control.requested_by.get_username() if control.requested_by else None,
+        "requested_at": _iso(control.requested_at),
+        "finished_at": _iso(control.finished_at),
+    }
 
 
 def progress_percent(job: Job) -> float | None:
@@ -483,7 +550,12 @@ def _iso(value: datetime | None) -> str | None:
 def job_live(pk: Any, *, after: int, level: str = "") -> dict[str, Any] | None:
     """Status, progress and the events stored after event ``after`` (oldest first). The
     cursor moves past events of other levels too, so a filtered page never asks for them again."""
-    job = Job.objects.filter(pk=pk).only(*LIVE_FIELDS).first()
+    job = (
+        Job.objects.filter(pk=pk)
+        .only(*LIVE_FIELDS)
+        .annotate(latest_control_id=_latest_control())
+        .first()
+    )
     if job is None:
         return None
     batch = list(
@@ -520,6 +592,7 @@ def job_live(pk: Any, *, after: int, level: str = "") -> dict[str, Any] | None:
         "events": events,
         "last_event_id": batch[-1]["id"] if batch else after,
         "has_more": has_more,
+        "control": control_json(control_shown(job)),
     }
 
 

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core import queue
+from core import leases, queue
 from core.services import audit_record
 from datasets.models import BaseModel, Dataset
+from datasets.validation import provider_limits
 from jobs import selectors
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
-from jobs.models import Job, ProviderConnection, ProviderFile
+from jobs.models import Job, JobControl, ProviderConnection, ProviderFile
 from jobs.providers import (
     BadRequestError,
+    JobInfo,
     JobSpec,
     NotFoundError,
     ProviderError,
@@ -35,8 +38,8 @@ METADATA_KEY = "tuneboard_job_id"
 LAUNCH_LOCK = "jobs.launch"
 MAX_LAUNCH_ATTEMPTS = 5
 HYPERPARAMETER_RANGES = {
-    "n_epochs": (1, 50),
-    "batch_size": (1, 256),
+    "n_epochs": provider_limits.N_EPOCHS,
+    "batch_size": provider_limits.BATCH_SIZE,
 }
 
 
@@ -194,6 +197,8 @@ class HyperparameterRule:
 
 _EPOCHS = HYPERPARAMETER_RANGES["n_epochs"]
 _BATCH = HYPERPARAMETER_RANGES["batch_size"]
+_LR = provider_limits.LEARNING_RATE_MULTIPLIER
+_LR_TEXT = tuple(provider_limits.plain(bound) for bound in _LR)
 HYPERPARAMETER_RULES = {
     "n_epochs": HyperparameterRule(
         integer=True, low=_EPOCHS[0], high=_EPOCHS[1], low_exclusive=False,
@@ -204,16 +209,15 @@ HYPERPARAMETER_RULES = {
         message=f"Batch size must be “auto” or a whole number from {_BATCH[0]} to {_BATCH[1]}.",
     ),
     "learning_rate_multiplier": HyperparameterRule(
-        integer=False, low=0, high=None, low_exclusive=True,
-        message="The learning-rate multiplier must be “auto” or a number greater than 0.",
+        integer=False, low=_LR[0], high=_LR[1], low_exclusive=False,
+        message=f"The learning-rate multiplier must be “auto” or a number from {_LR_TEXT[0]} to {_LR_TEXT[1]}.",
     ),
     "beta": HyperparameterRule(
-        integer=False, low=0, high=2, low_exclusive=True,
+        integer=False, low=0, high=provider_limits.BETA_MAX, low_exclusive=True,
         message="β must be “auto” or a number greater than 0 and at most 2.",
     ),
 }  # fmt: skip
-SUFFIX_MAX = 64
-SUFFIX_RE = re.compile(r"^[^:\s]*$")
+SUFFIX_MAX = provider_limits.SUFFIX_MAX_LENGTH
 MAX_SEED = 2_147_483_647
 SUPERVISED_FORMATS = frozenset(
     {
@@ -316,8 +320,13 @@ def _output_problems(request: LaunchRequest) -> list[JobError]:
     problems = []
     if len(request.suffix) > SUFFIX_MAX:
         problems.append(JobError(f"The suffix is at most {SUFFIX_MAX} characters.", field="suffix"))
-    elif not SUFFIX_RE.match(request.suffix):
-        problems.append(JobError("The suffix cannot contain colons or spaces.", field="suffix"))
+    elif request.suffix and not provider_limits.suffix_allowed(request.suffix):
+        problems.append(
+            JobError(
+                "The suffix may hold only letters, digits, hyphens (-) and underscores (_).",
+                field="suffix",
+            )
+        )
     seed = request.seed
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
@@ -401,6 +410,7 @@ def job_launch(
             training_dataset=stored[request.training_dataset.pk],
             validation_dataset=stored[validation.pk] if validation is not None else None,
             cloned_from=request.cloned_from,
+            **leases.queued_fields(),
         )
         audit_record(
             actor=user, action="job_launched", obj=job, detail={"base_model": request.base_model}
@@ -439,10 +449,19 @@ def _provider_file(job: Job, dataset: Dataset) -> str:
     return info.id
 
 
-def _find_created(job: Job) -> Any:
+def _find_created(job: Job) -> JobInfo | None:
+    """The provider job this launch created earlier (a retried or redelivered task), matched
+    on its own ``tuneboard_job_id``, never on whatever a metadata-filtered list returns."""
     provider = provider_for_connection(job.connection)
-    page = provider.list_jobs(metadata={METADATA_KEY: str(job.pk)}, limit=10)
-    return page.data[0] if page.data else None
+    return provider.find_job(metadata_key=METADATA_KEY, value=str(job.pk))
+
+
+def _launch_unfinished(job_id: Any) -> Any:
+    return Job.objects.filter(
+        pk=job_id,
+        status__in=[Job.Status.PENDING, Job.Status.LAUNCHING],
+        provider_job_id__isnull=True,
+    )
 
 
 def job_launch_run(*, job_id: Any) -> Job:
@@ -450,11 +469,23 @@ def job_launch_run(*, job_id: Any) -> Job:
 
     A retried or duplicated task finds the job already created (our id is in its metadata)
     instead of paying for a second one; one running at the same time as another (a task
-    delivered twice) finds the launch lock taken and leaves the launch to it."""
+    delivered twice) finds the launch lock taken and leaves the launch to it. The launch
+    lock is what keeps launches apart; the lease on the row tells the reaper and the health
+    check who works on it, so a launch whose worker died is sent again."""
     with AdvisoryLock(LAUNCH_LOCK, job_id) as held:
         if not held:
             return Job.objects.get(pk=job_id)
-        return _launch(job_id)
+        # Holding the lock, this session is the only launcher: any other holder is gone.
+        # A launch cannot outlive the task's hard time limit, so the lease lasts that long.
+        limit = float(settings.CELERY_TASK_TIME_LIMIT)
+        _launch_unfinished(job_id).update(**leases.held_fields(seconds=limit))
+        try:
+            return _launch(job_id)
+        finally:
+            # Launched, or failed for good: no lease. Still to do (a retry follows, or the
+            # reaper sends it again): queued.
+            Job.objects.filter(pk=job_id).update(**leases.done_fields())
+            _launch_unfinished(job_id).update(**leases.queued_fields())
 
 
 def _launch(job_id: Any) -> Job:
@@ -476,6 +507,8 @@ def _launch(job_id: Any) -> Job:
             validation = (
                 _provider_file(job, job.validation_dataset) if job.validation_dataset else None
             )
+            # After a lost answer the client looks the job up by this marker before it
+            # creates again (OpenAICompatibleProvider.create_job).
             info = provider.create_job(
                 JobSpec(
                     model=job.base_model,
@@ -487,7 +520,8 @@ def _launch(job_id: Any) -> Job:
                     seed=job.seed,
                     metadata={METADATA_KEY: str(job.pk)},
                     integrations=job.integrations or None,
-                )
+                ),
+                marker=METADATA_KEY,
             )
     except TransientProviderError as exc:
         attempts = job.poll_failures + 1
@@ -505,79 +539,215 @@ def _launch(job_id: Any) -> Job:
             status=Job.Status.LAUNCH_FAILED, launch_error=str(exc)[:1000]
         )
         return job
-    Job.objects.filter(pk=job.pk).update(
-        provider_job_id=info.id,
-        status=info.status,
-        model=info.model or job.base_model,
-        training_file_id=info.training_file or "",
-        validation_file_id=info.validation_file or "",
-        seed=info.seed if info.seed is not None else job.seed,
-        provider_created_at=timezone.now(),
-        next_poll_at=timezone.now(),
-        poll_failures=0,
-        launch_error="",
-    )
+    _adopt(job, info)
     job.refresh_from_db()
     return job
+
+
+def _adopt(job: Job, info: JobInfo) -> None:
+    """Record the provider job as this launch's; if another row records it already (an
+    import that got there first), the launch ends as failed and says where the job is."""
+    try:
+        with transaction.atomic():
+            Job.objects.filter(pk=job.pk).update(
+                provider_job_id=info.id,
+                status=info.status,
+                model=info.model or job.base_model,
+                training_file_id=info.training_file or "",
+                validation_file_id=info.validation_file or "",
+                seed=info.seed if info.seed is not None else job.seed,
+                provider_created_at=timezone.now(),
+                next_poll_at=timezone.now(),
+                poll_failures=0,
+                launch_error="",
+            )
+    except IntegrityError:
+        other = (
+            Job.objects.filter(connection=job.connection, provider_job_id=info.id)
+            .exclude(pk=job.pk)
+            .first()
+        )
+        where = f"Tuneboard job {other.pk}" if other is not None else "another Tuneboard job"
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.LAUNCH_FAILED,
+            launch_error=f"The provider job {info.id} made by this launch is recorded as {where}.",
+        )
 
 
 # --- Controls ---------------------------------------------------------------------------------
+#
+# A page asks (``job_control_request``: checks, records who asked, queues a task) and a worker
+# does it (``job_control_run``): no web request waits on the provider. The run page follows the
+# control through its live JSON until it is done or failed.
+
+CONTROL_TASK = "jobs.tasks.job_control_task"
+# What each action is called in the audit log (the names the log has always used).
+CONTROL_AUDIT_ACTIONS = {
+    JobControl.Action.CANCEL: "job_cancel",
+    JobControl.Action.PAUSE: "job_pause",
+    JobControl.Action.RESUME: "job_resume",
+    JobControl.Action.SYNC: "job_sync",
+    JobControl.Action.DELETE_MODEL: "model_delete_requested",
+}
+_PAST = {
+    JobControl.Action.CANCEL: "cancelled",
+    JobControl.Action.PAUSE: "paused",
+    JobControl.Action.RESUME: "resumed",
+    JobControl.Action.SYNC: "synced",
+}
+_PROVIDER_CALLS = {
+    JobControl.Action.CANCEL: "cancel_job",
+    JobControl.Action.PAUSE: "pause_job",
+    JobControl.Action.RESUME: "resume_job",
+}
 
 
-def _control(job: Job, user: AbstractBaseUser | None, action: str, call: str) -> Job:
+def _control_lease() -> timedelta:
+    """How long a control may run before another task may take it over: no task lives longer
+    than the hard time limit, so its owner is dead by then."""
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+
+
+def _control_problem(job: Job, action: str) -> str:
+    if action == JobControl.Action.DELETE_MODEL:
+        if not job.fine_tuned_model:
+            return "This job has no fine-tuned model."
+        problem = selectors.connection_problem(job.connection)
+        return f"{problem}: the model cannot be deleted from here." if problem else ""
     if not job.provider_job_id:
-        raise JobError("This job has not reached the provider yet.")
-    if not job.connection.usable:
-        raise JobError("The provider connection is archived or disabled.")
+        return "This job has not reached the provider yet."
+    problem = selectors.connection_problem(job.connection)
+    return f"{problem}: the job cannot be {_PAST[JobControl.Action(action)]}." if problem else ""
+
+
+def job_control_request(*, job: Job, user: AbstractBaseUser | None, action: str) -> JobControl:
+    """Ask for a provider action on the job: recorded with who asked, done by a task. The same
+    action asked again while the first is still under way is that first request (a double
+    click pays the provider once). Raises ``JobError`` when the action cannot apply."""
+    if action not in JobControl.Action.values:
+        raise JobError(f"“{action}” is not a job control.")
+    problem = _control_problem(job, action)
+    if problem:
+        raise JobError(problem)
+    with transaction.atomic():
+        # Serialises requests for one job, so two clicks cannot both find nothing pending.
+        Job.objects.select_for_update().filter(pk=job.pk).values("pk").first()
+        pending = (
+            JobControl.objects.filter(
+                job=job,
+                action=action,
+                state__in=JobControl.PENDING,
+                requested_at__gte=timezone.now() - _control_lease(),
+            )
+            .order_by("-requested_at")
+            .first()
+        )
+        if pending is not None:
+            return pending
+        control = JobControl.objects.create(
+            job=job,
+            action=action,
+            requested_by=user if user is not None and user.is_authenticated else None,
+        )
+        audit_record(
+            actor=user,
+            action=CONTROL_AUDIT_ACTIONS[JobControl.Action(action)],
+            obj=job,
+            detail={"control": control.pk},
+        )
+        queue.enqueue(CONTROL_TASK, control.pk)
+    return control
+
+
+def job_control_run(*, control_id: int) -> JobControl | None:
+    """Do a requested control, once: a task delivered twice, or again after its worker died,
+    finds it done (or running within its lease) and does nothing. Every outcome, an error
+    included, is recorded on the control for the run page."""
+    started = timezone.now()
+    claimed = (
+        JobControl.objects.filter(pk=control_id)
+        .filter(
+            Q(state=JobControl.State.QUEUED)
+            | Q(state=JobControl.State.RUNNING, started_at__lt=started - _control_lease())
+        )
+        .update(state=JobControl.State.RUNNING, started_at=started)
+    )
+    if not claimed:
+        return None
+    control = JobControl.objects.select_related("job__connection", "requested_by").get(
+        pk=control_id
+    )
+    state = JobControl.State.DONE
+    try:
+        outcome = _control_perform(control)
+    except JobError as exc:
+        state, outcome = JobControl.State.FAILED, exc.message
+    except Exception as exc:
+        _control_finish(control, started, JobControl.State.FAILED, f"Unexpected error: {exc}")
+        raise
+    return _control_finish(control, started, state, outcome)
+
+
+def _control_finish(control: JobControl, started: Any, state: str, outcome: str) -> JobControl:
+    # Only the claim that started it may finish it (a takeover after the lease owns it now).
+    JobControl.objects.filter(
+        pk=control.pk, state=JobControl.State.RUNNING, started_at=started
+    ).update(state=state, outcome=outcome[:2000], finished_at=timezone.now())
+    control.refresh_from_db()
+    return control
+
+
+def _control_perform(control: JobControl) -> str:
+    """The provider call of one control and what to tell the user; ``JobError`` when refused."""
+    job, action = control.job, JobControl.Action(control.action)
+    problem = _control_problem(job, action)  # the job or its connection may have changed
+    if problem:
+        raise JobError(problem)
+    if action == JobControl.Action.SYNC:
+        return _sync_now(job)
+    if action == JobControl.Action.DELETE_MODEL:
+        return _delete_model(job, control.requested_by)
     provider = provider_for_connection(job.connection)
     try:
-        info = getattr(provider, call)(job.provider_job_id)
+        info = getattr(provider, _PROVIDER_CALLS[action])(job.provider_job_id)
     except ProviderError as exc:
-        raise JobError(f"The provider refused to {action} this job: {exc}") from exc
-    audit_record(actor=user, action=f"job_{action}", obj=job)
+        verb = control.get_action_display().lower()
+        raise JobError(f"The provider refused to {verb} this job: {exc}") from exc
     # The answer carries the new status; store it even if a running sync holds the job lock.
-    Job.objects.filter(pk=job.pk).update(status=info.status)
-    job_sync_now(job=job, user=None, audit=False)
+    Job.objects.filter(pk=job.pk).update(status=info.status, next_poll_at=timezone.now())
+    job_sync(job_id=job.pk)
     job.refresh_from_db()
-    return job
+    done = _PAST[action].capitalize()
+    return f"{done} at the provider; the job is now {job.get_status_display().lower()}."
 
 
-def job_cancel(*, job: Job, user: AbstractBaseUser | None) -> Job:
-    return _control(job, user, "cancel", "cancel_job")
-
-
-def job_pause(*, job: Job, user: AbstractBaseUser | None) -> Job:
-    return _control(job, user, "pause", "pause_job")
-
-
-def job_resume(*, job: Job, user: AbstractBaseUser | None) -> Job:
-    return _control(job, user, "resume", "resume_job")
-
-
-def job_sync_now(*, job: Job, user: AbstractBaseUser | None, audit: bool = True) -> Any:
-    if audit:
-        audit_record(actor=user, action="job_sync", obj=job)
+def _sync_now(job: Job) -> str:
     Job.objects.filter(pk=job.pk).update(next_poll_at=timezone.now())
-    return job_sync(job_id=job.pk)
+    outcome = job_sync(job_id=job.pk)
+    if outcome.error:
+        raise JobError(f"The sync failed: {outcome.error}")
+    if not outcome.ran:
+        return "A sync was already running for this job; it is up to date now or shortly."
+    count = outcome.new_events
+    return f"Synced with the provider: {count} new event{'s' if count != 1 else ''}."
 
 
-def job_delete_model(*, job: Job, user: AbstractBaseUser | None) -> Job:
-    if not job.fine_tuned_model:
-        raise JobError("This job has no fine-tuned model.")
+def _delete_model(job: Job, user: AbstractBaseUser | None) -> str:
     provider = provider_for_connection(job.connection)
     try:
         provider.delete_model(job.fine_tuned_model)
-    except NotFoundError:
-        pass  # already gone at the provider: the outcome the user asked for
+    except NotFoundError as exc:
+        # Already gone at the provider is the outcome the user asked for; but only the
+        # provider's "no such model" says so, not any 404 (an odd id can reach another route).
+        if (exc.code or "").replace("_", "").lower() != "modelnotfound":
+            raise JobError(f"The provider refused to delete the model: {exc}") from exc
     except ProviderError as exc:
         raise JobError(f"The provider refused to delete the model: {exc}") from exc
-    now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(model_deleted_at=now)
-    job.model_deleted_at = now
+    Job.objects.filter(pk=job.pk).update(model_deleted_at=timezone.now())
     audit_record(
         actor=user, action="model_deleted", obj=job, detail={"model": job.fine_tuned_model}
     )
-    return job
+    return f"Deleted {job.fine_tuned_model} at the provider."
 
 
 def job_set_archived(*, job: Job, user: AbstractBaseUser | None, archived: bool) -> Job:

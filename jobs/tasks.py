@@ -44,3 +44,10 @@ def import_run_task(run_id: int) -> None:
 )
 def notification_send_task(notification_id: int) -> None:
     notifications.notification_send(notification_id=notification_id)
+
+
+# A cancel, pause, resume, sync or model deletion asked for on a page; the service records the
+# outcome (errors included) on the control, and a duplicate delivery finds it claimed or done.
+@shared_task(acks_late=True)
+def job_control_task(control_id: int) -> None:
+    services.job_control_run(control_id=control_id)

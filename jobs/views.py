@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,7 +16,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.crypto import DecryptionError
-from core.permissions import member_required
+from core.params import whole_number
+from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
 from jobs import pages, selectors, services
 from jobs.connections import provider_for_connection
@@ -29,21 +28,9 @@ from jobs.forms import (
     LaunchForm,
     launch_initial_from,
 )
-from jobs.models import Job, ProviderConnection
+from jobs.models import Job, JobControl, ProviderConnection
 from jobs.providers import ProviderError
 from jobs.services import JobError
-
-
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """The connection settings are for admins only: anyone else gets 403."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("Provider connections are managed by admins.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 @require_GET
@@ -63,7 +50,7 @@ def _connection_or_404(pk: int) -> ProviderConnection:
 
 
 @require_GET
-@staff_required
+@admin_required
 def connection_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/connections.html", {"connections": selectors.connections_list()})
 
@@ -95,26 +82,24 @@ def _connection_form_page(
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
-@member_required
+@admin_required
 def connection_new(request: HttpRequest) -> HttpResponse:
     return _connection_form_page(request, None)
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
-@member_required
+@admin_required
 def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _connection_form_page(request, _connection_or_404(pk))
 
 
 @require_POST
-@staff_required
-@member_required
+@admin_required
 def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     connection = _connection_or_404(pk)
     try:
-        models = provider_for_connection(connection).list_models()
+        # The admin waits for the answer: short timeouts, no retry (interactive_timeouts).
+        models = provider_for_connection(connection, interactive=True).list_models()
     except (ProviderError, DecryptionError, ValueError) as exc:
         messages.error(request, f"“{connection.name}” failed: {exc}")
     else:
@@ -147,9 +132,9 @@ def _get_initial(request: HttpRequest, clone: Job | None) -> dict[str, Any]:
         return launch_initial_from(clone)
     initial: dict[str, Any] = {"base_model": selectors.DEFAULT_BASE_MODEL_ID}
     for key in ("dataset", "connection"):
-        raw = request.GET.get(key, "")
-        if raw.isdigit():
-            initial["training_dataset" if key == "dataset" else key] = int(raw)
+        number = whole_number(request.GET.get(key, ""))
+        if number is not None:
+            initial["training_dataset" if key == "dataset" else key] = number
     return initial
 
 
@@ -277,13 +262,13 @@ def job_sections(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 @never_cache
 @require_GET
 def job_live(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
-    raw = request.GET.get("after", "0") or "0"
-    if not raw.isdigit():
+    after = whole_number(request.GET.get("after", "0") or "0")
+    if after is None:
         return JsonResponse({"error": "after must be a non-negative event id."}, status=400)
     level = request.GET.get("level", "")
     if level and level not in selectors.EVENT_LEVELS:
         return JsonResponse({"error": "Unknown event level."}, status=400)
-    data = selectors.job_live(pk, after=int(raw), level=level)
+    data = selectors.job_live(pk, after=after, level=level)
     if data is None:
         return JsonResponse({"error": "No such job."}, status=404)
     return JsonResponse(data)
@@ -303,53 +288,46 @@ def _control(request: HttpRequest, pk: uuid.UUID, action: Callable[[Job], str]) 
     return redirect("jobs:detail", pk=job.pk)
 
 
+# Each asks for the action and returns at once; a task talks to the provider and the run page
+# follows it (its live JSON carries the control's state and outcome).
+CONTROL_REQUESTED = {
+    JobControl.Action.CANCEL: "Cancel requested",
+    JobControl.Action.PAUSE: "Pause requested",
+    JobControl.Action.RESUME: "Resume requested",
+    JobControl.Action.SYNC: "Sync requested",
+}
+
+
+def _provider_control(request: HttpRequest, pk: uuid.UUID, action: str) -> HttpResponse:
+    def ask(job: Job) -> str:
+        services.job_control_request(job=job, user=request.user, action=action)
+        return f"{CONTROL_REQUESTED[JobControl.Action(action)]}; this page shows the outcome."
+
+    return _control(request, pk, ask)
+
+
 @require_POST
 @member_required
 def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    def cancel(job: Job) -> str:
-        job = services.job_cancel(job=job, user=request.user)
-        return f"Cancel requested; the job is now {job.get_status_display().lower()}."
-
-    return _control(request, pk, cancel)
+    return _provider_control(request, pk, JobControl.Action.CANCEL)
 
 
 @require_POST
 @member_required
 def job_pause(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    def pause(job: Job) -> str:
-        job = services.job_pause(job=job, user=request.user)
-        return f"Pause requested; the job is now {job.get_status_display().lower()}."
-
-    return _control(request, pk, pause)
+    return _provider_control(request, pk, JobControl.Action.PAUSE)
 
 
 @require_POST
 @member_required
 def job_resume(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    def resume(job: Job) -> str:
-        job = services.job_resume(job=job, user=request.user)
-        return f"Resume requested; the job is now {job.get_status_display().lower()}."
-
-    return _control(request, pk, resume)
+    return _provider_control(request, pk, JobControl.Action.RESUME)
 
 
 @require_POST
 @member_required
 def job_sync(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    def sync(job: Job) -> str:
-        if not job.provider_job_id:
-            raise JobError("This job has not reached the provider yet.")
-        problem = selectors.connection_problem(job.connection)
-        if problem:
-            raise JobError(f"{problem}: the job cannot be synced.")
-        outcome = services.job_sync_now(job=job, user=request.user)
-        if outcome.error:
-            raise JobError(f"The sync failed: {outcome.error}")
-        if not outcome.ran:
-            return "A sync is already running for this job; it will be up to date shortly."
-        return f"Synced with the provider: {outcome.new_events} new event{'s' if outcome.new_events != 1 else ''}."
-
-    return _control(request, pk, sync)
+    return _provider_control(request, pk, JobControl.Action.SYNC)
 
 
 @require_http_methods(["GET", "POST"])
@@ -364,11 +342,16 @@ def job_delete_model(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
             messages.error(request, _why_no_delete(job, controls, deleted_at is not None))
             return redirect("jobs:detail", pk=job.pk)
         try:
-            services.job_delete_model(job=job, user=request.user)
+            services.job_control_request(
+                job=job, user=request.user, action=JobControl.Action.DELETE_MODEL
+            )
         except JobError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"Deleted {job.fine_tuned_model} at the provider.")
+            messages.success(
+                request,
+                f"Deletion of {job.fine_tuned_model} requested; this page shows the outcome.",
+            )
         return redirect("jobs:detail", pk=job.pk)
     context = {
         "job": job,

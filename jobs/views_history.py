@@ -28,11 +28,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.crypto import DecryptionError
+from core.permissions import admin_required, member_required
 from jobs import bundles, history, notifications, selectors, services, webhooks
 from jobs.forms import ArchiveForm, AuditFilterForm, BundleUploadForm, NotificationForm
 from jobs.models import Job, ProviderConnection
 from jobs.services import JobError
-from jobs.views import member_required, staff_required
 
 log = logging.getLogger(__name__)
 MAX_EXPORT_SELECTION = 500
@@ -91,8 +91,7 @@ def import_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 @require_POST
-@staff_required
-@member_required
+@admin_required
 def connection_archive(request: HttpRequest, pk: int) -> HttpResponse:
     connection = _connection_or_404(pk)
     form = ArchiveForm(request.POST)
@@ -158,7 +157,7 @@ def runs_export(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@admin_required
 def bundle_import(request: HttpRequest) -> HttpResponse:
     form = BundleUploadForm(
         request.POST if request.method == "POST" else None,
@@ -179,7 +178,7 @@ def bundle_import(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@admin_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     actions, types = selectors.audit_choices()
     form = AuditFilterForm(request.GET or None, actions=actions, object_types=types)

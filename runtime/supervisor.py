@@ -1,30 +1,33 @@
 """`make run` and `make test`: start what is missing, run Tuneboard or its tests, stop it all.
 
-Children run in their own sessions so that Ctrl-C reaches only the supervisor, which then
-stops them in order (web, beat, worker, then Redis and PostgreSQL) and waits for each.
+`make run` keeps every child running (``runtime.children``): web, worker, beat, Redis and
+PostgreSQL are restarted when one dies, and Ctrl-C stops them in order (web, worker and beat,
+then Redis and PostgreSQL), waiting for each.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from config.env import EnvError, env_bool, env_int, env_str
-from runtime.embedded import EmbeddedServices, die_with_parent
+from cryptography.fernet import Fernet
+
+from config.env import EnvError, env_bool, env_int, env_str, persistent_secret
+from runtime.children import GaveUp, Supervisor
+from runtime.embedded import EmbeddedServices
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-STOP_TIMEOUT = 20.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -41,12 +44,32 @@ def var_dir(env: dict[str, str]) -> Path:
     return Path(value).expanduser().resolve() if value else BASE_DIR / "var"
 
 
+# Development secrets, kept under var/ (mode 600) and passed to every process `make run` and
+# `make test` start: settings alone refuse to start without them, so that no production machine
+# silently invents its own.
+DEVELOPMENT_SECRETS: tuple[tuple[str, str, Callable[[], str]], ...] = (
+    ("SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50)),
+    ("FIELD_ENCRYPTION_KEY", "field_encryption_key", lambda: Fernet.generate_key().decode()),
+    ("SANDBOX_API_KEYS", "sandbox_api_key", lambda: "sk-sandbox-" + secrets.token_urlsafe(24)),
+)
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
+
+def _unset(env: dict[str, str], name: str) -> bool:
+    return not env.get(name, "").strip()
+
+
 def apply_defaults(env: dict[str, str]) -> None:
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env["PYTHONUNBUFFERED"] = "1"
     shared_cache = BASE_DIR.parent / "shared" / "tiktoken-cache"
-    if not env.get("TIKTOKEN_CACHE_DIR", "").strip() and shared_cache.is_dir():
+    if _unset(env, "TIKTOKEN_CACHE_DIR") and shared_cache.is_dir():
         env["TIKTOKEN_CACHE_DIR"] = str(shared_cache)
+    for name, filename, factory in DEVELOPMENT_SECRETS:
+        if _unset(env, name):
+            env[name] = persistent_secret(var_dir(env) / filename, factory)
+    if _unset(env, "SANDBOX_ENABLED"):
+        env["SANDBOX_ENABLED"] = "true"
 
 
 @contextmanager
@@ -91,53 +114,6 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-
-
-@dataclass
-class Supervisor:
-    env: dict[str, str]
-    children: list[Child] = field(default_factory=list)
-
-    def manage(self, *args: str) -> None:
-        subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=self.env, check=True)
-
-    def spawn(self, name: str, argv: list[str]) -> Child:
-        process = subprocess.Popen(
-            argv, cwd=BASE_DIR, env=self.env, start_new_session=True, preexec_fn=die_with_parent
-        )
-        child = Child(name, process)
-        self.children.append(child)
-        return child
-
-    def exited(self) -> Child | None:
-        return next((c for c in self.children if c.process.poll() is not None), None)
-
-    def stop_children(self) -> None:
-        for child in reversed(self.children):
-            if child.process.poll() is None:
-                try:
-                    os.killpg(child.process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for child in reversed(self.children):
-            try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"{child.name} did not stop in time; killing it", flush=True)
-            # Also reap grandchildren (gunicorn and celery workers) left in the group.
-            try:
-                os.killpg(child.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            child.process.wait()
-        self.children.clear()
-
-
 def _install_signal_handlers() -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         # Further signals must not interrupt the orderly stop that the first one started.
@@ -179,6 +155,8 @@ def run(env: dict[str, str]) -> int:
         # the proxy), and explicit variables always win.
         env.setdefault("SECURE_SSL_REDIRECT", "false")
         env.setdefault("SECURE_COOKIES", "false")
+        # The sandbox's webhooks may reach this machine's Tuneboard.
+        env.setdefault("WEBHOOK_ALLOWED_NETWORKS", LOOPBACK_NETWORKS)
     try:
         with exclusive_lock(root / "run.lock"):
             if port_in_use(host, port):
@@ -198,61 +176,74 @@ def run(env: dict[str, str]) -> int:
         return 1
 
 
+def _worker_argv(name: str, queues: str, port: int, concurrency: int) -> list[str]:
+    return [
+        PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
+        "-Q", queues, "-c", str(concurrency), "--hostname", f"{name}-{port}@%h",
+    ]  # fmt: skip
+
+
+def _beat_argv(root: Path) -> list[str]:
+    return [
+        PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
+        "-s", str(root / "celerybeat-schedule"), "--pidfile", str(root / "celerybeat.pid"),
+    ]  # fmt: skip
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
+
+
 def _run_locked(
     env: dict[str, str], root: Path, host: str, port: int, debug: bool, concurrency: int
 ) -> int:
     services = EmbeddedServices(root, env)
-    supervisor = Supervisor(env)
+    supervisor = Supervisor(env, cwd=BASE_DIR)
     _install_signal_handlers()
     try:
-        services.start()
-        supervisor.manage("migrate", "--noinput", "-v", "0")
+        # Piped: the supervisor labels their lines and keeps them running from now on.
+        services.start(output=subprocess.PIPE)
+        for server in services.servers:
+            supervisor.adopt(server)
+        _manage(env, "migrate", "--noinput", "-v", "0")
         if not debug:
-            supervisor.manage("collectstatic", "--noinput", "-v", "0")
+            _manage(env, "collectstatic", "--noinput", "-v", "0")
         url_host = f"[{host}]" if ":" in host else host
         if host in ("0.0.0.0", "::"):  # noqa: S104 - reach the sandbox on loopback
             url_host = "127.0.0.1"
-        supervisor.manage(
-            "tuneboard_bootstrap", "--sandbox-url", f"http://{url_host}:{port}/sandbox/v1"
-        )
+        _manage(env, "tuneboard_bootstrap", "--sandbox-url", f"http://{url_host}:{port}/sandbox/v1")
         supervisor.spawn("web", _server_argv(env, host, port, debug))
         supervisor.spawn(
-            "worker",
-            [
-                PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
-                "-Q", "default,polling,validation", "-c", str(concurrency),
-                "--hostname", f"worker-{port}@%h",
-            ],
-        )  # fmt: skip
-        supervisor.spawn(
-            "beat",
-            [
-                PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
-                "-s", str(root / "celerybeat-schedule"), "--pidfile", str(root / "celerybeat.pid"),
-            ],
-        )  # fmt: skip
+            "worker", _worker_argv("worker", "default,polling,validation", port, concurrency)
+        )
+        # Provider-bound work (launches, syncs, controls, imports, evaluations) in a worker
+        # of its own: a hanging provider cannot hold up validations or the heartbeat.
+        supervisor.spawn("provider", _worker_argv("provider", "provider", port, concurrency))
+        supervisor.spawn("beat", _beat_argv(root))
         shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::1", "::") else host  # noqa: S104
-        if not wait_for_port(host, port, timeout=60):
-            print("The web server did not start; see the messages above.", file=sys.stderr)
-            return 1
+        deadline = time.monotonic() + 60
+        while not wait_for_port(host, port, timeout=0.5):
+            supervisor.check()
+            if time.monotonic() > deadline:
+                print("The web server did not start; see the messages above.", file=sys.stderr)
+                return 1
         print(
             f"\nTuneboard is running at http://{shown_host}:{port}/  (Ctrl-C stops it)\n",
             flush=True,
         )
-        while True:
-            child = supervisor.exited()
-            if child is not None:
-                print(
-                    f"{child.name} exited with code {child.process.returncode}; stopping Tuneboard.",
-                    file=sys.stderr,
-                )
-                return 1
-            time.sleep(0.5)
+        supervisor.watch()
+        return 0  # not reached: watch() ends with Shutdown or GaveUp
+    except GaveUp as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        return 1
     except Shutdown as stop:
         print(f"\nReceived {stop}; stopping Tuneboard…", flush=True)
         return 0
     except subprocess.CalledProcessError as exc:
         print(f"Start-up step failed: {' '.join(map(str, exc.cmd[1:]))}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # an embedded server did not start
+        print(f"Start-up failed: {exc}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -275,6 +266,8 @@ def test(env: dict[str, str], pytest_args: list[str]) -> int:
     env.setdefault("DATABASE_CONN_MAX_AGE", "0")
     # Polling tests should not wait 15 s between provider syncs.
     env.setdefault("POLL_INTERVAL", "1")
+    # Webhook receivers in tests listen on loopback; the refusal is tested with this emptied.
+    env.setdefault("WEBHOOK_ALLOWED_NETWORKS", LOOPBACK_NETWORKS)
     try:
         with exclusive_lock(root / "test.lock"):
             services = EmbeddedServices(root, env)

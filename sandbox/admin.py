@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,7 +20,17 @@ from sandbox.models import (
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """The sandbox plays OpenAI: its records change only through its API."""
+    """The sandbox plays OpenAI: its records change only through its API. With the sandbox
+    disabled (SANDBOX_ENABLED, production) its pages are hidden and refused like its URLs."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return settings.SANDBOX_ENABLED and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return settings.SANDBOX_ENABLED and super().has_view_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return settings.SANDBOX_ENABLED and super().has_delete_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

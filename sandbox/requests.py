@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from datasets.validation import provider_limits as limits
 from sandbox.api import ApiError, reject_unknown
 
 JOB_FIELDS = (
@@ -24,7 +25,6 @@ JOB_FIELDS = (
 SUPERVISED_KEYS = ("batch_size", "learning_rate_multiplier", "n_epochs")
 DPO_KEYS = (*SUPERVISED_KEYS, "beta")
 MAX_SEED = 2_147_483_647
-SUFFIX_RE = re.compile(r"^[^:\s]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,21 @@ def _hyperparameters(raw: Any, keys: tuple[str, ...], prefix: str) -> dict[str, 
         if value == "auto" or value is None:
             clean[key] = "auto"
         elif key == "n_epochs":
-            clean[key] = _integer(value, param, 1, 50)
+            clean[key] = _integer(value, param, *limits.N_EPOCHS)
         elif key == "batch_size":
-            clean[key] = _integer(value, param, 1, 256)
+            clean[key] = _integer(value, param, *limits.BATCH_SIZE)
         elif key == "learning_rate_multiplier":
-            if not _is_number(value) or value <= 0:
-                raise ApiError(400, f"invalid {param}: must be 'auto' or a number > 0", param=param)
+            # A multiplier of 1e308 once turned every loss into NaN and broke the job list.
+            if not _is_number(value) or not limits.learning_rate_multiplier_allowed(value):
+                low, high = limits.LEARNING_RATE_MULTIPLIER
+                raise ApiError(
+                    400,
+                    f"invalid {param}: must be 'auto' or a number from {limits.plain(low)} to {limits.plain(high)}",
+                    param=param,
+                )
             clean[key] = float(value)
         elif key == "beta":
-            if not _is_number(value) or not 0 < value <= 2:
+            if not _is_number(value) or not 0 < value <= limits.BETA_MAX:
                 raise ApiError(
                     400, f"invalid {param}: must be 'auto' or a number in (0, 2]", param=param
                 )
@@ -207,9 +213,11 @@ def parse_job_request(body: dict[str, Any]) -> JobRequest:
     if validation_file is not None and not isinstance(validation_file, str):
         raise ApiError(400, "invalid validation_file: expected a file id", param="validation_file")
     suffix = body.get("suffix")
-    if suffix is not None and (not isinstance(suffix, str) or not SUFFIX_RE.match(suffix)):
+    if suffix is not None and (not isinstance(suffix, str) or not limits.suffix_allowed(suffix)):
         raise ApiError(
-            400, "invalid suffix: 1 to 64 characters, without colons or spaces", param="suffix"
+            400,
+            "invalid suffix: 1 to 64 letters, digits, hyphens or underscores",
+            param="suffix",
         )
     seed = body.get("seed")
     if seed is not None:

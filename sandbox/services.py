@@ -10,6 +10,7 @@ from django.core.files.base import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from core import outbound
 from sandbox import ids, training_data
 from sandbox.api import ApiError, Caller, not_found
 from sandbox.catalog import base_model, base_of
@@ -494,8 +495,15 @@ def account_update(*, caller: Caller, body: dict[str, Any]) -> SandboxAccount:
         account.profile = body["profile"]
     if "webhook_url" in body:
         url = body["webhook_url"] or ""
-        if url and not url.startswith(("http://", "https://")):
+        if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
             raise ApiError(400, "invalid webhook_url: an http(s) URL", param="webhook_url")
+        if len(url) > SandboxAccount._meta.get_field("webhook_url").max_length:
+            raise ApiError(400, "invalid webhook_url: at most 500 characters", param="webhook_url")
+        if url:
+            try:
+                outbound.check_url(url)
+            except outbound.UnsafeURL as exc:
+                raise ApiError(400, f"invalid webhook_url: {exc}", param="webhook_url") from None
         account.webhook_url = url
     if "webhook_secret" in body:
         account.webhook_secret = body["webhook_secret"] or ""

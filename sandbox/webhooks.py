@@ -9,10 +9,11 @@ import json
 import time
 
 import httpx
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core import queue
+from core import outbound, queue
 from sandbox import ids
 from sandbox.models import SandboxAccount, SandboxJob, SandboxWebhookDelivery
 
@@ -65,10 +66,13 @@ class DeliveryFailed(Exception):
 
 
 def delivery_attempt(*, delivery_id: str) -> bool:
-    """POST one delivery; True when delivered (now or before). Raises DeliveryFailed to retry."""
+    """POST one delivery; True when delivered (now or before), False when it never will be
+    (a refused URL, the sandbox disabled). Raises DeliveryFailed to retry."""
     delivery = SandboxWebhookDelivery.objects.filter(pk=delivery_id).first()
     if delivery is None or delivery.delivered_at is not None:
         return True
+    if not settings.SANDBOX_ENABLED:
+        return False  # queued before the sandbox was switched off: nobody may send it now
     account = SandboxAccount.objects.get(owner=delivery.owner)
     body = json.dumps(delivery.payload, separators=(",", ":")).encode()
     timestamp = int(time.time())
@@ -81,10 +85,12 @@ def delivery_attempt(*, delivery_id: str) -> bool:
         ),
         "user-agent": "OpenAI/1.0 (+https://platform.openai.com/docs/webhooks) tuneboard-sandbox",
     }
-    status, error = None, ""
+    status, error, refused = None, "", False
     try:
-        response = httpx.post(delivery.url, content=body, headers=headers, timeout=10)
+        response = outbound.post(delivery.url, content=body, headers=headers, timeout=10)
         status = response.status_code
+    except outbound.UnsafeURL as exc:
+        error, refused = f"refused: {exc}"[:300], True
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
     delivered = status is not None and 200 <= status < 300
@@ -94,6 +100,8 @@ def delivery_attempt(*, delivery_id: str) -> bool:
         last_error=error,
         delivered_at=timezone.now() if delivered else None,
     )
+    if refused:
+        return False  # trying again cannot help
     if not delivered:
         raise DeliveryFailed(error or f"HTTP {status}")
     return True

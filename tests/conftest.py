@@ -19,7 +19,7 @@ from django.db import connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The queues the app routes to (CELERY_TASK_QUEUES) and the one the kill tests add.
-APP_QUEUES = ("default", "polling", "validation")
+APP_QUEUES = ("default", "polling", "validation", "provider")
 TEST_QUEUES = (*APP_QUEUES, "doomed")
 
 
@@ -253,11 +253,11 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     process.wait()
 
 
-def start_beat(folder: Path) -> subprocess.Popen[bytes]:
+def start_beat(folder: Path, **env_overrides: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "WARNING",
          "-s", str(folder / "beat-schedule"), "--pidfile", str(folder / "beat.pid")],
-        cwd=BASE_DIR, env=subprocess_env(), start_new_session=True,
+        cwd=BASE_DIR, env=subprocess_env(**env_overrides), start_new_session=True,
     )  # fmt: skip
 
 
@@ -337,6 +337,13 @@ class SharedWorker:
     def consumed_queues(self) -> set[str]:
         return {q["name"] for q in self._reply("active_queues")}
 
+    def wait_for_queues(self, expected: set[str]) -> None:
+        """add_consumer and cancel_consumer answer before the consumer has applied them (Celery
+        schedules the change on the consumer's event loop), so the outcome is awaited."""
+        assert wait_until(lambda: self.consumed_queues() == expected, timeout=15), (
+            f"worker consumes {self.consumed_queues()}, expected {expected}:\n{self.log_tail()}"
+        )
+
     def busy(self) -> bool:
         """Running a task, or holding one it is about to run."""
         return any(self._reply(command) for command in ("active", "reserved"))
@@ -365,7 +372,7 @@ class SharedWorker:
         purge_broker()
         for queue in APP_QUEUES:
             self._reply("add_consumer", queue=queue)
-        assert self.consumed_queues() == {self.private_queue, *APP_QUEUES}
+        self.wait_for_queues({self.private_queue, *APP_QUEUES})
 
     def release(self) -> None:
         """Stop consuming the app's queues and drop all work; see the class docstring."""
@@ -373,7 +380,7 @@ class SharedWorker:
             if self.alive():
                 for queue in APP_QUEUES:
                     self._reply("cancel_consumer", queue=queue)
-                assert self.consumed_queues() == {self.private_queue}
+                self.wait_for_queues({self.private_queue})
                 self.marker_round_trip()
                 self.drop_scheduled()
                 if not wait_until(lambda: not self.busy(), timeout=self.IDLE_TIMEOUT):
@@ -460,7 +467,7 @@ class Spawned:
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Spawned]]:
     """Start workers and beats of a test's own: ``spawn("worker", name, queues=…, **env)``
-    (returns once the worker answers) or ``spawn("beat")``. When the test ends, however it
+    (returns once the worker answers) or ``spawn("beat", **env)``. When the test ends, however it
     ends, each is stopped with its whole process group and the broker is emptied."""
     started: list[Spawned] = []
 
@@ -468,7 +475,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Spawned]]:
         kind: str, name: str = "", *, queues: str = ",".join(APP_QUEUES), **env: str
     ) -> Spawned:
         if kind == "beat":
-            spawned = Spawned(start_beat(tmp_path))
+            spawned = Spawned(start_beat(tmp_path, **env))
             started.append(spawned)
             return spawned
         log = tmp_path / f"{name}.log"

@@ -3,6 +3,11 @@
 ``assert_matrix(url, {role: expected})`` requests ``url`` as each role and compares the outcome:
 an HTTP status code, or ``LOGIN`` for "redirected to the login page". ``share`` is an outsider
 holding a share link: not signed in, with only the token in the URL it requests.
+
+Two staff columns check that the staff flag grants nothing by itself: ``staff_viewer`` (staff
+flag + viewer role) and ``staff_norole`` (staff flag, no role). Unless a test names them (the
+Django admin, where the flag opens the door), they must get exactly what ``viewer`` and
+``norole`` get, and ``assert_matrix`` adds them whenever those columns are given.
 """
 
 from __future__ import annotations
@@ -18,21 +23,25 @@ from django.urls import reverse
 from core import roles
 
 LOGIN = "login"
-ROLES = ("anonymous", "norole", "viewer", "member", "staff")
+ROLES = ("anonymous", "norole", "viewer", "member", "staff", "staff_viewer", "staff_norole")
+# The staff flag alone changes nothing in Tuneboard's pages: same outcome as the role alone.
+STAFF_COLUMNS = {"staff_viewer": "viewer", "staff_norole": "norole"}
 SHARE = "share"  # a share-token holder: anonymous, the token is part of the URL
 
 
 def make_user(role: str, username: str | None = None) -> Any:
-    """A user holding exactly ``role`` (``norole``: signed in, no group; ``staff``: admin)."""
+    """A user holding exactly ``role`` (``norole``: signed in, no group; ``staff``: admin;
+    ``staff_viewer``, ``staff_norole``: the staff flag with the viewer role, or no role)."""
     User = get_user_model()
     user = User.objects.create_user(username=username or f"{role}-user", password="pw-unused")
-    if role == "staff":
+    if role.startswith("staff"):
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    if role == "staff":
         user.groups.add(Group.objects.get(name=roles.ADMIN))
-    elif role in (roles.VIEWER, roles.MEMBER):
-        user.groups.add(Group.objects.get(name=role))
-    elif role != "norole":
+    elif role in (roles.VIEWER, roles.MEMBER, "staff_viewer"):
+        user.groups.add(Group.objects.get(name=role.removeprefix("staff_")))
+    elif role not in ("norole", "staff_norole"):
         raise ValueError(role)
     return user
 
@@ -54,6 +63,17 @@ def outcome(response: Any) -> int | str:
     return response.status_code
 
 
+def with_staff_columns(url: str, expected: dict[str, int | str]) -> dict[str, int | str]:
+    """``expected`` with the staff columns it does not name, copied from their role's column.
+    In the Django admin the staff flag does open the door: there they must be named."""
+    full = dict(expected)
+    for column, role in STAFF_COLUMNS.items():
+        if column not in full and role in full:
+            assert not url.startswith("/admin/"), f"{url}: name the {column} column"
+            full[column] = full[role]
+    return full
+
+
 def assert_matrix(
     url: str,
     expected: dict[str, int | str],
@@ -63,6 +83,7 @@ def assert_matrix(
     before: Callable[[], None] | None = None,
 ) -> None:
     failures = []
+    expected = with_staff_columns(url, expected)
     for role, want in expected.items():
         if before:
             before()

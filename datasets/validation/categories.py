@@ -38,6 +38,13 @@ CATEGORIES: dict[str, CategoryInfo] = {
         "The line contains bytes that are not valid UTF-8. Training files must be UTF-8 "
         "encoded text.",
     ),
+    "lone_surrogate": CategoryInfo(
+        E,
+        "Invalid Unicode escape",
+        "A string holds a \\uD800–\\uDFFF escape that is not half of a surrogate pair. It "
+        "stands for no character, cannot be encoded as UTF-8 and breaks tools that read the "
+        "text; fix the program that wrote the file (it split a character in two).",
+    ),
     "line_too_long": CategoryInfo(
         E,
         "Line too long",

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 
 from .findings import FindingCollector
+from .jsontext import json_clip
 from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenTally, image_tokens
 from .vision import MAX_IMAGES_PER_EXAMPLE, check_image
 
@@ -63,8 +65,12 @@ def json_type(value: object) -> str:
 
 
 def short(value: object, limit: int = 40) -> str:
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A value quoted in a message: strings as JSON, scalars as Python writes them (True),
+    containers as JSON; bounded work whatever the value holds."""
+    if value is None or isinstance(value, bool | int | float):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    return json_clip(value, limit)
 
 
 def is_json_text(value: str) -> bool:
@@ -139,7 +145,7 @@ class ExampleChecker:
             self._check_legacy(obj)
         else:
             family = FAMILY_UNKNOWN
-            keys = ", ".join(short(k, 30) for k in list(obj)[:5]) or "no keys"
+            keys = ", ".join(short(k, 30) for k in islice(obj, 5)) or "no keys"
             self._err("unknown_format", f"object ({keys}) matches no known example format")
         if self.n_images > MAX_IMAGES_PER_EXAMPLE:
             self._err(

@@ -20,6 +20,7 @@ from .findings import (
     FindingCollector,
     make_excerpt,
 )
+from .jsontext import find_lone_surrogate, may_hold_lone_surrogates
 from .lines import (
     MAX_LINE_BYTES,
     UTF8_BOM,
@@ -193,11 +194,25 @@ class Validation:
             )
             return
         self.n_examples += 1
+        if may_hold_lone_surrogates(text):
+            self._check_surrogates(number, obj, text)
         first = self.seen.add(stripped, number)
         if first is not None:
             self.findings.add("duplicate_example", number, f"same as line {first}", text)
         outcome = self.checker.check(obj, number, text, stripped)
         self._record_format(number, text, outcome.family, outcome.kind, outcome.n_images)
+
+    def _check_surrogates(self, number: int, obj: dict[str, object], text: str) -> None:
+        found = find_lone_surrogate(obj)
+        if found is not None:
+            where, escape = found
+            self.findings.add(
+                "lone_surrogate",
+                number,
+                f"lone surrogate {escape} in {where}: it stands for no character; encode the "
+                "text as UTF-8",
+                text,
+            )
 
     def _record_format(self, number: int, text: str, family: str, kind: str, n_images: int) -> None:
         self.format_counts[kind] = self.format_counts.get(kind, 0) + 1

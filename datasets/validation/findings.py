@@ -2,48 +2,31 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .categories import CATEGORIES, Severity
+from .jsontext import json_clip, scrub_text
 
 MAX_EXAMPLES_PER_CATEGORY = 20
 EXCERPT_CHARS = 200
-
-
-_CLIP_DEPTH = 8
-
-
-def _clipped(value: object, depth: int) -> object:
-    """A copy small enough to serialise cheaply: a message holding a 13 MB base64 image must
-    not be dumped in full just to show its first 200 characters."""
-    if isinstance(value, str):
-        return value if len(value) <= EXCERPT_CHARS else value[:EXCERPT_CHARS] + "…"
-    if depth == 0 and isinstance(value, dict | list):
-        return "…"
-    if isinstance(value, dict):
-        return {k: _clipped(v, depth - 1) for k, v in list(value.items())[:EXCERPT_CHARS]}
-    if isinstance(value, list):
-        return [_clipped(v, depth - 1) for v in value[:EXCERPT_CHARS]]
-    return value
+MAX_MESSAGE_CHARS = 500
 
 
 def make_excerpt(source: object) -> str:
-    """Raw text (never escaped: that is the renderer's job), cut to EXCERPT_CHARS."""
+    """Raw text (never escaped: that is the renderer's job), cut to EXCERPT_CHARS. Its cost
+    is bounded by what it shows: a message holding a 13 MB base64 image, or a million-number
+    array, is not copied or dumped in full just to show its first 200 characters."""
     if isinstance(source, bytes | bytearray | memoryview):
         # Decoding a bounded prefix keeps a 30 MB line from being decoded just for this.
         text = bytes(source[: EXCERPT_CHARS * 4]).decode("utf-8", "replace")
     elif isinstance(source, str):
         text = source[: EXCERPT_CHARS + 1]
     else:
-        try:
-            text = json.dumps(_clipped(source, _CLIP_DEPTH), ensure_ascii=False)
-        except (TypeError, ValueError):
-            text = repr(source)[: EXCERPT_CHARS + 1]
+        return scrub_text(json_clip(source, EXCERPT_CHARS))
     if len(text) > EXCERPT_CHARS:
-        return text[: EXCERPT_CHARS - 1] + "…"
-    return text
+        text = text[: EXCERPT_CHARS - 1] + "…"
+    return scrub_text(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +120,11 @@ class FindingCollector:
         # line must not pay for a million excerpts.
         if len(group.examples) < MAX_EXAMPLES_PER_CATEGORY:
             info = CATEGORIES[code]
-            group.examples.append(Finding(code, info.severity, line, make_excerpt(source), message))
+            # Messages quote values from the file: keep them short and storable as UTF-8.
+            if len(message) > MAX_MESSAGE_CHARS:
+                message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+            text = scrub_text(message)
+            group.examples.append(Finding(code, info.severity, line, make_excerpt(source), text))
 
     def set_group(self, group: CategoryFindings) -> None:
         if group.count:

@@ -9,6 +9,8 @@ import warnings
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .jsontext import json_clip
+
 MAX_IMAGES_PER_EXAMPLE = 10
 MAX_IMAGE_EXAMPLES = 50_000
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # "10 MB" in OpenAI's guide; read as MiB, the lenient side
@@ -26,7 +28,8 @@ class ImageCheck:
 
 def check_image(url: object, detail: object) -> ImageCheck:
     result = ImageCheck()
-    if detail is not None and detail not in IMAGE_DETAILS:
+    # A list or object as detail is unhashable: compare strings only.
+    if detail is not None and not (isinstance(detail, str) and detail in IMAGE_DETAILS):
         result.problems.append(
             ("invalid_image_detail", f"detail {_short(detail)} is not low, high or auto")
         )
@@ -95,5 +98,6 @@ def _inspect_pixels(data: bytes, result: ImageCheck) -> None:
 
 
 def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
+    # Bounded whatever the value: a 10 MB URL or a huge array costs ``limit`` characters.
+    text = repr(value[: limit + 1]) if isinstance(value, str) else json_clip(value, limit)
     return text if len(text) <= limit else text[: limit - 1] + "…"

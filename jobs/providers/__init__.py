@@ -11,6 +11,7 @@ from jobs.providers.errors import (
     AuthError,
     BadRequestError,
     NotFoundError,
+    OutcomeUnknownError,
     ProviderError,
     TransientProviderError,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "ModelInfo",
     "NotFoundError",
     "OpenAICompatibleProvider",
+    "OutcomeUnknownError",
     "Page",
     "Provider",
     "ProviderError",

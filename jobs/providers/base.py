@@ -43,7 +43,16 @@ class Provider(Protocol):
 
     def download_results_csv(self, file_id: str) -> str: ...
 
-    def create_job(self, spec: JobSpec) -> JobInfo: ...
+    def create_job(self, spec: JobSpec, *, marker: str | None = None) -> JobInfo: ...
+
+    def find_job(
+        self,
+        *,
+        metadata_key: str,
+        value: str,
+        max_pages: int = ...,
+        page_size: int = ...,
+    ) -> JobInfo | None: ...
 
     def retrieve_job(self, job_id: str) -> JobInfo: ...
 

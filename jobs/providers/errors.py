@@ -52,6 +52,12 @@ class TransientProviderError(ProviderError):
     """Network trouble, timeouts, 408/409/429/5xx: still failing after every retry."""
 
 
+class OutcomeUnknownError(TransientProviderError):
+    """A request that must not be repeated blindly (a create) failed after it may have reached
+    the provider: the connection dropped after sending, the answer timed out, or a 5xx came
+    back. The provider may or may not have acted; look before doing it again."""
+
+
 class NotFoundError(ProviderError):
     """404: the file, job or model does not exist (or is not visible to this key)."""
 

@@ -21,11 +21,17 @@ import httpx
 
 from jobs.providers.config import ConnectionConfig
 from jobs.providers.errors import (
+    OutcomeUnknownError,
     ProviderError,
     TransientProviderError,
     error_class_for_status,
 )
-from jobs.providers.retry import backoff_seconds, retry_after_seconds, status_is_retryable
+from jobs.providers.retry import (
+    backoff_seconds,
+    retry_after_seconds,
+    status_is_retryable,
+    status_leaves_outcome_unknown,
+)
 
 log = logging.getLogger("jobs.providers")
 
@@ -39,6 +45,13 @@ RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.TimeoutException,
     httpx.NetworkError,
     httpx.RemoteProtocolError,
+)
+# Of those, the ones raised before any byte of the request left: the server cannot have
+# acted, so even a request that must not be repeated blindly can be sent again.
+NOT_SENT_EXCEPTIONS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
 )
 
 
@@ -104,6 +117,17 @@ def error_from_response(response: httpx.Response, *, api_key: str) -> ProviderEr
     )
 
 
+def _outcome_unknown(error: ProviderError) -> OutcomeUnknownError:
+    return OutcomeUnknownError(
+        f"{error.message}; the provider may have acted on the request",
+        status=error.status,
+        code=error.code,
+        param=error.param,
+        request_id=error.request_id,
+        error_type=error.error_type,
+    )
+
+
 def _describe_transport_error(exc: Exception, host: str) -> str:
     if isinstance(exc, httpx.ConnectTimeout):
         return f"Timed out connecting to {host}"
@@ -155,7 +179,7 @@ class HttpSession:
         self.client = build_client(config)
         self._sleep = sleep
         self._host = self.client.base_url.host
-        self._rng = random.Random()  # noqa: S311 - jitter, not secrets
+        self.rng = random.Random()  # noqa: S311 - jitter, not secrets
         self._count_lock = threading.Lock()
         self._count = 0
 
@@ -183,9 +207,15 @@ class HttpSession:
         replayable: Callable[[], bool] | None = None,
         on_attempt: Callable[[], None] | None = None,
         stream: bool = False,
+        idempotent: bool = True,
     ) -> httpx.Response:
         """One logical call: retried on transient failures, raising a ProviderError at the end.
 
+        ``idempotent=False`` marks a request that must not be sent twice (a job create: each
+        one trains and bills): it is retried only after failures that prove it did not reach
+        the provider (connect errors, 408/409/429); after any other failure (the connection
+        dropped after sending, a read timeout, a 5xx) it raises ``OutcomeUnknownError`` at
+        once, so the caller can look for the result before trying again.
         ``replayable`` tells whether a streamed body can be sent again (a one-way stream
         cannot); ``on_attempt`` runs just before each attempt (to time the last one).
         ``stream`` returns a successful response before reading its body (the caller reads
@@ -220,6 +250,8 @@ class HttpSession:
                 error: ProviderError = TransientProviderError(
                     redact(_describe_transport_error(exc, self._host), self.config.api_key)
                 )
+                if not idempotent and not isinstance(exc, NOT_SENT_EXCEPTIONS):
+                    raise _outcome_unknown(error) from exc
                 retry = True
             except httpx.HTTPError as exc:
                 raise ProviderError(
@@ -236,6 +268,8 @@ class HttpSession:
                     finally:
                         response.close()
                 error = error_from_response(response, api_key=self.config.api_key)
+                if not idempotent and status_leaves_outcome_unknown(response.status_code):
+                    raise _outcome_unknown(error)
                 retry = status_is_retryable(response.status_code, response.headers)
                 delay = retry_after_seconds(response.headers, cap=self.config.retry_after_cap)
             if not retry or attempt >= self.config.max_retries:
@@ -248,7 +282,7 @@ class HttpSession:
                     attempt,
                     base=self.config.backoff_base,
                     maximum=self.config.backoff_max,
-                    rng=self._rng,
+                    rng=self.rng,
                 )
             attempt += 1
             log.info(

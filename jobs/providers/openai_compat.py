@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -16,7 +17,7 @@ import httpx
 
 from jobs.providers import uploads
 from jobs.providers.config import ConnectionConfig
-from jobs.providers.errors import ProviderError, TransientProviderError
+from jobs.providers.errors import OutcomeUnknownError, ProviderError, TransientProviderError
 from jobs.providers.http import HttpSession, redact
 from jobs.providers.records import (
     ChatResult,
@@ -28,10 +29,17 @@ from jobs.providers.records import (
     ModelInfo,
     Page,
 )
+from jobs.providers.retry import backoff_seconds
+
+log = logging.getLogger("jobs.providers")
 
 FILE_DONE_STATUSES = frozenset({"processed", "error", "deleted"})
 MAX_PAGE_LIMIT = 100  # the API's cap for jobs and checkpoints
 DOWNLOAD_CHUNK = 1 << 20
+# How far a lookup by metadata pages. A provider that honours the filter answers one short
+# page; one that ignores it lists every job, newest first, and a job created moments ago is
+# on the first page: ten pages of 100 bound the cost without missing it.
+FIND_MAX_PAGES = 10
 
 
 def _segment(value: str) -> str:
@@ -200,8 +208,93 @@ class OpenAICompatibleProvider:
 
     # --- Jobs ----------------------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec) -> JobInfo:
-        return JobInfo.from_api(self._session.json("POST", "fine_tuning/jobs", json=job_body(spec)))
+    def create_job(self, spec: JobSpec, *, marker: str | None = None) -> JobInfo:
+        """Create the job; never twice.
+
+        A create is not sent again after a failure that may have come after the provider
+        made the job (a dropped connection, a read timeout, a 5xx): each extra job trains and
+        bills. With ``marker``, the metadata key of ``spec.metadata`` whose value names this
+        create (the Tuneboard job id), such a failure is followed by a lookup of the job by
+        that value, and the create is sent again only when the provider does not have it, at
+        most ``max_retries`` times. Without a marker such a failure raises
+        ``OutcomeUnknownError`` for the caller to resolve.
+        """
+        value = (spec.metadata or {}).get(marker) if marker is not None else None
+        if marker is not None and not value:
+            raise ValueError(f"spec.metadata has no value for the marker {marker!r}")
+        attempt = 0
+        while True:
+            try:
+                return self._create_job_once(spec)
+            except OutcomeUnknownError as exc:
+                if marker is None or value is None or attempt >= self.config.max_retries:
+                    raise
+                log.info("create of job %s=%s may have happened (%s): looking", marker, value, exc)
+            # Give the provider a moment (at least one backoff base, jitter may draw ~0): a job
+            # made just now must be listed before we look for it.
+            delay = backoff_seconds(
+                attempt,
+                base=self.config.backoff_base,
+                maximum=self.config.backoff_max,
+                rng=self._session.rng,
+            )
+            self._sleep(max(self.config.backoff_base, delay))
+            attempt += 1
+            found = self.find_job(metadata_key=marker, value=value)
+            if found is not None:
+                return found
+            log.info("job %s=%s was not created: creating it again", marker, value)
+
+    def _create_job_once(self, spec: JobSpec) -> JobInfo:
+        response = self._session.request(
+            "POST", "fine_tuning/jobs", json=job_body(spec), idempotent=False
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        # A success we cannot read still made the job: as uncertain as a lost answer.
+        info = JobInfo.from_api(body) if isinstance(body, dict) else None
+        if info is None or not info.id:
+            raise OutcomeUnknownError(
+                "The provider answered the job create with something that is not a job",
+                status=response.status_code,
+            )
+        return info
+
+    def find_job(
+        self,
+        *,
+        metadata_key: str,
+        value: str,
+        max_pages: int = FIND_MAX_PAGES,
+        page_size: int = MAX_PAGE_LIMIT,
+    ) -> JobInfo | None:
+        """The newest job whose own metadata holds ``metadata_key: value``, or None.
+
+        The provider is asked to filter on that metadata, and every listed job's value is
+        still checked: a provider (or a proxy) that ignores the filter lists other jobs, and
+        none of them may be taken for this one. Pages on while the provider has more, at most
+        ``max_pages``, and stops when a page brings no job not seen before (a cursor that
+        does not move).
+        """
+        seen: set[str] = set()
+        after: str | None = None
+        for _ in range(max_pages):
+            page = self.list_jobs(after=after, limit=page_size, metadata={metadata_key: value})
+            for info in page.data:
+                if (info.metadata or {}).get(metadata_key) == value:
+                    return info
+            fresh = {info.id for info in page.data} - seen
+            seen |= fresh
+            if not page.has_more or not fresh:
+                return None
+            after = page.last_id
+        log.warning(
+            "no job with %s=%s in the first %d pages: the provider seems to ignore the filter",
+            metadata_key, value, max_pages,
+        )  # fmt: skip
+        return None
 
     def retrieve_job(self, job_id: str) -> JobInfo:
         return JobInfo.from_api(self._session.json("GET", f"fine_tuning/jobs/{_segment(job_id)}"))

@@ -58,8 +58,15 @@ def _dict(value: Any) -> dict[str, Any]:
 def _float_metrics(value: Any) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for key, item in _dict(value).items():
-        if isinstance(item, int | float) and not isinstance(item, bool):
-            metrics[str(key)] = float(item)
+        if not isinstance(item, int | float) or isinstance(item, bool):
+            continue
+        try:
+            number = float(item)
+        except OverflowError:  # an integer beyond any float
+            continue
+        # NaN and Infinity parse as floats but are no measurement (and JSON columns refuse them).
+        if math.isfinite(number):
+            metrics[str(key)] = number
     return metrics
 
 

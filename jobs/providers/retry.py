@@ -8,6 +8,9 @@ import time
 from collections.abc import Mapping
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
+# Answers by which the server says it did not act on the request: a timeout waiting for it,
+# a conflict, a rate limit. Any other retryable status (5xx) may come after the work was done.
+NOT_ACTED_STATUSES = RETRYABLE_STATUSES
 
 
 def status_is_retryable(status: int, headers: Mapping[str, str]) -> bool:
@@ -18,6 +21,12 @@ def status_is_retryable(status: int, headers: Mapping[str, str]) -> bool:
     if override == "false":
         return False
     return status in RETRYABLE_STATUSES or status >= 500
+
+
+def status_leaves_outcome_unknown(status: int) -> bool:
+    """Whether a failed answer leaves it open if the server acted (it may have done the work
+    and failed afterwards); the statuses that say "not done" and other 4xx do not."""
+    return status >= 500 and status not in NOT_ACTED_STATUSES
 
 
 def retry_after_seconds(

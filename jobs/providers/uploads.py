@@ -4,6 +4,22 @@ Up to the threshold, one multipart ``POST /files`` streams the caller's file obj
 it (the Files API stops at 512 MB), the Uploads API takes it in parts: create the upload,
 send each part (streamed from the source when it is seekable, else buffered one part at a
 time), then complete it with the part ids in order and the MD5 computed on the way.
+
+What a lost answer can duplicate here, and why it is handled as it is (a job create, which
+trains and bills, is never repeated blindly: see ``OpenAICompatibleProvider.create_job``):
+
+- ``POST /files`` is sent again after a dropped connection, a timeout or a 5xx, like any
+  request. If the first attempt had in fact stored the file, that copy stays unused at the
+  provider: nothing trains on it and Tuneboard records only the file it got an answer for.
+  Files carry no metadata to look them up by, and matching on name and size could adopt
+  someone else's data, so a rare unused copy is the lesser harm.
+- ``POST /uploads`` and its parts are sent again likewise: an upload left behind expires
+  within the hour, and a part sent twice is not listed when completing, so it is ignored.
+- ``POST /uploads/{id}/complete`` is not repeated blindly: completing twice is refused once
+  the upload is complete, which would fail the launch for good although the file exists. After
+  an unknown outcome it is sent once more; if that is refused, the first one worked and its
+  answer (with the file id) is lost, so a transient error makes the caller upload again (the
+  first file stays unused, as above).
 """
 
 from __future__ import annotations
@@ -14,7 +30,12 @@ import mimetypes
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from jobs.providers.errors import ProviderError
+from jobs.providers.errors import (
+    BadRequestError,
+    OutcomeUnknownError,
+    ProviderError,
+    TransientProviderError,
+)
 from jobs.providers.http import HttpSession
 from jobs.providers.records import FileInfo
 from jobs.providers.streams import MAX_READ, SourceReader, TruncatedStreamError, Window
@@ -76,11 +97,7 @@ def upload_in_parts(
             for offset in range(0, size, part_size)
         ]
         md5 = source.md5_hexdigest()
-        completed = session.json(
-            "POST",
-            f"uploads/{quote(upload_id, safe='')}/complete",
-            json={"part_ids": part_ids, "md5": md5},
-        )
+        completed = _complete(session, upload_id, {"part_ids": part_ids, "md5": md5})
     except (ProviderError, TruncatedStreamError, OSError):
         _cancel_quietly(session, upload_id)
         raise
@@ -92,6 +109,21 @@ def upload_in_parts(
         )
     log.debug("upload %s completed in %d parts, md5 %s", upload_id, len(part_ids), md5)
     return FileInfo.from_api(file)
+
+
+def _complete(session: HttpSession, upload_id: str, body: dict[str, Any]) -> Any:
+    path = f"uploads/{quote(upload_id, safe='')}/complete"
+    try:
+        return session.json("POST", path, json=body, idempotent=False)
+    except OutcomeUnknownError as exc:
+        log.info("completing upload %s: %s; completing it again", upload_id, exc)
+    try:
+        return session.json("POST", path, json=body, idempotent=False)
+    except BadRequestError as exc:
+        raise TransientProviderError(
+            f"Upload {upload_id} may have completed, but the answer with its file was lost; "
+            f"the file must be uploaded again ({exc.message})"
+        ) from exc
 
 
 def _send_part(

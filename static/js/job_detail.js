@@ -8,7 +8,9 @@
    and escaped by the server's own templates, and swaps each changed one in place: the page
    is never reloaded. The charts follow the run themselves (run_charts.js), diagnosis included.
    Polling stops while the tab is hidden, slows down while nothing changes, and ends once the
-   job is finished and its final sections are shown. */
+   job is finished and its final sections are shown. A control asked for on the page (cancel,
+   pause, resume, sync, deleting the model) is done by a worker: while it is under way the page
+   keeps polling, even for a finished job, and shows its outcome when it is done. */
 (function () {
   "use strict";
 
@@ -94,7 +96,8 @@
 
   function follow() {
     var live = document.getElementById("job-live");
-    if (!live || !window.fetch || !window.DOMParser || live.getAttribute("data-terminal") === "true") { return; }
+    if (!live || !window.fetch || !window.DOMParser) { return; }
+    if (live.getAttribute("data-terminal") === "true" && live.getAttribute("data-control-pending") !== "true") { return; }
     var url = live.getAttribute("data-live-url");
     var sectionsUrl = live.getAttribute("data-sections-url");
     var after = Number(live.getAttribute("data-after")) || 0;
@@ -110,6 +113,9 @@
     var timer = null;
     var stopped = false;
     var lastFacts = null;
+    // The control the page shows ("id:state", "" for none) and the one the JSON last named.
+    var shownControl = live.getAttribute("data-control") || "";
+    var lastControl = shownControl;
     var dirty = false;
 
     function schedule(wait) {
@@ -144,12 +150,14 @@
 
     // Whether the status-dependent sections may show something new since the last look.
     function sectionsChanged(data) {
+      var control = data.control ? data.control.id + ":" + data.control.state : "";
       var facts = [data.status, data.fine_tuned_model, data.launch_error, data.last_sync_error,
-        data.started_at, data.finished_at].join("\u0000");
+        data.started_at, data.finished_at, control].join("\u0000");
       var changed = lastFacts !== null && facts !== lastFacts;
       lastFacts = facts;
       var lifecycle = (data.events || []).some(function (event) { return event.type !== "metrics"; });
-      return changed || lifecycle || data.status !== shownStatus;
+      lastControl = control;
+      return changed || lifecycle || data.status !== shownStatus || control !== shownControl;
     }
 
     function refreshSections() {
@@ -162,6 +170,7 @@
         .then(function (html) {
           swapSections(html);
           shownStatus = document.getElementById("job-status").getAttribute("data-status");
+          shownControl = lastControl;
           dirty = false;
         });
     }
@@ -194,9 +203,10 @@
         })
         .then(function (result) {
           var data = result.data;
-          if (data.terminal && !data.has_more) { finish(); return; }
+          var controlPending = Boolean(data.control && data.control.pending);
+          if (data.terminal && !data.has_more && !controlPending) { finish(); return; }
           if (data.has_more) { schedule(0); return; }
-          delay = result.moved ? base : Math.min(delay * 1.5, 30000);
+          delay = result.moved || controlPending ? base : Math.min(delay * 1.5, 30000);
           schedule(delay);
         })
         .catch(function () {

@@ -12,7 +12,11 @@ pytestmark = pytest.mark.django_db
 
 READ = {"anonymous": LOGIN, "norole": 403, "viewer": 200, "member": 200, "staff": 200}
 ACT_PAGE = {"anonymous": LOGIN, "norole": 403, "viewer": 403, "member": 200, "staff": 200}
-STAFF_ONLY = {"anonymous": LOGIN, "norole": LOGIN, "viewer": LOGIN, "member": LOGIN, "staff": 200}
+STAFF_ONLY = {
+    "anonymous": LOGIN, "norole": LOGIN, "viewer": LOGIN, "member": LOGIN, "staff": 200,
+    # The staff flag lets them into the admin, where their role gives them no model permission.
+    "staff_viewer": 403, "staff_norole": 403,
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -30,6 +34,8 @@ def test_read_views(dataset: Dataset) -> None:
         f"/datasets/{dataset.pk}/examples/",
         f"/datasets/{dataset.pk}/examples/?q=answer",
         f"/datasets/{dataset.pk}/download/",
+        f"/datasets/{dataset.pk}/lines/3/",
+        f"/datasets/{dataset.pk}/examples/?line=3",
     ):
         assert_matrix(url, READ)
 
@@ -69,7 +75,7 @@ def test_member_posts(dataset: Dataset) -> None:
 def test_writes_reject_get_and_reads_reject_post(dataset: Dataset) -> None:
     for url in ("revalidate", "split", "subset"):
         assert_matrix(f"/datasets/{dataset.pk}/{url}/", {"member": 405})
-    for url in ("", "examples/", "download/", "status.json"):
+    for url in ("", "examples/", "download/", "status.json", "lines/1/"):
         assert_matrix(f"/datasets/{dataset.pk}/{url}", {"member": 405}, method="post")
     assert_matrix("/datasets/upload/", {"member": 405}, method="put")
 

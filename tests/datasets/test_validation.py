@@ -26,6 +26,7 @@ from tests.datasets.helpers import (
     upload,
     validate_now,
 )
+from tests.leases import foreign_owner
 from tests.permissions import make_user
 
 Status = Dataset.Status
@@ -184,17 +185,24 @@ def test_a_superseded_task_does_nothing() -> None:
 
 
 @pytest.mark.django_db
-def test_a_stale_claim_is_taken_over_a_live_one_is_not() -> None:
+def test_a_validation_whose_owner_died_is_taken_over_a_live_one_is_not() -> None:
     dataset = create_dataset(chat_file(20))
     model = dataset.requested_model_id
-    live = timezone.now()
-    Dataset.objects.filter(pk=dataset.pk).update(
-        status=Status.VALIDATING, claim=uuid.uuid4(), progress_at=live
-    )
-    assert services.dataset_validate(dataset_id=dataset.pk, model_id=model) is False
-    Dataset.objects.filter(pk=dataset.pk).update(progress_at=live - timedelta(minutes=5))
-    assert services.dataset_validate(dataset_id=dataset.pk, model_id=model) is True
-    assert Dataset.objects.get(pk=dataset.pk).status == Status.VALID
+    with foreign_owner() as other:
+        # Another worker validates it, with a fresh lease and no progress for ages.
+        Dataset.objects.filter(pk=dataset.pk).update(
+            status=Status.VALIDATING,
+            claim=uuid.uuid4(),
+            progress_at=timezone.now() - timedelta(minutes=5),
+            lease_owner=other.owner,
+            lease_expires_at=timezone.now() + timedelta(minutes=1),
+        )
+        assert services.dataset_validate(dataset_id=dataset.pk, model_id=model) is False
+        other.die()  # its process is killed: the server drops its session at once
+        assert services.dataset_validate(dataset_id=dataset.pk, model_id=model) is True
+    dataset.refresh_from_db()
+    assert dataset.status == Status.VALID and dataset.lease_owner == ""
+    assert dataset.lease_expires_at is None
 
 
 @pytest.mark.django_db

@@ -73,7 +73,7 @@ def test_worker_killed_mid_run_requests_no_answered_cell_twice(
         ),
         user=None, enqueue=False,
     )  # fmt: skip
-    queues = "default,polling,validation,doomed"
+    queues = "default,polling,validation,provider,doomed"
     env = {"CELERY_VISIBILITY_TIMEOUT": "2", "EVAL_CONCURRENCY_PER_CONNECTION": "1"}
     doomed = spawn("worker", "doomed", queues=queues, PROVIDER_READ_TIMEOUT="30", **env)
     evaluation_run_task.apply_async((evaluation.pk,), queue="doomed")

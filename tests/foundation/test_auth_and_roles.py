@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from core import roles
 from core.models import TaskProbe
-from tests.permissions import LOGIN, assert_matrix, make_user
+from tests.permissions import LOGIN, assert_matrix, client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -71,11 +71,16 @@ def test_member_action_rejects_get() -> None:
 
 
 def test_admin_only_for_staff() -> None:
+    no_role = {"anonymous": LOGIN, "norole": LOGIN, "viewer": LOGIN, "member": LOGIN}
+    # The staff flag opens the admin's door; without the admin role nothing is behind it.
+    assert_matrix("/admin/", {**no_role, "staff": 200, "staff_viewer": 200, "staff_norole": 200})
     assert_matrix(
-        "/admin/",
-        {"anonymous": LOGIN, "norole": LOGIN, "viewer": LOGIN, "member": LOGIN, "staff": 200},
+        "/admin/core/taskprobe/",
+        {**no_role, "staff": 200, "staff_viewer": 403, "staff_norole": 403},
     )
-    assert_matrix("/admin/core/taskprobe/", {"staff": 200, "member": LOGIN})
+    for role in ("staff_viewer", "staff_norole"):
+        index = client_for(role).get("/admin/").content.decode()
+        assert "have permission to view or edit anything" in index
 
 
 def test_nav_shows_admin_link_only_to_staff() -> None:
@@ -83,6 +88,11 @@ def test_nav_shows_admin_link_only_to_staff() -> None:
 
     assert b'href="/admin/"' in client_for("staff").get("/").content
     assert b'href="/admin/"' not in client_for("member").get("/").content
+    # Admin pages in the menu only for admins: the staff flag on a viewer shows no dead links.
+    assert b'href="/jobs/audit/"' in client_for("staff").get("/").content
+    staff_viewer = client_for("staff_viewer").get("/").content
+    assert b'href="/jobs/audit/"' not in staff_viewer
+    assert b'href="/jobs/connections/"' not in staff_viewer
 
 
 def test_viewer_sees_no_member_buttons() -> None:

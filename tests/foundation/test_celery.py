@@ -14,8 +14,9 @@ def test_registered_task_names_snapshot() -> None:
     app.loader.import_default_modules()
     names = sorted(name for name in app.tasks if not name.startswith("celery."))
     assert names == [
-        "core.tasks.beat_heartbeat",
         "core.tasks.probe_complete",
+        "core.tasks.work_reap",
+        "core.tasks.worker_heartbeat",
         "datasets.tasks.dataset_validate",
         "evals.tasks.evaluation_run_task",
         "jobs.tasks.import_run_task",
@@ -33,16 +34,24 @@ def test_configuration_is_strict_and_json_only() -> None:
     assert conf.task_acks_late is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_time_limit == 600 and conf.task_soft_time_limit == 540
-    assert {q.name for q in conf.task_queues} == {"default", "polling", "validation"}
-    assert "core.tasks.beat_heartbeat" in {entry["task"] for entry in conf.beat_schedule.values()}
+    assert {q.name for q in conf.task_queues} == {"default", "polling", "validation", "provider"}
+    scheduled = {entry["task"] for entry in conf.beat_schedule.values()}
+    assert {"core.tasks.worker_heartbeat", "core.tasks.work_reap"} <= scheduled
+    # Longer than any task may run (no second delivery of a running task).
+    assert conf.broker_transport_options["visibility_timeout"] == conf.task_time_limit + 60
 
 
 @pytest.mark.parametrize(
     ("task", "queue"),
     [
         ("core.tasks.probe_complete", "default"),
-        ("jobs.tasks.job_sync_task", "polling"),
-        ("jobs.tasks.job_launch_task", "default"),
+        ("core.tasks.worker_heartbeat", "default"),
+        ("core.tasks.work_reap", "default"),
+        ("jobs.tasks.job_sync_task", "provider"),
+        ("jobs.tasks.job_launch_task", "provider"),
+        ("jobs.tasks.import_run_task", "provider"),
+        ("evals.tasks.evaluation_run_task", "provider"),
+        ("jobs.tasks.notification_send_task", "default"),
         ("jobs.tasks.poll_due_jobs", "polling"),
         ("datasets.tasks.dataset_validate", "validation"),
     ],
@@ -80,8 +89,11 @@ def test_probe_from_the_page_round_trips(celery_worker: str) -> None:
 def test_beat_heartbeat_reaches_healthz(celery_worker: str, spawn) -> None:  # type: ignore[no-untyped-def]
     assert Client().get("/healthz").status_code == 503
     beat = spawn("beat")
-    assert wait_until(lambda: Heartbeat.objects.filter(name="beat").exists(), timeout=30)
+    # Beat records its own tick; the worker runs the heartbeat task beat sends.
+    assert wait_until(
+        lambda: Heartbeat.objects.filter(name__in=("beat", "worker")).count() == 2, timeout=30
+    )
     stop_process(beat.process)
     response = Client().get("/healthz")
     assert response.status_code == 200, response.json()
-    assert response.json()["beat"]["ok"] is True
+    assert response.json()["beat"]["ok"] is True and response.json()["workers"]["ok"] is True

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -94,8 +97,18 @@ def postgres_pid(var_dir: Path) -> int:
     return int((var_dir / "postgres" / "postmaster.pid").read_text().split()[0])
 
 
-def test_run_serves_stops_cleanly_and_reuses_var(tmp_path: Path) -> None:
-    var_dir, port = tmp_path / "var", free_port()
+@pytest.fixture
+def var_root() -> Iterator[Path]:
+    """A folder for embedded PostgreSQL outside pytest's base temp: pytest resets that folder's
+    parent to mode 0700 whenever another pytest session starts, and PostgreSQL runs as its own
+    system user when the tests run as root, so it would lose access to its data mid-test."""
+    root = Path(tempfile.mkdtemp(prefix="tuneboard-runtime-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_run_serves_stops_cleanly_and_reuses_var(var_root: Path) -> None:
+    var_dir, port = var_root / "var", free_port()
     env = base_env(var_dir, port)
     first = Launch(env)
     try:
@@ -128,6 +141,10 @@ def test_run_serves_stops_cleanly_and_reuses_var(tmp_path: Path) -> None:
         assert (
             len(started) >= 6
         )  # gunicorn master+worker, celery worker+child, beat, redis, postgres
+        # Provider-bound work has a worker of its own (a hanging provider holds up nothing else).
+        commands = [" ".join(psutil.Process(pid).cmdline()) for pid in started]
+        assert any("-Q provider " in c for c in commands), commands
+        assert any("-Q default,polling,validation " in c for c in commands), commands
     finally:
         code = first.interrupt()
     assert code == 0, first.output[-3000:]

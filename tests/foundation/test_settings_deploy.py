@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from cryptography.fernet import Fernet
 
 from tests.conftest import BASE_DIR
@@ -87,12 +88,70 @@ def test_non_postgres_database_rejected(tmp_path) -> None:  # type: ignore[no-un
     assert "DATABASE_URL must point to PostgreSQL" in result.stderr
 
 
-def test_generated_secrets_persist_in_var(tmp_path) -> None:  # type: ignore[no-untyped-def]
+SECRETS_PROBE = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.SECRET_KEY, s.FIELD_ENCRYPTION_KEYS[0])"
+)
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY"])
+def test_missing_secret_stops_production_start_up(tmp_path, missing: str) -> None:  # type: ignore[no-untyped-def]
     env = production_env(tmp_path)
+    del env[missing]
+    result = run_python(["manage.py", "check"], env)
+    assert result.returncode != 0
+    assert f"{missing} is not set." in result.stderr
+    assert "same value on every machine" in result.stderr
+    assert "Traceback" not in result.stderr.split(f"{missing} is not set.")[1]
+    # Nothing was invented on the way.
+    assert not (tmp_path / "var").exists()
+
+
+def test_debug_generates_development_secrets_in_var(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = production_env(tmp_path, DEBUG="true")
     del env["SECRET_KEY"], env["FIELD_ENCRYPTION_KEY"]
-    probe = "import django; django.setup(); from django.conf import settings as s; print(s.SECRET_KEY, s.FIELD_ENCRYPTION_KEYS[0])"
-    first = run_python(["-c", probe], env)
-    second = run_python(["-c", probe], env)
+    first = run_python(["-c", SECRETS_PROBE], env)
+    second = run_python(["-c", SECRETS_PROBE], env)
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "var" / "field_encryption_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_production_defaults_leave_the_sandbox_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "from django.urls import resolve, Resolver404\n"
+        "def routed(path):\n"
+        "    try:\n        resolve(path)\n        return True\n"
+        "    except Resolver404:\n        return False\n"
+        "print(s.SANDBOX_ENABLED, s.SANDBOX_API_KEYS, s.WEBHOOK_ALLOWED_NETWORKS, "
+        "routed('/sandbox/control/faults'), routed('/sandbox/v1/models'), routed('/healthz'))"
+    )
+    result = run_python(["-c", probe], production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "[]", "[]", "False", "False", "True"]
+    enabled = run_python(
+        ["-c", probe], production_env(tmp_path, SANDBOX_ENABLED="true", SANDBOX_API_KEYS="sk-a")
+    )
+    assert enabled.stdout.split() == ["True", "['sk-a']", "[]", "True", "True", "True"]
+
+
+def test_enabled_sandbox_needs_its_keys_outside_development(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = run_python(["-c", PROBE], production_env(tmp_path, SANDBOX_ENABLED="true"))
+    assert result.returncode != 0
+    assert "SANDBOX_API_KEYS is not set." in result.stderr
+
+
+def test_webhook_networks_parsed_strictly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.WEBHOOK_ALLOWED_NETWORKS)"
+    )
+    ok = run_python(
+        ["-c", probe], production_env(tmp_path, WEBHOOK_ALLOWED_NETWORKS="10.1.2.3/8, ::1")
+    )
+    assert ok.stdout.strip() == "['10.0.0.0/8', '::1/128']", ok.stderr
+    bad = run_python(["-c", probe], production_env(tmp_path, WEBHOOK_ALLOWED_NETWORKS="intranet"))
+    assert bad.returncode != 0
+    assert "WEBHOOK_ALLOWED_NETWORKS holds 'intranet', which is not an IP network" in bad.stderr

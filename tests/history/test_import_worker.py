@@ -61,7 +61,7 @@ def test_import_from_the_page_with_progress(
 def test_worker_killed_mid_import_is_delivered_again(
     sandbox, sandbox_connection, history: History, spawn
 ) -> None:  # type: ignore[no-untyped-def]
-    queues = "default,polling,validation,doomed"
+    queues = "default,polling,validation,provider,doomed"
     doomed = spawn(
         "worker", "doomed", queues=queues, CELERY_VISIBILITY_TIMEOUT="2", PROVIDER_READ_TIMEOUT="30"
     )

@@ -271,3 +271,45 @@ def test_connection_form_takes_notification_addresses() -> None:
     assert connection.slack_webhook_url == "https://hooks.example/x"
     bad = staff.post("/jobs/connections/new/", {**data, "name": "X", "notify_emails": "nope"})
     assert bad.status_code == 200 and "is not an email address" in bad.content.decode()
+
+
+@pytest.mark.django_db
+def test_internal_webhook_targets_refused_when_saved_and_when_sent(
+    offline: ProviderConnection, settings: Any
+) -> None:
+    # The tests' settings allow loopback receivers; production allows nothing internal.
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    receiver = Receiver()
+    try:
+        member = client_for("member")
+        for target in (
+            receiver.url,
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.8/",
+        ):
+            response = member.post(
+                "/jobs/notifications/", {"email": "", "slack_webhook_url": target}
+            )
+            assert response.status_code == 200
+            assert "webhooks may not reach" in response.content.decode()
+        assert not NotificationSetting.objects.filter(user__username="member-user").exists()
+        staff = client_for("staff")
+        data = {
+            "name": "Internal", "kind": "openai", "base_url": "https://api.openai.com/v1",
+            "api_key": "sk-new-key-0000", "enabled": "on", "slack_webhook_url": receiver.url,
+        }  # fmt: skip
+        response = staff.post("/jobs/connections/new/", data)
+        assert response.status_code == 200 and "webhooks may not reach" in response.content.decode()
+        assert not ProviderConnection.objects.filter(name="Internal").exists()
+
+        # Stored before the rule (or its host re-pointed since): refused at delivery, for good.
+        offline.slack_webhook_url = receiver.url
+        offline.save()
+        created = notifications_for_terminal(job=finished_job(offline))
+        assert notification_send(notification_id=created[0]) is False
+        notification = Notification.objects.get(pk=created[0])
+        assert notification.state == "failed" and notification.attempts == 1
+        assert "UnsafeURL" in notification.last_error and "127.0.0.1" in notification.last_error
+        assert receiver.received == []
+    finally:
+        receiver.close()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -11,6 +11,7 @@ from jobs.models import ProviderConnection
 from jobs.services import connection_save
 from tests.conftest import wait_until
 from tests.sandbox.data import chat_examples, jsonl
+from tests.support.proxy import FaultProxy
 
 
 @pytest.fixture
@@ -18,6 +19,23 @@ def sandbox_connection(sandbox_url: str, sandbox_key: str) -> ProviderConnection
     return connection_save(
         name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=sandbox_key
     )
+
+
+@pytest.fixture
+def fault_proxy(live_server, sandbox_url: str) -> Iterator[FaultProxy]:  # type: ignore[no-untyped-def]
+    """A loopback proxy in front of the sandbox that loses answers on purpose
+    (tests/support/proxy.py); ``proxied_connection`` goes through it."""
+    with FaultProxy(live_server.url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied_connection(fault_proxy: FaultProxy, sandbox_key: str) -> ProviderConnection:
+    """The sandbox (this test's organisation) reached through ``fault_proxy``."""
+    return connection_save(
+        name="Sandbox via proxy", kind="sandbox", base_url=f"{fault_proxy.url}/sandbox/v1",
+        api_key=sandbox_key,
+    )  # fmt: skip
 
 
 @pytest.fixture

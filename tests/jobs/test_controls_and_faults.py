@@ -9,8 +9,8 @@ import time
 import pytest
 
 from jobs.connections import provider_for_connection
-from jobs.models import Job, JobEvent, MetricPoint
-from jobs.services import job_cancel, job_pause, job_resume
+from jobs.models import Job, JobControl, JobEvent, MetricPoint
+from jobs.services import job_control_request, job_control_run
 from jobs.sync import job_sync
 from sandbox.engine import job_advance
 from tests.conftest import wait_until
@@ -32,6 +32,16 @@ def running(job: Job, timeout: float = 30) -> Job:
     return job
 
 
+def control(job: Job, user: object, action: str) -> Job:
+    """Ask for a control and see it done: here, or by the worker when it got there first."""
+    asked = job_control_request(job=job, user=user, action=action)  # type: ignore[arg-type]
+    job_control_run(control_id=asked.pk)
+    assert wait_until(lambda: not JobControl.objects.get(pk=asked.pk).pending, timeout=60)
+    asked.refresh_from_db()
+    assert asked.state == "done", asked.outcome
+    return Job.objects.get(pk=job.pk)
+
+
 def test_pause_resume_cancel_with_audit(
     settings, sandbox_connection, make_dataset, celery_worker, celery_beat
 ) -> None:  # type: ignore[no-untyped-def]
@@ -42,16 +52,16 @@ def test_pause_resume_cancel_with_audit(
         )
     )
     member = job.created_by
-    assert job_pause(job=job, user=member).status == "paused"
+    assert control(job, member, "pause").status == "paused"
     steps = MetricPoint.objects.filter(job=job).count()
     # The provider's run clock stops while paused: brought up to an hour later, the job has
     # no new step to sync.
     job_advance(job.provider_job_id, now=time.time() + 3600)
     job_sync(job_id=job.pk)
     assert MetricPoint.objects.filter(job=job).count() == steps
-    assert job_resume(job=job, user=member).status in ("queued", "running")
+    assert control(job, member, "resume").status in ("queued", "running")
     running(job)
-    cancelled = job_cancel(job=job, user=member)
+    cancelled = control(job, member, "cancel")
     assert cancelled.status == "cancelled"
     settled(job)
     from core.models import AuditEntry
@@ -75,14 +85,14 @@ def test_idle_running_job_costs_two_requests_per_sync(
             sandbox_connection, make_dataset(chat_examples(20)), hyperparameters={"n_epochs": 30}
         )
     )
-    job_pause(job=job, user=None)
+    control(job, None, "pause")
     job_sync(job_id=job.pk)  # catch up with everything before measuring
     provider = provider_for_connection(job.connection)
     before = provider.request_count
     outcome = job_sync(job_id=job.pk)
     assert outcome.ran and outcome.new_events == 0
     assert provider.request_count - before == 2
-    job_cancel(job=job, user=None)
+    control(job, None, "cancel")
 
 
 def test_two_racing_syncs_store_nothing_twice(
@@ -188,7 +198,7 @@ def test_twenty_jobs_converge_through_thirty_percent_faults(
 def test_worker_killed_mid_sync_loses_nothing(
     settings, sandbox, sandbox_connection, make_dataset, spawn
 ) -> None:  # type: ignore[no-untyped-def]
-    queues = "default,polling,validation,doomed"
+    queues = "default,polling,validation,provider,doomed"
     # A worker of our own, killed while its sync is stuck inside a provider call. The sync goes
     # to a queue only our workers read, so no other worker can take it.
     doomed = spawn(

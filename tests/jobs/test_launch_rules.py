@@ -165,6 +165,11 @@ class Rule:
 
 
 CHOICE = "Select a valid choice."
+
+LR_MESSAGE = "The learning-rate multiplier must be “auto” or a number from 0.00001 to 10."
+BATCH_MESSAGE = "Batch size must be “auto” or a whole number from 1 to 256."
+SUFFIX_MESSAGE = "The suffix may hold only letters, digits, hyphens (-) and underscores (_)."
+
 RULES = [
     # The connection: enabled, not archived, with an API key.
     Rule(
@@ -308,24 +313,26 @@ RULES = [
                 "supervised",
                 "Epochs must be “auto” or a whole number from 1 to 50.",
             ),
-            (
-                "batch_size",
-                300,
-                "supervised",
-                "Batch size must be “auto” or a whole number from 1 to 256.",
-            ),
+            ("batch_size", 300, "supervised", BATCH_MESSAGE),
             (
                 "learning_rate_multiplier",
                 0,
                 "supervised",
-                "The learning-rate multiplier must be “auto” or a number greater than 0.",
+                LR_MESSAGE,
             ),
             (
                 "learning_rate_multiplier",
                 float("nan"),
                 "supervised",
-                "The learning-rate multiplier must be “auto” or a number greater than 0.",
+                LR_MESSAGE,
             ),
+            # The provider's ranges, with the bounds that keep a multiplier a usable number.
+            ("learning_rate_multiplier", 1e308, "supervised", LR_MESSAGE),
+            ("learning_rate_multiplier", 5e-324, "supervised", LR_MESSAGE),
+            ("learning_rate_multiplier", 10.5, "supervised", LR_MESSAGE),
+            ("learning_rate_multiplier", -1, "supervised", LR_MESSAGE),
+            ("batch_size", 0, "supervised", BATCH_MESSAGE),
+            ("batch_size", 257, "supervised", BATCH_MESSAGE),
             ("beta", 3, "dpo", "β must be “auto” or a number greater than 0 and at most 2."),
             (
                 "beta",
@@ -347,13 +354,24 @@ RULES = [
         "suffix-colon",
         lambda w: Inputs(w.connection, w.chat, suffix="team:v2"),
         "suffix",
-        "The suffix cannot contain colons or spaces.",
+        SUFFIX_MESSAGE,
     ),
     Rule(
         "suffix-space",
         lambda w: Inputs(w.connection, w.chat, suffix="team v2"),
         "suffix",
-        "The suffix cannot contain colons or spaces.",
+        SUFFIX_MESSAGE,
+    ),
+    *(
+        Rule(
+            f"suffix-{index}",
+            lambda w, suffix=suffix: Inputs(w.connection, w.chat, suffix=suffix),
+            "suffix",
+            SUFFIX_MESSAGE,
+        )
+        for index, suffix in enumerate(
+            ["a/b", "..", "x..y", "../../files", "v1.2", "café", "a%2Fb"]
+        )
     ),
     Rule(
         "suffix-long",
@@ -441,7 +459,7 @@ def test_every_broken_rule_is_reported_at_once(world: World, member: Any) -> Non
         ("method", "gpt-3.5-turbo-0125 does not support DPO fine-tuning."),
         ("training_dataset", "DPO needs preference data; “train” is Chat."),
         ("n_epochs", "Epochs must be “auto” or a whole number from 1 to 50."),
-        ("suffix", "The suffix cannot contain colons or spaces."),
+        ("suffix", SUFFIX_MESSAGE),
         ("wandb_project", "Enter the W&B project to use the integration."),
     ]
     with pytest.raises(LaunchRejected) as refused:

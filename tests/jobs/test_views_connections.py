@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from core.models import AuditEntry
-from jobs.connections import provider_for_connection
+from jobs.connections import interactive_timeouts, provider_for_connection
 from jobs.models import ProviderConnection
 from jobs.services import connection_save
+from tests.conftest import Sandbox
 from tests.jobs.test_views import _catalog, make_job  # noqa: F401 - autouse fixture
 from tests.permissions import client_for
 from tests.sandbox.data import chat_examples
@@ -185,6 +186,30 @@ def test_test_connection_shows_the_providers_error(sandbox_url: str, settings: A
     html = staff.post(f"/jobs/connections/{connection.pk}/test/", follow=True).content.decode()
     assert "“Wrong key” failed:" in html and "HTTP 401" in html and "invalid_api_key" in html
     assert wrong not in html
+
+
+def test_interactive_calls_are_bounded_to_ten_seconds_by_default() -> None:
+    """The calls a page waits on: connecting plus reading within 10 s, one attempt."""
+    bounded = interactive_timeouts()
+    assert bounded.max_retries == 0
+    assert bounded.connect + bounded.read == 10 and 0 < bounded.connect <= 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_test_connection_gives_up_on_a_held_provider_within_its_budget(
+    sandbox: Sandbox, sandbox_connection: ProviderConnection, settings: Any
+) -> None:
+    settings.PROVIDER_INTERACTIVE_TIMEOUT = 1  # a held provider answers after 2 s
+    sandbox.control("faults", {"kinds": ["hang"], "hang_seconds": 2, "path": "/models$"})
+    staff = client_for("staff")
+    html = staff.post(f"/jobs/connections/{sandbox_connection.pk}/test/", follow=True)
+    assert "“Sandbox” failed: Timed out waiting for" in html.content.decode()
+    # One attempt, with the budget's timeouts on the httpx client the page used.
+    assert sandbox.control("faults", method="GET")["data"][0]["injected"] == 1
+    used = provider_for_connection(sandbox_connection, interactive=True).http_client.timeout
+    assert used.connect is not None and used.read is not None
+    assert used.connect + used.read <= 1
+    assert (used.connect, used.read) == (0.25, 0.75)
 
 
 @pytest.mark.django_db

@@ -24,6 +24,9 @@ pytestmark = pytest.mark.django_db
 MINI = "gpt-4o-mini-2024-07-18"
 
 
+SUFFIX_MESSAGE = "The suffix may hold only letters, digits, hyphens (-) and underscores (_)."
+
+
 @pytest.fixture
 def connection() -> ProviderConnection:
     return connection_save(
@@ -189,20 +192,36 @@ def test_estimate_follows_a_resubmitted_form(
         (
             "learning_rate_multiplier",
             "0",
-            "The learning-rate multiplier must be “auto” or a number greater than 0.",
+            "The learning-rate multiplier must be “auto” or a number from 0.00001 to 10.",
         ),
         (
             "learning_rate_multiplier",
             "nan",
-            "The learning-rate multiplier must be “auto” or a number greater than 0.",
+            "The learning-rate multiplier must be “auto” or a number from 0.00001 to 10.",
         ),
         (
             "learning_rate_multiplier",
             "-1",
-            "The learning-rate multiplier must be “auto” or a number greater than 0.",
+            "The learning-rate multiplier must be “auto” or a number from 0.00001 to 10.",
         ),
-        ("suffix", "team:v2", "The suffix cannot contain colons or spaces."),
-        ("suffix", "team v2", "The suffix cannot contain colons or spaces."),
+        (
+            "learning_rate_multiplier",
+            "1e308",
+            "The learning-rate multiplier must be “auto” or a number from 0.00001 to 10.",
+        ),
+        (
+            "learning_rate_multiplier",
+            "5e-324",
+            "The learning-rate multiplier must be “auto” or a number from 0.00001 to 10.",
+        ),
+        (
+            "learning_rate_multiplier",
+            "1e400",
+            "The learning-rate multiplier must be “auto” or a number from 0.00001 to 10.",
+        ),
+        ("suffix", "team:v2", SUFFIX_MESSAGE),
+        ("suffix", "team v2", SUFFIX_MESSAGE),
+        ("suffix", "../../files", SUFFIX_MESSAGE),
         ("suffix", "x" * 65, "Ensure this value has at most 64 characters"),
         ("seed", "-1", "Ensure this value is greater than or equal to 0."),
         ("seed", "abc", "Enter a whole number."),

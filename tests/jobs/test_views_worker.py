@@ -11,7 +11,7 @@ import pytest
 
 from core.models import AuditEntry
 from datasets.models import Dataset
-from jobs.models import Checkpoint, Job, JobEvent, ProviderConnection
+from jobs.models import Checkpoint, Job, JobControl, JobEvent, ProviderConnection
 from tests.conftest import wait_until
 from tests.jobs.test_controls_and_faults import running
 from tests.jobs.test_launch_and_poll import settled
@@ -37,6 +37,16 @@ def launch_form(
     }
     data.update(overrides)
     return data
+
+
+def done(client: Any, job: Job, action: str, data: dict[str, str] | None = None) -> JobControl:
+    """Ask for a control on the page and wait until the worker has done it (or failed)."""
+    before = set(JobControl.objects.filter(job=job).values_list("pk", flat=True))
+    assert client.post(f"/jobs/{job.pk}/{action}/", data or {}).status_code == 302
+    control = JobControl.objects.filter(job=job).exclude(pk__in=before).get()
+    assert wait_until(lambda: not JobControl.objects.get(pk=control.pk).pending, timeout=60)
+    control.refresh_from_db()
+    return control
 
 
 def test_launch_from_the_form_to_success(
@@ -79,8 +89,9 @@ def test_launch_from_the_form_to_success(
     assert "Delete fine-tuned model" in html
     confirm = member.get(f"/jobs/{job.pk}/delete-model/")
     assert confirm.status_code == 200 and job.fine_tuned_model in confirm.content.decode()
-    deleted = member.post(f"/jobs/{job.pk}/delete-model/", {"confirm": "on"}, follow=True)
-    page = deleted.content.decode()
+    deleted = done(member, job, "delete-model", {"confirm": "on"})
+    assert deleted.state == "done" and deleted.action == "delete_model"
+    page = member.get(f"/jobs/{job.pk}/").content.decode()
     assert f"Deleted {job.fine_tuned_model} at the provider." in page
     assert "Deleted at the provider" in page and "Delete fine-tuned model" not in page
     entry = AuditEntry.objects.get(action="model_deleted", object_id=str(job.pk))
@@ -108,28 +119,29 @@ def test_controls_through_the_pages(
         return set(re.findall(rf'action="/jobs/{job.pk}/([a-z]+)/"', html))
 
     assert controls() == {"cancel", "pause", "sync", "archive"}
-    paused = member.post(f"/jobs/{job.pk}/pause/", follow=True).content.decode()
-    assert "Pause requested; the job is now paused." in paused
+    paused = done(member, job, "pause")
+    assert paused.outcome == "Paused at the provider; the job is now paused."
     assert Job.objects.get(pk=job.pk).status == "paused"
     assert controls() == {"cancel", "resume", "sync", "archive"}
-    member.post(f"/jobs/{job.pk}/resume/")
+    done(member, job, "resume")
     assert Job.objects.get(pk=job.pk).status in ("queued", "running")
     running(job)
-    synced = member.post(f"/jobs/{job.pk}/sync/", follow=True).content.decode()
+    synced = done(member, job, "sync").outcome
     assert "Synced with the provider" in synced or "already running" in synced
     # Progress comes through the live JSON while it runs.
     live = member.get(f"/jobs/{job.pk}/live.json").json()
     assert live["status"] == "running" and live["terminal"] is False
     assert live["progress"]["total_steps"] and live["events"]
-    cancelled = member.post(f"/jobs/{job.pk}/cancel/", follow=True).content.decode()
-    assert "Cancel requested; the job is now cancelled." in cancelled
+    cancelled = done(member, job, "cancel")
+    assert cancelled.outcome == "Cancelled at the provider; the job is now cancelled."
     assert Job.objects.get(pk=job.pk).status == "cancelled"
     # A second cancel is refused by the provider, and the page says so (no 500).
     assert wait_until(lambda: Job.objects.get(pk=job.pk).next_poll_at is None, timeout=30)
-    again = member.post(f"/jobs/{job.pk}/cancel/", follow=True)
-    assert (
-        again.status_code == 200
-        and "The provider refused to cancel this job" in again.content.decode()
+    again = done(member, job, "cancel")
+    assert again.state == "failed"
+    page = member.get(f"/jobs/{job.pk}/")
+    assert page.status_code == 200 and "The provider refused to cancel this job" in (
+        page.content.decode()
     )
     assert controls() == {"sync", "archive"}
     actions = list(
@@ -137,10 +149,12 @@ def test_controls_through_the_pages(
         .order_by("at")
         .values_list("action", "actor")
     )
+    # Who asked for each, the refused second cancel included.
     assert actions == [
         ("job_launched", user_id),
         ("job_pause", user_id),
         ("job_resume", user_id),
         ("job_sync", user_id),
+        ("job_cancel", user_id),
         ("job_cancel", user_id),
     ]

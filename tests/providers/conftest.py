@@ -13,6 +13,7 @@ import pytest
 from jobs.providers import ConnectionConfig, JobInfo, OpenAICompatibleProvider, close_all
 from tests.conftest import Sandbox
 from tests.sandbox.data import chat_examples, jsonl
+from tests.support.proxy import FaultProxy
 
 
 def make_config(base_url: str, api_key: str, **overrides: Any) -> ConnectionConfig:
@@ -116,3 +117,11 @@ def wait_for_status(
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job.status} after {timeout} s")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def fault_proxy(live_server, sandbox_url: str) -> Iterator[FaultProxy]:  # type: ignore[no-untyped-def]
+    """A loopback proxy in front of the sandbox (tests/support/proxy.py); clients reach the
+    sandbox through it at ``fault_proxy.url + "/sandbox/v1"``."""
+    with FaultProxy(live_server.url) as proxy:
+        yield proxy
