@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import csp.constants as csp
 import dj_database_url
 import django_stubs_ext
 from cryptography.fernet import Fernet
@@ -207,6 +208,57 @@ if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# --- Abuse: login throttling (django-axes) and Content-Security-Policy (django-csp) -----------
+INSTALLED_APPS += ["axes", "csp"]
+MIDDLEWARE += [
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: turns a lockout noticed while authenticating into its page.
+    "axes.middleware.AxesMiddleware",
+]
+AUTHENTICATION_BACKENDS = [
+    # Refuses to authenticate while the account or the client address is locked out.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins are counted per account and per client address, each on its own: either one
+# reaching the limit within the cool-off blocks logins (shown on the login page, HTTP 429) until
+# the cool-off has passed without a failure. Attempts are rows in the admin (Axes › Access
+# attempts); deleting one unlocks, as does `manage.py axes_reset`.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success must not wipe the failures: anyone with an account could log in between guesses at
+# another account from the same address and reset both counts.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
+# Reverse proxies in front of Tuneboard that append the client to X-Forwarded-For (0: the
+# connection's address is the client's). See core/client_ip.py.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+
+# Only Tuneboard's own files run or style a page: no inline script, and no style attribute or
+# <style> element of ours (page data travels in <script type="application/json">, which is never
+# executed). plotly.js adds two <style> elements of its own. It skips the one of its own rules
+# when the page has an element with id "plotly.js-style-global" and class "no-inline-styles":
+# templates/_plotly.html links static/css/plotly.css, which holds those rules, under that id.
+# The other, the bundled map library's fixed stylesheet, is allowed by the hash of its exact
+# text. tests/e2e/plotly_css.py derives both from the installed bundle, and a browser test fails
+# when they fall out of step. Images may be blob: URLs: plotly's PNG download draws through one.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF],
+        "style-src": [csp.SELF, "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"],
+        "img-src": [csp.SELF, "blob:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
+
 TIKTOKEN_CACHE_DIR = env_str("TIKTOKEN_CACHE_DIR")
 if TIKTOKEN_CACHE_DIR:
     # tiktoken reads the variable itself; exporting it keeps one source of truth.
@@ -330,6 +382,11 @@ DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 1024**3, minimum=
 # Simulated seconds per training step (0 = instant); 0.2 makes a 100-example, 3-epoch job
 # (300 steps at batch size 1) take about a minute.
 SANDBOX_SECONDS_PER_STEP = env_float("SANDBOX_SECONDS_PER_STEP", 0.2, minimum=0)
+# Requests one API key may make in any SANDBOX_RATE_LIMIT_WINDOW seconds (sliding window, counted
+# in the broker's Redis); more get OpenAI's 429 with Retry-After. 0 turns the limit off; a key's
+# account can set its own (POST /sandbox/control/account {"rate_limit": N}).
+SANDBOX_RATE_LIMIT = env_int("SANDBOX_RATE_LIMIT", 6000, minimum=0)
+SANDBOX_RATE_LIMIT_WINDOW = env_int("SANDBOX_RATE_LIMIT_WINDOW", 60, minimum=1, maximum=86_400)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

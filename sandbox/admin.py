@@ -106,7 +106,7 @@ class SandboxUploadPartAdmin(ReadOnlyAdmin):
 
 @admin.register(SandboxAccount)
 class SandboxAccountAdmin(ReadOnlyAdmin):
-    list_display = ("owner", "profile", "webhook_url")
+    list_display = ("owner", "profile", "rate_limit", "webhook_url")
     list_filter = ("profile",)
     search_fields = ("owner", "webhook_url")
     exclude = ("webhook_secret",)

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import socket
@@ -18,13 +19,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from sandbox import ids
+from sandbox import ids, ratelimit
 from sandbox.models import SandboxAccount, SandboxFault
 
 log = logging.getLogger(__name__)
@@ -158,32 +159,75 @@ def reject_unknown(body: dict[str, Any], allowed: Sequence[str], prefix: str = "
             )
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _single(request: HttpRequest, name: str) -> str | None:
+    values = request.GET.getlist(name)
+    return values[-1] if values else None
+
+
 def int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
+    raw = _single(request, name)
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"Invalid '{name}': expected an integer.", param=name) from None
-    if not low <= value <= high:
+    # ASCII digits only: int() would also take " 5", "+5", "5_0" and other scripts' digits.
+    if not _DIGITS.fullmatch(raw):
+        got = "an empty string" if raw == "" else f"'{raw[:40]}'"
         raise ApiError(
-            400, f"Invalid '{name}': must be between {low} and {high}, got {value}.", param=name
+            400, f"Invalid '{name}': expected an integer, but got {got} instead.", param=name
+        )
+    value = int(raw) if len(raw) <= 12 else None
+    if value is None or not low <= value <= high:
+        raise ApiError(
+            400, f"Invalid '{name}': must be between {low} and {high}, got {raw[:40]}.", param=name
         )
     return value
 
 
-def cursor_page(
-    items: Sequence[Any], after: str | None, limit: int, key: Callable[[Any], str]
-) -> tuple[list[Any], bool]:
-    """Slice an already ordered sequence: the items after the one whose id is ``after``."""
-    start = 0
-    if after:
-        for index, item in enumerate(items):
-            if key(item) == after:
-                start = index + 1
-                break
-    page = list(items[start : start + limit + 1])
+def choice_param(request: HttpRequest, name: str, default: str, choices: Sequence[str]) -> str:
+    raw = _single(request, name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        allowed = " or ".join(f"'{c}'" for c in choices)
+        raise ApiError(400, f"Invalid '{name}': expected {allowed}, got '{raw[:40]}'.", param=name)
+    return raw
+
+
+def after_param(request: HttpRequest) -> str | None:
+    """The pagination cursor: absent, or a non-empty object id."""
+    raw = _single(request, "after")
+    if raw == "":
+        raise ApiError(
+            400, "Invalid 'after': expected an object id, but got an empty string.", param="after"
+        )
+    return raw
+
+
+def unknown_cursor(after: str) -> ApiError:
+    # Answering the first page again would make a client that pages with it loop forever.
+    return ApiError(
+        400, f"Invalid 'after': no object with id '{after[:64]}' in this list.", param="after"
+    )
+
+
+def after_anchor(queryset: QuerySet[Any], anchor: Any, ordering: Sequence[str]) -> QuerySet[Any]:
+    """Keyset pagination: the rows of ``queryset`` that come after ``anchor`` in ``ordering``
+    (field names, ``-`` for descending; the last one must be unique)."""
+    condition = Q()
+    equal: dict[str, Any] = {}
+    for spec in ordering:
+        field = spec.lstrip("-")
+        lookup = "lt" if spec.startswith("-") else "gt"
+        value = getattr(anchor, field)
+        condition |= Q(**equal, **{f"{field}__{lookup}": value})
+        equal[field] = value
+    return queryset.filter(condition).order_by(*ordering)
+
+
+def keyset_page(queryset: QuerySet[Any], limit: int) -> tuple[list[Any], bool]:
+    page = list(queryset[: limit + 1])
     return page[:limit], len(page) > limit
 
 
@@ -273,6 +317,52 @@ def _inject(fault: SandboxFault, request: HttpRequest) -> HttpResponse | None:
     )
 
 
+# --- Rate limit -----------------------------------------------------------------------------
+
+
+def rate_limit_of(account: SandboxAccount) -> int:
+    """Requests per window for this key; 0 means none."""
+    return settings.SANDBOX_RATE_LIMIT if account.rate_limit is None else account.rate_limit
+
+
+def _rate_headers(verdict: ratelimit.Verdict) -> dict[str, str]:
+    # OpenAI's names; its reset values are durations such as "1s" or "6m0s".
+    return {
+        "x-ratelimit-limit-requests": str(verdict.limit),
+        "x-ratelimit-remaining-requests": str(verdict.remaining),
+        "x-ratelimit-reset-requests": f"{verdict.reset_seconds:.3f}s",
+    }
+
+
+def _rate_limit(caller: Caller) -> dict[str, str]:
+    """Counts this request; raises the 429 when the key is over its limit, otherwise returns
+    the headers that tell the client where it stands."""
+    limit = rate_limit_of(caller.account)
+    if limit <= 0:
+        return {}
+    window = settings.SANDBOX_RATE_LIMIT_WINDOW
+    verdict = ratelimit.check(caller.owner, limit=limit, window=window)
+    if verdict is None:
+        return {}
+    headers = _rate_headers(verdict)
+    if not verdict.admitted:
+        retry_after = verdict.retry_after
+        raise ApiError(
+            429,
+            f"Rate limit reached for requests in organization {caller.organization_id} on "
+            f"requests per {window} s: Limit {limit}, Used {limit}, Requested 1. Please try "
+            f"again in {retry_after}s.",
+            type="requests",
+            code="rate_limit_exceeded",
+            headers={
+                **headers,
+                "retry-after": str(retry_after),
+                "retry-after-ms": str(math.ceil(verdict.reset_seconds * 1000)),
+            },
+        )
+    return headers
+
+
 # --- The view decorator ---------------------------------------------------------------------
 
 
@@ -307,9 +397,11 @@ def _finish_recording(finish: Any, request: HttpRequest, response: HttpResponseB
 def endpoint(
     *methods: str, faults: bool = True, record: Recorder | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., HttpResponse]]:
-    """Wraps a sandbox view: method check, key auth, faults, error envelope, x-request-id.
+    """Wraps a sandbox view: method check, key auth, rate limit, faults, error envelope,
+    x-request-id.
 
-    ``faults=False`` is for the control endpoints, which must stay reachable to clear faults.
+    ``faults=False`` is for the control endpoints, which must stay reachable to clear faults
+    (and to raise a key's rate limit), so neither faults nor the rate limit apply to them.
     ``record(request, caller)`` is called once the caller is authenticated, before faults and
     the view; the callable it returns gets the final response, whether the view, an injected
     fault or an error produced it. Recording errors are logged and never change the response.
@@ -319,6 +411,7 @@ def endpoint(
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             finish = None
+            rate_headers: dict[str, str] = {}
             try:
                 if request.method not in methods:
                     raise ApiError(
@@ -330,6 +423,8 @@ def endpoint(
                 caller = _authenticate(request)
                 if record is not None:
                     finish = _start_recording(record, request, caller)
+                if faults:
+                    rate_headers = _rate_limit(caller)
                 _reject_nul(request, kwargs)
                 fault = _claim_fault(caller.owner, request.path) if faults else None
                 response = _inject(fault, request) if fault else None
@@ -351,6 +446,8 @@ def endpoint(
                     "The server had an error while processing your request.",
                     type="server_error",
                 ).response()
+            for name, value in rate_headers.items():
+                response[name] = value
             response["x-request-id"] = ids.request_id()
             if finish is not None:
                 _finish_recording(finish, request, response)

@@ -17,6 +17,8 @@ class SandboxAccount(models.Model):
     profile = models.CharField(max_length=10, choices=Profile.choices, default=Profile.CONTRACT)
     webhook_url = models.URLField(blank=True, max_length=500)
     webhook_secret = models.CharField(max_length=200, blank=True)
+    # Requests per SANDBOX_RATE_LIMIT_WINDOW for this key; null: SANDBOX_RATE_LIMIT.
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.owner
@@ -52,6 +54,8 @@ class SandboxUpload(models.Model):
     expires_at = models.BigIntegerField()
     status = models.CharField(max_length=12, default="pending")
     file = models.ForeignKey(SandboxFile, null=True, blank=True, on_delete=models.SET_NULL)
+    # The request's expires_after (seconds after creation), for the file the upload produces.
+    file_expires_after = models.IntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.id

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,3 +234,97 @@ def parse_job_request(body: dict[str, Any]) -> JobRequest:
         metadata=_metadata(body.get("metadata")),
         integrations=_integrations(body.get("integrations")),
     )
+
+
+# --- Files and uploads ------------------------------------------------------------------------
+
+EXPIRES_MIN_SECONDS = 3600
+EXPIRES_MAX_SECONDS = 2_592_000
+# RFC 6838 names (type/subtype) with optional `; name=value` parameters. 100 characters is the
+# column's size.
+_MIME_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+MIME_TYPE_RE = re.compile(
+    rf"{_MIME_NAME}/{_MIME_NAME}(?:[ \t]*;[ \t]*{_MIME_NAME}=(?:{_MIME_NAME}|\"[^\"\r\n]*\"))*"
+)
+MAX_MIME_TYPE = 100
+
+
+def _expires_seconds(raw: dict[str, Any], *, from_form: bool) -> int:
+    reject_unknown(raw, ("anchor", "seconds"), prefix="expires_after.")
+    for key in ("anchor", "seconds"):
+        if key not in raw:
+            raise ApiError(
+                400,
+                f"Missing required parameter: 'expires_after[{key}]'.",
+                param=f"expires_after[{key}]",
+                code="missing_required_parameter",
+            )
+    if raw["anchor"] != "created_at":
+        raise ApiError(
+            400,
+            "invalid expires_after[anchor]: must be 'created_at'",
+            param="expires_after[anchor]",
+        )
+    seconds = raw["seconds"]
+    # Form fields are strings of ASCII digits; JSON gives a real integer (not a bool or float).
+    if from_form and isinstance(seconds, str) and re.fullmatch(r"[0-9]{1,12}", seconds):
+        seconds = int(seconds)
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise ApiError(
+            400,
+            "invalid expires_after[seconds]: expected an integer",
+            param="expires_after[seconds]",
+        )
+    if not EXPIRES_MIN_SECONDS <= seconds <= EXPIRES_MAX_SECONDS:
+        raise ApiError(
+            400,
+            f"invalid expires_after[seconds]: must be between {EXPIRES_MIN_SECONDS} and "
+            f"{EXPIRES_MAX_SECONDS}",
+            param="expires_after[seconds]",
+        )
+    return seconds
+
+
+def parse_expires_after(raw: Any) -> int | None:
+    """``expires_after`` of a JSON body (uploads): seconds after creation, or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid expires_after: expected an object", param="expires_after")
+    return _expires_seconds(raw, from_form=False)
+
+
+def parse_form_expires_after(form: Mapping[str, str]) -> int | None:
+    """``expires_after`` of a multipart form (files): the SDK sends ``expires_after[anchor]``
+    and ``expires_after[seconds]``; some clients send one ``expires_after`` part of JSON."""
+    nested = {
+        key[len("expires_after[") : -1]: value
+        for key, value in form.items()
+        if key.startswith("expires_after[") and key.endswith("]")
+    }
+    if "expires_after" not in form:
+        return _expires_seconds(nested, from_form=True) if nested else None
+    if nested:
+        raise ApiError(
+            400,
+            "invalid expires_after: sent both as one field and as expires_after[…] fields",
+            param="expires_after",
+        )
+    try:
+        value = json.loads(form["expires_after"])
+    except ValueError:
+        raise ApiError(
+            400, "invalid expires_after: expected an object", param="expires_after"
+        ) from None
+    return parse_expires_after(value)
+
+
+def parse_mime_type(raw: Any) -> str:
+    if not isinstance(raw, str) or len(raw) > MAX_MIME_TYPE or not MIME_TYPE_RE.fullmatch(raw):
+        raise ApiError(
+            400,
+            f"invalid mime_type: expected a MIME type such as 'application/jsonl' (type/subtype, "
+            f"at most {MAX_MIME_TYPE} characters)",
+            param="mime_type",
+        )
+    return raw

@@ -20,14 +20,23 @@ from sandbox.models import (
 HYPERPARAMETER_KEYS = ("batch_size", "learning_rate_multiplier", "n_epochs")
 
 
-def file_json(file: SandboxFile) -> dict[str, Any]:
+def _shown_purpose(purpose: str, caller: Caller) -> str:
+    # `evals` is accepted on input (spec and SDK) but missing from the response enum of both,
+    # so the strict SDK would reject the file object: the contract profile shows the nearest
+    # value it has, the realism profile what the real API answers.
+    if purpose == "evals" and not caller.realism:
+        return "user_data"
+    return purpose
+
+
+def file_json(file: SandboxFile, caller: Caller) -> dict[str, Any]:
     body: dict[str, Any] = {
         "object": "file",
         "id": file.id,
         "bytes": file.bytes,
         "created_at": int(file.created_at),
         "filename": file.filename,
-        "purpose": file.purpose,
+        "purpose": _shown_purpose(file.purpose, caller),
         "status": "processed",
     }
     # Optional in the spec and not nullable there: absent rather than null.
@@ -36,7 +45,7 @@ def file_json(file: SandboxFile) -> dict[str, Any]:
     return body
 
 
-def upload_json(upload: SandboxUpload) -> dict[str, Any]:
+def upload_json(upload: SandboxUpload, caller: Caller) -> dict[str, Any]:
     return {
         "object": "upload",
         "id": upload.id,
@@ -46,7 +55,7 @@ def upload_json(upload: SandboxUpload) -> dict[str, Any]:
         "filename": upload.filename,
         "purpose": upload.purpose,
         "status": upload.status,
-        "file": file_json(upload.file) if upload.file else None,
+        "file": file_json(upload.file, caller) if upload.file else None,
     }
 
 

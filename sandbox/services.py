@@ -24,12 +24,12 @@ from sandbox.models import (
     SandboxUpload,
     SandboxUploadPart,
 )
-from sandbox.requests import JobRequest
+from sandbox.requests import JobRequest, parse_expires_after, parse_mime_type
 from sandbox.simulation import TrainingRun, TrainingSpec, resolve_hyperparameters
 
-# `evals` is accepted by the real API but missing from the response enum of the spec and the
-# SDK; the sandbox refuses it rather than answer with an object the SDK cannot parse.
-FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data")
+# As the spec's CreateFileRequest lists them. `evals` is missing from the response enum of the
+# spec and the SDK: see serializers.file_json for how it is shown.
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision")
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_UPLOAD_BYTES = 8 * 1024**3
@@ -41,26 +41,9 @@ def _now() -> int:
     return int(time.time())
 
 
-def _expires(anchor: str | None, seconds: str | int | None, *, param: str) -> int | None:
-    if anchor is None and seconds is None:
-        return None
-    if anchor != "created_at":
-        raise ApiError(
-            400, f"invalid {param}[anchor]: must be 'created_at'", param=f"{param}[anchor]"
-        )
-    try:
-        value = int(seconds)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ApiError(
-            400, f"invalid {param}[seconds]: expected an integer", param=f"{param}[seconds]"
-        ) from None
-    if not 3600 <= value <= 2_592_000:
-        raise ApiError(
-            400,
-            f"invalid {param}[seconds]: must be between 3600 and 2592000",
-            param=f"{param}[seconds]",
-        )
-    return _now() + value
+def _expires_at(created_at: float, expires_after: int | None) -> int | None:
+    # From the whole second shown as created_at, so that expires_at - created_at is exact.
+    return None if expires_after is None else int(created_at) + expires_after
 
 
 def _check_purpose_and_name(
@@ -83,8 +66,7 @@ def file_create(
     caller: Caller,
     upload: UploadedFile | None,
     purpose: Any,
-    expires_anchor: str | None,
-    expires_seconds: str | None,
+    expires_after: int | None,
 ) -> SandboxFile:
     if upload is None:
         raise ApiError(
@@ -107,14 +89,15 @@ def file_create(
             "File is too large: the Files API accepts up to 512 MB; use the Uploads API.",
             param="file",
         )
+    created_at = time.time()
     file = SandboxFile(
         id=ids.file_id(),
         owner=caller.owner,
         filename=filename,
         purpose=purpose,
         bytes=upload.size,
-        created_at=time.time(),
-        expires_at=_expires(expires_anchor, expires_seconds, param="expires_after"),
+        created_at=created_at,
+        expires_at=_expires_at(created_at, expires_after),
     )
     file.content.save(file.id, upload, save=False)
     file.save()
@@ -145,6 +128,7 @@ def upload_create(*, caller: Caller, body: dict[str, Any]) -> SandboxUpload:
     from sandbox.api import reject_unknown
 
     reject_unknown(body, ("bytes", "filename", "mime_type", "purpose", "expires_after"))
+    expires_after = parse_expires_after(body.get("expires_after"))
     for field in ("bytes", "filename", "mime_type", "purpose"):
         if field not in body:
             raise ApiError(
@@ -156,9 +140,10 @@ def upload_create(*, caller: Caller, body: dict[str, Any]) -> SandboxUpload:
     total = body["bytes"]
     if not isinstance(total, int) or isinstance(total, bool) or not 1 <= total <= MAX_UPLOAD_BYTES:
         raise ApiError(400, "invalid bytes: an integer from 1 to 8 GB", param="bytes")
-    for field in ("filename", "mime_type", "purpose"):
+    for field in ("filename", "purpose"):
         if not isinstance(body[field], str) or not 0 < len(body[field]) <= 255:
             raise ApiError(400, f"invalid {field}: a string of 1 to 255 characters", param=field)
+    mime_type = parse_mime_type(body["mime_type"])
     filename = body["filename"]
     _check_purpose_and_name(body["purpose"], filename, UPLOAD_PURPOSES, "filename")
     now = _now()
@@ -167,10 +152,11 @@ def upload_create(*, caller: Caller, body: dict[str, Any]) -> SandboxUpload:
         owner=caller.owner,
         filename=filename,
         purpose=body["purpose"],
-        mime_type=body["mime_type"],
+        mime_type=mime_type,
         bytes=total,
         created_at=now,
         expires_at=now + UPLOAD_LIFETIME,
+        file_expires_after=expires_after,
     )
 
 
@@ -246,9 +232,11 @@ def upload_complete(*, caller: Caller, upload_id: str, body: dict[str, Any]) -> 
                 param="bytes",
             )
         digest = hashlib.md5()  # noqa: S324 - OpenAI's checksum, not security
+        created_at = time.time()
         file = SandboxFile(
             id=ids.file_id(), owner=caller.owner, filename=upload.filename, purpose=upload.purpose,
-            bytes=total, created_at=time.time(),
+            bytes=total, created_at=created_at,
+            expires_at=_expires_at(created_at, upload.file_expires_after),
         )  # fmt: skip
         file.content.save(
             file.id, File(_Concatenated([parts[p] for p in part_ids], digest)), save=False
@@ -497,7 +485,7 @@ def faults_clear(*, caller: Caller) -> int:
 def account_update(*, caller: Caller, body: dict[str, Any]) -> SandboxAccount:
     from sandbox.api import reject_unknown
 
-    reject_unknown(body, ("profile", "webhook_url", "webhook_secret"))
+    reject_unknown(body, ("profile", "webhook_url", "webhook_secret", "rate_limit"))
     account = caller.account
     if "profile" in body:
         if body["profile"] not in SandboxAccount.Profile.values:
@@ -519,5 +507,16 @@ def account_update(*, caller: Caller, body: dict[str, Any]) -> SandboxAccount:
         account.webhook_url = url
     if "webhook_secret" in body:
         account.webhook_secret = body["webhook_secret"] or ""
+    if "rate_limit" in body:
+        limit = body["rate_limit"]
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= 10**9
+        ):
+            raise ApiError(
+                400,
+                "invalid rate_limit: requests per window, 0 for none, null for the default",
+                param="rate_limit",
+            )
+        account.rate_limit = limit
     account.save()
     return account

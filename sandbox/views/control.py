@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from sandbox import completion_log, services
-from sandbox.api import Caller, endpoint, parse_json
+from sandbox.api import Caller, endpoint, parse_json, rate_limit_of
 from sandbox.models import SandboxFault
 
 
@@ -45,6 +46,9 @@ def account(request: HttpRequest, caller: Caller) -> dict[str, Any]:
         "profile": account.profile,
         "webhook_url": account.webhook_url,
         "webhook_secret_set": bool(account.webhook_secret),
+        "rate_limit": account.rate_limit,
+        "rate_limit_effective": rate_limit_of(account),
+        "rate_limit_window": settings.SANDBOX_RATE_LIMIT_WINDOW,
     }
 
 

@@ -1,52 +1,53 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse
 
 from sandbox import engine, services
-from sandbox.api import ApiError, Caller, cursor_page, endpoint, int_param, list_body
+from sandbox.api import (
+    Caller,
+    after_anchor,
+    after_param,
+    choice_param,
+    endpoint,
+    int_param,
+    keyset_page,
+    list_body,
+    unknown_cursor,
+)
 from sandbox.models import SandboxFile
+from sandbox.requests import parse_form_expires_after
 from sandbox.serializers import file_json, upload_json
 
 
 @endpoint("GET", "POST")
 def files(request: HttpRequest, caller: Caller) -> dict[str, Any]:
     if request.method == "POST":
-        anchor = request.POST.get("expires_after[anchor]")
-        seconds = request.POST.get("expires_after[seconds]")
-        if "expires_after" in request.POST:  # the same field sent as one JSON part
-            try:
-                expires = json.loads(request.POST["expires_after"])
-            except ValueError:
-                raise ApiError(
-                    400, "invalid expires_after: expected an object", param="expires_after"
-                ) from None
-            if not isinstance(expires, dict):
-                raise ApiError(
-                    400, "invalid expires_after: expected an object", param="expires_after"
-                )
-            anchor, seconds = expires.get("anchor"), expires.get("seconds")
         file = services.file_create(
             caller=caller,
             upload=request.FILES.get("file"),
             purpose=request.POST.get("purpose"),
-            expires_anchor=anchor,
-            expires_seconds=seconds,
+            expires_after=parse_form_expires_after(request.POST),
         )
-        return file_json(file)
-    order = request.GET.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise ApiError(400, "invalid order: 'asc' or 'desc'", param="order")
+        return file_json(file, caller)
+    order = choice_param(request, "order", "desc", ("asc", "desc"))
     limit = int_param(request, "limit", 10000, 1, 10000)
-    queryset = SandboxFile.objects.filter(owner=caller.owner, deleted=False)
+    after = after_param(request)
+    owned = SandboxFile.objects.filter(owner=caller.owner)
+    queryset = owned.filter(deleted=False)
     if request.GET.get("purpose"):
         queryset = queryset.filter(purpose=request.GET["purpose"])
     sign = "" if order == "asc" else "-"
-    items = list(queryset.order_by(f"{sign}created_at", f"{sign}id"))
-    page, has_more = cursor_page(items, request.GET.get("after"), limit, key=lambda f: f.id)
-    data = [file_json(f) for f in page]
+    ordering = (f"{sign}created_at", f"{sign}id")
+    if after is not None:
+        # A file deleted since the previous page still marks the place.
+        anchor = owned.filter(pk=after).first()
+        if anchor is None:
+            raise unknown_cursor(after)
+        queryset = after_anchor(queryset, anchor, ordering)
+    page, has_more = keyset_page(queryset.order_by(*ordering), limit)
+    data = [file_json(f, caller) for f in page]
     # The spec requires first_id/last_id as strings even for an empty page.
     return list_body(
         data,
@@ -61,7 +62,7 @@ def file_detail(request: HttpRequest, caller: Caller, file_id: str) -> dict[str,
     if request.method == "DELETE":
         file = services.file_delete(caller=caller, file_id=file_id)
         return {"id": file.id, "object": "file", "deleted": True}
-    return file_json(services.file_get(caller=caller, file_id=file_id))
+    return file_json(services.file_get(caller=caller, file_id=file_id), caller)
 
 
 @endpoint("GET")
@@ -79,7 +80,7 @@ def file_content(request: HttpRequest, caller: Caller, file_id: str) -> HttpResp
 def uploads(request: HttpRequest, caller: Caller) -> dict[str, Any]:
     from sandbox.api import parse_json
 
-    return upload_json(services.upload_create(caller=caller, body=parse_json(request)))
+    return upload_json(services.upload_create(caller=caller, body=parse_json(request)), caller)
 
 
 @endpoint("POST")
@@ -100,9 +101,9 @@ def upload_complete(request: HttpRequest, caller: Caller, upload_id: str) -> dic
     from sandbox.api import parse_json
 
     upload = services.upload_complete(caller=caller, upload_id=upload_id, body=parse_json(request))
-    return upload_json(upload)
+    return upload_json(upload, caller)
 
 
 @endpoint("POST")
 def upload_cancel(request: HttpRequest, caller: Caller, upload_id: str) -> dict[str, Any]:
-    return upload_json(services.upload_cancel(caller=caller, upload_id=upload_id))
+    return upload_json(services.upload_cancel(caller=caller, upload_id=upload_id), caller)

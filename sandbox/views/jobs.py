@@ -6,12 +6,23 @@ from typing import Any
 from django.http import HttpRequest
 
 from sandbox import engine, services
-from sandbox.api import ApiError, Caller, cursor_page, endpoint, int_param, list_body, parse_json
+from sandbox.api import (
+    ApiError,
+    Caller,
+    after_anchor,
+    after_param,
+    endpoint,
+    int_param,
+    keyset_page,
+    list_body,
+    parse_json,
+    unknown_cursor,
+)
 from sandbox.models import SandboxJob
 from sandbox.requests import parse_job_request
 from sandbox.serializers import checkpoint_json, event_json, job_json
 
-_METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
+_METADATA_PARAM = re.compile(r"metadata\[(.+)\]", re.DOTALL)
 
 
 def _job(caller: Caller, job_id: str) -> SandboxJob:
@@ -31,15 +42,23 @@ def jobs(request: HttpRequest, caller: Caller) -> dict[str, Any]:
         job = services.job_create(caller=caller, request=parse_job_request(parse_json(request)))
         return job_json(engine.job_advance(job.id), caller)
     limit = int_param(request, "limit", 20, 1, 100)
-    queryset = SandboxJob.objects.filter(owner=caller.owner).order_by("-created_at", "-id")
+    after = after_param(request)
+    owned = SandboxJob.objects.filter(owner=caller.owner)
+    queryset = owned
     for key, value in request.GET.items():
-        match = _METADATA_PARAM.match(key)
+        match = _METADATA_PARAM.fullmatch(key)
         if match:
-            queryset = queryset.filter(**{f"metadata__{match.group(1)}": value})
+            # Containment compares the key literally: never ORM lookup syntax (`run__gt`).
+            queryset = queryset.filter(metadata__contains={match.group(1): value})
         elif key == "metadata" and value == "null":
             queryset = queryset.filter(metadata__isnull=True)
-    items = list(queryset)
-    page, has_more = cursor_page(items, request.GET.get("after"), limit, key=lambda j: j.id)
+    ordering = ("-created_at", "-id")
+    if after is not None:
+        anchor = owned.filter(pk=after).first()
+        if anchor is None:
+            raise unknown_cursor(after)
+        queryset = after_anchor(queryset, anchor, ordering)
+    page, has_more = keyset_page(queryset.order_by(*ordering), limit)
     return list_body([job_json(j, caller) for j in engine.jobs_advance(page)], has_more)
 
 
@@ -70,22 +89,30 @@ def job_resume(request: HttpRequest, caller: Caller, job_id: str) -> dict[str, A
 def job_events(request: HttpRequest, caller: Caller, job_id: str) -> dict[str, Any]:
     job = _job(caller, job_id)
     limit = int_param(request, "limit", 20, 1, 10000)
+    after = after_param(request)
     queryset = job.events.order_by("-seq")
-    after = request.GET.get("after")
-    if after:
+    if after is not None:
         anchor = job.events.filter(id=after).values_list("seq", flat=True).first()
-        if anchor is not None:
-            queryset = queryset.filter(seq__lt=anchor)
-    page = list(queryset[: limit + 1])
-    return list_body([event_json(e, caller) for e in page[:limit]], len(page) > limit)
+        if anchor is None:
+            raise unknown_cursor(after)
+        queryset = queryset.filter(seq__lt=anchor)
+    page, has_more = keyset_page(queryset, limit)
+    return list_body([event_json(e, caller) for e in page], has_more)
 
 
 @endpoint("GET")
 def job_checkpoints(request: HttpRequest, caller: Caller, job_id: str) -> dict[str, Any]:
     job = _job(caller, job_id)
     limit = int_param(request, "limit", 10, 1, 100)
-    items = list(job.checkpoints.order_by("-step_number"))
-    page, has_more = cursor_page(items, request.GET.get("after"), limit, key=lambda c: c.id)
+    after = after_param(request)
+    ordering = ("-step_number",)  # unique per job
+    queryset = job.checkpoints.order_by(*ordering)
+    if after is not None:
+        anchor = job.checkpoints.filter(pk=after).first()
+        if anchor is None:
+            raise unknown_cursor(after)
+        queryset = after_anchor(queryset, anchor, ordering)
+    page, has_more = keyset_page(queryset, limit)
     data = [checkpoint_json(c) for c in page]
     return list_body(
         data,

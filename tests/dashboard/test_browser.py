@@ -93,7 +93,7 @@ def open_page(browser, live_server) -> Iterator[Any]:  # type: ignore[no-untyped
 
 
 def drawn(page: Any, selector: str) -> list[dict[str, Any]]:
-    page.wait_for_function(f"document.querySelector('{selector}').data !== undefined")
+    page.wait_for_function(f"() => document.querySelector('{selector}').data !== undefined")
     return page.evaluate(
         f"document.querySelector('{selector}').data.map(t => ({{meta: t.meta, x: t.x, y: t.y,"
         " visible: t.visible === undefined ? true : t.visible, custom: t.customdata}))"
@@ -131,7 +131,7 @@ def test_compare_page_controls(open_page, make_job) -> None:  # type: ignore[no-
     assert hidden and all(t["visible"] == "legendonly" for t in hidden)
     page.select_option("[data-tb-x-axis]", "epoch")
     page.wait_for_function(
-        "document.querySelector('[data-tb-chart=\"loss\"]').layout.meta.x_axis === 'epoch'"
+        "() => document.querySelector('[data-tb-chart=\"loss\"]').layout.meta.x_axis === 'epoch'"
     )
     assert smoothed(drawn(page, '[data-tb-chart="loss"]'), "train_loss")["x"][0] == pytest.approx(
         1 / 20
@@ -155,7 +155,7 @@ def test_a_shared_running_run_extends_live(open_page, make_job) -> None:  # type
     metrics.upsert(job.pk, [{"step": s, "train_loss": 2 / s, "full_valid_loss": 0.9 if s == 30 else None}
                             for s in range(21, 31)])  # fmt: skip
     page.wait_for_function(
-        "document.querySelector('[data-tb-chart=\"loss\"]').data"
+        "() => document.querySelector('[data-tb-chart=\"loss\"]').data"
         ".some(t => t.meta.series === 'train_loss' && t.meta.role === 'smoothed' && t.x.length === 30)",
         timeout=20_000,
     )
@@ -163,7 +163,7 @@ def test_a_shared_running_run_extends_live(open_page, make_job) -> None:  # type
     assert smoothed(loss, "train_loss")["y"][-1] == 2 / 30
     # The first full-validation point has no trace to extend: the page fetched new figures.
     page.wait_for_function(
-        "document.querySelector('[data-tb-chart=\"loss\"]').data"
+        "() => document.querySelector('[data-tb-chart=\"loss\"]').data"
         ".some(t => t.meta.series === 'full_valid_loss' && t.meta.role === 'points')",
         timeout=10_000,
     )
@@ -171,7 +171,7 @@ def test_a_shared_running_run_extends_live(open_page, make_job) -> None:  # type
     with page.expect_response(lambda r: "/figures" in r.url, timeout=20_000) as final:
         Job.objects.filter(pk=job.pk).update(status="succeeded", next_poll_at=None)
         page.wait_for_function(
-            "document.querySelector('[data-tb-live]').textContent.includes('final')",
+            "() => document.querySelector('[data-tb-live]').textContent.includes('final')",
             timeout=20_000,
         )
     diagnosis = final.value.json()["diagnosis_html"]
@@ -206,7 +206,7 @@ def test_runs_list_compare_selection_and_inline_tags(open_page, make_job) -> Non
     row.locator('input[name="tags"]').fill("gold, " + XSS)
     row.locator("button", has_text="Save tags").click()
     page.wait_for_function(
-        f"document.querySelector('tr[data-run=\"{a.pk}\"] [data-field=\"tags\"]').textContent.includes('gold')"
+        f"() => document.querySelector('tr[data-run=\"{a.pk}\"] [data-field=\"tags\"]').textContent.includes('gold')"
     )
     assert "Saved the tags." in page.inner_text("#tb-inline-status")
     assert sorted(Job.objects.get(pk=a.pk).tags) == sorted(["gold", XSS])

@@ -47,7 +47,7 @@ def test_overlaid_curves_hold_every_run_in_a_consistent_colour(make_job) -> None
             assert trace["x"] == [float(s) for s, _ in expected]
             assert trace["y"] == [v for _, v in expected]
             assert trace["line"]["color"] == colour
-        assert f"background: {RUN_PALETTE[position]}" in html
+        assert f'fill="{RUN_PALETTE[position]}"' in html  # the swatch (SVG: no inline style)
     assert figures["loss"]["layout"]["meta"]["runs"] == [str(a.pk), str(b.pk)]
     assert "Loss of 2 runs by step" in html  # text alternative
     for text in ("data-tb-smoothing", "data-tb-x-axis", "data-tb-log-y", "js/compare_page.js",
