@@ -26,7 +26,6 @@ from django.db.models import (
     FloatField,
     Q,
     QuerySet,
-    Value,
 )
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -124,7 +123,8 @@ def cost_expression(price_table: Prices) -> Any:
     rule of ``Prices.cost`` (``rules.training_cost``), checked against it by a property test.
     The name → price table travels as one jsonb parameter."""
     if not price_table.resolved:
-        return Value(None, output_field=DecimalField())
+        # A typed NULL: PostgreSQL refuses a bare constant in ORDER BY ("non-integer constant").
+        return RawSQL("NULL::numeric", (), output_field=DecimalField())
     table = json.dumps(
         {
             name: None if price is None else str(price)

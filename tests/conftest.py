@@ -41,6 +41,26 @@ def _fast_and_plain(settings: object) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def _catalog(request: pytest.FixtureRequest) -> None:
+    """The base-model catalog comes from a data migration, and transactional tests flush every
+    table afterwards; put the seeded rows back when they are gone, whatever ran before."""
+    import importlib
+
+    from django.apps import apps as django_apps
+
+    from datasets.models import BaseModel
+
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    transactional = marker.kwargs.get("transaction", False)
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    if not BaseModel.objects.exists():
+        seed = importlib.import_module("datasets.migrations.0002_seed_base_models").seed
+        seed(django_apps, None)
+
+
 def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

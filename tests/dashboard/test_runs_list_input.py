@@ -60,3 +60,13 @@ def test_dates_at_the_edges_of_the_range_work(make_job) -> None:  # type: ignore
 )
 def test_other_list_parameters_never_fail(query: str) -> None:
     assert client_for("viewer").get(f"/?{query}").status_code == 200
+
+
+def test_sorting_by_cost_with_an_empty_catalog_is_not_a_500(make_job) -> None:  # type: ignore[no-untyped-def]
+    from datasets.models import BaseModel
+
+    job = make_job(status="succeeded")
+    BaseModel.objects.all().delete()
+    page = client_for("viewer").get("/?sort=cost&dir=desc")
+    assert page.status_code == 200
+    assert f'href="/jobs/{job.pk}/"' in page.content.decode()

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
 import pytest
-from django.apps import apps as django_apps
 from django.test import Client
 
-from datasets.models import BaseModel
 from tests.datasets.helpers import COOKBOOK, SHARED
 from tests.permissions import client_for
 
@@ -22,20 +19,6 @@ def _private_media(request: pytest.FixtureRequest, settings: object, tmp_path: P
     Worker tests keep the shared one: the worker process reads files from it."""
     if request.node.get_closest_marker("worker") is None:
         settings.MEDIA_ROOT = str(tmp_path / "media")  # type: ignore[attr-defined]
-
-
-@pytest.fixture(autouse=True)
-def _catalog(request: pytest.FixtureRequest) -> None:
-    """The base-model catalog comes from a data migration, and transactional tests (ours and
-    other apps') flush every table afterwards; put the seeded rows back when they are gone."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return
-    transactional = marker.kwargs.get("transaction", False)
-    request.getfixturevalue("transactional_db" if transactional else "db")
-    if not BaseModel.objects.exists():
-        seed = importlib.import_module("datasets.migrations.0002_seed_base_models").seed
-        seed(django_apps, None)
 
 
 @pytest.fixture
