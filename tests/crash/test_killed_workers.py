@@ -205,11 +205,16 @@ def test_worker_killed_mid_launch_reaper_sends_it_again_one_provider_job(
 
     heir = spawn("worker", "heir", queues=QUEUES)
     spawn("beat", HEARTBEAT_INTERVAL="1")
-    assert wait_until(lambda: Job.objects.get(pk=job.pk).provider_job_id is not None, timeout=60), (
+    # The provider id is stored before the lease is let go, so wait for both.
+    assert wait_until(
+        lambda: Job.objects.filter(
+            pk=job.pk, provider_job_id__isnull=False, lease_owner="", lease_expires_at__isnull=True
+        ).exists(),
+        timeout=60,
+    ), (
         Job.objects.filter(pk=job.pk).values().first(),
         heir.tail(),
     )
     job.refresh_from_db()
     theirs = provider_for_connection(sandbox_connection).list_jobs(limit=100).data
     assert [j.id for j in theirs] == [job.provider_job_id]  # one job, no duplicate
-    assert job.lease_owner == "" and job.lease_expires_at is None
