@@ -62,6 +62,8 @@ def test_a_launch_stopped_by_the_soft_limit_is_retried_and_duplicates_nothing(
     # this process and the worker run with a 2 s soft limit, as one environment would give.
     monkeypatch.setattr(tasks.job_launch_task, "soft_time_limit", 2)
     monkeypatch.setattr(tasks.job_launch_task, "time_limit", 30)
+    # Celery caches a task's send options on first use (an earlier test may have sent one).
+    monkeypatch.setattr(tasks.job_launch_task, "_exec_options", None)
     worker = spawn(
         "worker",
         "limited",
