@@ -270,6 +270,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=1)
+# Tasks that wait on a provider (launches, syncs, controls, import and evaluation steps) stop
+# sooner: a hanging provider frees the worker slot long before the global limit, and the
+# stopped work is retried or resumed (its lease, the poller, the next step), never lost.
+PROVIDER_TASK_TIME_LIMIT = env_int(
+    "PROVIDER_TASK_TIME_LIMIT",
+    min(300, CELERY_TASK_TIME_LIMIT),
+    minimum=2,
+    maximum=CELERY_TASK_TIME_LIMIT,
+)
+PROVIDER_TASK_SOFT_TIME_LIMIT = env_int(
+    "PROVIDER_TASK_SOFT_TIME_LIMIT",
+    min(240, PROVIDER_TASK_TIME_LIMIT - 1),
+    minimum=1,
+    maximum=PROVIDER_TASK_TIME_LIMIT - 1,
+)
 # A message reserved by a worker that died comes back after this. It must outlast the longest
 # task (a running task would be delivered a second time) and the longest retry countdown;
 # work whose worker died is sent again much sooner by the reaper (leases, core/leases.py).

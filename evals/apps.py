@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class EvalsConfig(AppConfig):
@@ -21,6 +22,7 @@ class EvalsConfig(AppConfig):
                 ),
                 task="evals.tasks.evaluation_run_task",
                 task_args=lambda evaluation: (evaluation.pk,),
+                time_limit=lambda: float(settings.PROVIDER_TASK_TIME_LIMIT),
                 describe=lambda evaluation: f"evaluation “{evaluation}” (#{evaluation.pk})",
             )
         )

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class JobsConfig(AppConfig):
@@ -10,6 +11,11 @@ class JobsConfig(AppConfig):
 
         bootstrap.connect(connections_bootstrap, dispatch_uid="jobs.connections_bootstrap")
         _register_work()
+
+
+def _provider_time_limit() -> float:
+    # Launch and import steps run as provider tasks, with their shorter limits.
+    return float(settings.PROVIDER_TASK_TIME_LIMIT)
 
 
 def _register_work() -> None:
@@ -29,6 +35,7 @@ def _register_work() -> None:
             ),
             task="jobs.tasks.job_launch_task",
             task_args=lambda job: (str(job.pk),),
+            time_limit=_provider_time_limit,
             describe=lambda job: f"job {job.name or job.pk} ({job.base_model})",
         )
     )
@@ -39,6 +46,7 @@ def _register_work() -> None:
             active=lambda: ImportRun.objects.filter(status__in=ImportRun.ACTIVE),
             task="jobs.tasks.import_run_task",
             task_args=lambda run: (run.pk,),
+            time_limit=_provider_time_limit,
             describe=lambda run: f"import #{run.pk} of connection #{run.connection_id}",
         )
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -31,6 +32,7 @@ from jobs.providers import (
     ProviderError,
     TransientProviderError,
 )
+from jobs.providers.uploads import content_filename
 from jobs.sync import job_sync
 
 log = logging.getLogger(__name__)
@@ -426,9 +428,22 @@ def _provider_file(job: Job, dataset: Dataset) -> str:
     if existing:
         return existing.provider_file_id
     provider = provider_for_connection(job.connection)
+    # An earlier attempt of this launch (stopped by a time limit, or its worker killed) may
+    # have stored the file without recording it: its content-marked name finds it among the
+    # newest files (one page), so a retried launch uploads nothing twice.
+    found = provider.find_file(
+        filename=content_filename(dataset.download_name, dataset.sha256),
+        size=dataset.size,
+        max_pages=1,
+    )
     with dataset.file.open("rb") as stream:
-        info = provider.upload_file(
-            filename=dataset.download_name, stream=stream, size=dataset.size
+        # The content's hash names the upload, so that a lost answer is looked up, not
+        # uploaded twice (jobs/providers/uploads.py).
+        info = found or provider.upload_file(
+            filename=dataset.download_name,
+            stream=stream,
+            size=dataset.size,
+            sha256=dataset.sha256,
         )
     info = provider.wait_for_file(info.id)
     if info.status == "error":
@@ -476,8 +491,8 @@ def job_launch_run(*, job_id: Any) -> Job:
         if not held:
             return Job.objects.get(pk=job_id)
         # Holding the lock, this session is the only launcher: any other holder is gone.
-        # A launch cannot outlive the task's hard time limit, so the lease lasts that long.
-        limit = float(settings.CELERY_TASK_TIME_LIMIT)
+        # A launch cannot outlive its task's hard time limit, so the lease lasts that long.
+        limit = float(settings.PROVIDER_TASK_TIME_LIMIT)
         _launch_unfinished(job_id).update(**leases.held_fields(seconds=limit))
         try:
             return _launch(job_id)
@@ -523,7 +538,14 @@ def _launch(job_id: Any) -> Job:
                 ),
                 marker=METADATA_KEY,
             )
-    except TransientProviderError as exc:
+    except (TransientProviderError, SoftTimeLimitExceeded) as exc:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            # The provider hung past the task's soft limit: an attempt like a timeout. The
+            # retry looks the job and the files up before creating anything again.
+            exc = TransientProviderError(
+                "The provider did not answer within the task's time limit "
+                f"(PROVIDER_TASK_SOFT_TIME_LIMIT={settings.PROVIDER_TASK_SOFT_TIME_LIMIT} s)."
+            )
         attempts = job.poll_failures + 1
         if attempts >= MAX_LAUNCH_ATTEMPTS:
             Job.objects.filter(pk=job.pk).update(
@@ -533,7 +555,7 @@ def _launch(job_id: Any) -> Job:
             )
             return job
         Job.objects.filter(pk=job.pk).update(poll_failures=attempts, launch_error=str(exc)[:1000])
-        raise
+        raise exc
     except ProviderError as exc:
         Job.objects.filter(pk=job.pk).update(
             status=Job.Status.LAUNCH_FAILED, launch_error=str(exc)[:1000]
@@ -604,8 +626,8 @@ _PROVIDER_CALLS = {
 
 def _control_lease() -> timedelta:
     """How long a control may run before another task may take it over: no task lives longer
-    than the hard time limit, so its owner is dead by then."""
-    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    than its hard time limit, so its owner is dead by then."""
+    return timedelta(seconds=settings.PROVIDER_TASK_TIME_LIMIT)
 
 
 def _control_problem(job: Job, action: str) -> str:
@@ -682,6 +704,14 @@ def job_control_run(*, control_id: int) -> JobControl | None:
         outcome = _control_perform(control)
     except JobError as exc:
         state, outcome = JobControl.State.FAILED, exc.message
+    except SoftTimeLimitExceeded:
+        # Said, not raised: the user sees it on the run page and may ask again.
+        state, outcome = (
+            JobControl.State.FAILED,
+            "The provider did not answer within the task's time limit "
+            f"(PROVIDER_TASK_SOFT_TIME_LIMIT={settings.PROVIDER_TASK_SOFT_TIME_LIMIT} s); "
+            "the next sync shows where the job stands.",
+        )
     except Exception as exc:
         _control_finish(control, started, JobControl.State.FAILED, f"Unexpected error: {exc}")
         raise

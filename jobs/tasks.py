@@ -1,7 +1,17 @@
 from celery import shared_task
+from django.conf import settings
 
 from jobs import history, notifications, services, sync
 from jobs.providers import TransientProviderError
+
+# Every task that waits on a provider stops at these limits, well before the global ones: a
+# hanging provider frees the worker slot, and each service treats the soft limit like a
+# transient provider failure (the launch retries, the sync backs off and polls again, the
+# import and evaluation steps are sent again, the control is reported failed).
+PROVIDER_LIMITS = {
+    "soft_time_limit": settings.PROVIDER_TASK_SOFT_TIME_LIMIT,
+    "time_limit": settings.PROVIDER_TASK_TIME_LIMIT,
+}
 
 
 @shared_task(
@@ -10,12 +20,13 @@ from jobs.providers import TransientProviderError
     retry_backoff=5,
     retry_backoff_max=120,
     max_retries=services.MAX_LAUNCH_ATTEMPTS,
+    **PROVIDER_LIMITS,
 )
 def job_launch_task(job_id: str) -> None:
     services.job_launch_run(job_id=job_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **PROVIDER_LIMITS)
 def job_sync_task(job_id: str) -> None:
     sync.job_sync(job_id=job_id)
 
@@ -29,7 +40,7 @@ def poll_due_jobs() -> None:
 # One step of an import (a time budget's worth); the service re-enqueues the next step, or a
 # retry after a transient provider failure. Redelivered or duplicated steps are no-ops: the
 # run is claimed under a per-connection lock.
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **PROVIDER_LIMITS)
 def import_run_task(run_id: int) -> None:
     history.import_step_and_continue(run_id=run_id)
 
@@ -48,6 +59,6 @@ def notification_send_task(notification_id: int) -> None:
 
 # A cancel, pause, resume, sync or model deletion asked for on a page; the service records the
 # outcome (errors included) on the control, and a duplicate delivery finds it claimed or done.
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **PROVIDER_LIMITS)
 def job_control_task(control_id: int) -> None:
     services.job_control_run(control_id=control_id)

@@ -26,8 +26,28 @@ class Provider(Protocol):
         ...
 
     def upload_file(
-        self, *, filename: str, stream: BinaryIO, size: int, purpose: str = "fine-tune"
+        self,
+        *,
+        filename: str,
+        stream: BinaryIO,
+        size: int,
+        purpose: str = "fine-tune",
+        sha256: str | None = None,
     ) -> FileInfo: ...
+
+    def list_files(
+        self, *, purpose: str | None = None, after: str | None = None, limit: int = 100
+    ) -> Page[FileInfo]: ...
+
+    def find_file(
+        self,
+        *,
+        filename: str,
+        size: int,
+        purpose: str = "fine-tune",
+        max_pages: int = ...,
+        page_size: int = ...,
+    ) -> FileInfo | None: ...
 
     def retrieve_file(self, file_id: str) -> FileInfo: ...
 

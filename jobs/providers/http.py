@@ -291,6 +291,15 @@ class HttpSession:
             )  # fmt: skip
             self._sleep(delay)
 
+    def pause(self, attempt: int) -> None:
+        """Wait before looking for the result of a request whose outcome is unknown: at least
+        one backoff base (jitter may draw ~0), so that what the provider made just now is
+        listed when we look."""
+        delay = backoff_seconds(
+            attempt, base=self.config.backoff_base, maximum=self.config.backoff_max, rng=self.rng
+        )
+        self._sleep(max(self.config.backoff_base, delay))
+
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
         try:

@@ -146,8 +146,27 @@ class OpenAICompatibleProvider:
     # --- Files ---------------------------------------------------------------------------
 
     def upload_file(
-        self, *, filename: str, stream: BinaryIO, size: int, purpose: str = "fine-tune"
+        self,
+        *,
+        filename: str,
+        stream: BinaryIO,
+        size: int,
+        purpose: str = "fine-tune",
+        sha256: str | None = None,
     ) -> FileInfo:
+        """Send the file; with the content's ``sha256``, never twice.
+
+        With ``sha256`` the file is stored as ``uploads.content_filename(filename, sha256)``
+        and an upload whose outcome is unknown is followed by a lookup of a file of that name
+        and size, adopted when found (see ``jobs.providers.uploads``)."""
+        lookup: uploads.Lookup | None = None
+        if sha256 is not None:
+            filename = uploads.content_filename(filename, sha256)
+            name = filename
+
+            def lookup() -> FileInfo | None:
+                return self.find_file(filename=name, size=size, purpose=purpose)
+
         if size > self.multipart_threshold:
             return uploads.upload_in_parts(
                 self._session,
@@ -156,9 +175,39 @@ class OpenAICompatibleProvider:
                 size=size,
                 purpose=purpose,
                 part_size=self.part_size,
+                lookup=lookup,
             )
         return uploads.upload_single(
-            self._session, filename=filename, stream=stream, size=size, purpose=purpose
+            self._session,
+            filename=filename,
+            stream=stream,
+            size=size,
+            purpose=purpose,
+            lookup=lookup,
+        )
+
+    def list_files(
+        self, *, purpose: str | None = None, after: str | None = None, limit: int = 100
+    ) -> Page[FileInfo]:
+        """One page of the provider's files, newest first."""
+        return uploads.list_files(self._session, purpose=purpose, after=after, limit=limit)
+
+    def find_file(
+        self,
+        *,
+        filename: str,
+        size: int,
+        purpose: str = "fine-tune",
+        max_pages: int = uploads.FIND_FILE_MAX_PAGES,
+        page_size: int = uploads.FIND_FILE_PAGE_SIZE,
+    ) -> FileInfo | None:
+        return uploads.find_file(
+            self._session,
+            filename=filename,
+            size=size,
+            purpose=purpose,
+            max_pages=max_pages,
+            page_size=page_size,
         )
 
     def retrieve_file(self, file_id: str) -> FileInfo:

@@ -6,14 +6,16 @@ metadata filter of the launch's lookup."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import pytest
 
 from datasets.models import Dataset
 from jobs.connections import provider_for_connection
-from jobs.models import Job, ProviderConnection
+from jobs.models import Job, ProviderConnection, ProviderFile
 from jobs.providers import JobSpec, Provider
+from jobs.providers.uploads import content_filename
 from jobs.services import METADATA_KEY, LaunchRequest, job_launch, job_launch_run
 from tests.conftest import wait_until
 from tests.jobs.test_views import _catalog  # noqa: F401 - autouse: job_launch reads the catalog
@@ -162,3 +164,73 @@ def test_eight_launches_through_a_proxy_losing_each_first_create_answer(
     )
     assert len(fault_proxy.handled("POST", CREATE)) == 8
     assert {e.action for e in fault_proxy.handled("POST", CREATE)} == {"drop"}
+
+
+# --- uploads: one file per dataset, whatever happens to the upload's answer ----------------------
+
+FILES = r"/files$"
+
+
+def files_named(provider: Provider, name: str) -> list[tuple[str, int | None]]:
+    """(id, bytes) of the files called ``name`` at the sandbox, newest first."""
+    return [(f.id, f.bytes) for f in provider.list_files(limit=100).data if f.filename == name]
+
+
+def test_a_lost_upload_answer_makes_one_provider_file(
+    sandbox_connection: ProviderConnection,
+    proxied_connection: ProviderConnection,
+    fault_proxy: FaultProxy,
+    make_dataset: Callable[..., Dataset],
+) -> None:
+    """The proxy drops the first successful ``POST /files`` answer after the sandbox stored
+    the file: the launch finds it by its content-marked name and uploads nothing more."""
+    dataset = make_dataset(chat_examples(12))
+    fault = fault_proxy.add(Rule(action="drop", method="POST", path=FILES, count=1))
+    job = job_launch_run(job_id=new_job(proxied_connection, dataset).pk)
+    assert fault.fired == 1
+    assert job.status not in (*UNSETTLED, Job.Status.LAUNCH_FAILED), job.launch_error
+    direct = provider_for_connection(sandbox_connection)
+    stored = direct.list_files(purpose="fine-tune", limit=100).data
+    assert [(f.id, f.filename, f.bytes) for f in stored] == [
+        (
+            job.training_file_id,
+            content_filename(dataset.download_name, dataset.sha256),
+            dataset.size,
+        )
+    ]
+    assert ProviderFile.objects.get(connection=proxied_connection).provider_file_id == (
+        job.training_file_id
+    )
+    assert len(fault_proxy.handled("POST", FILES)) == 1
+
+
+def test_a_lost_upload_never_adopts_a_file_of_another_name_or_size(
+    sandbox_connection: ProviderConnection,
+    proxied_connection: ProviderConnection,
+    fault_proxy: FaultProxy,
+    make_dataset: Callable[..., Dataset],
+) -> None:
+    """The first ``POST /files`` fails with a 503 the provider did not act on (the client
+    cannot tell), and the provider ignores the listing's filters and cursor: the lookup lists
+    a file of the very name with other bytes and one of the same size with another name. The
+    launch takes neither and uploads its file again."""
+    dataset = make_dataset(chat_examples(12))
+    name = content_filename(dataset.download_name, dataset.sha256)
+    direct = provider_for_connection(sandbox_connection)
+    with dataset.file.open("rb") as stream:
+        content = stream.read()
+    strangers = [
+        direct.upload_file(filename=name, stream=io.BytesIO(content[:-1]), size=len(content) - 1).id,
+        direct.upload_file(filename="other.jsonl", stream=io.BytesIO(content), size=len(content)).id,
+    ]  # fmt: skip
+    fault_proxy.add(Rule(action="refuse", status=503, method="POST", path=FILES, count=1))
+    fault_proxy.add(
+        Rule(action="rewrite", drop_params=r"^(purpose|order|after)$", method="GET", path=FILES)
+    )
+    job = job_launch_run(job_id=new_job(proxied_connection, dataset).pk)
+    assert job.status not in (*UNSETTLED, Job.Status.LAUNCH_FAILED), job.launch_error
+    assert job.training_file_id not in strangers
+    ours = [file_id for file_id, size in files_named(direct, name) if size == dataset.size]
+    assert ours == [job.training_file_id]
+    assert len(fault_proxy.handled("POST", FILES)) == 2  # refused, then stored
+    assert len(fault_proxy.handled("GET", FILES)) == 2  # before the upload, and after the 503
