@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -29,9 +28,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-_CACHE = REPO.parent / "shared" / "tiktoken-cache"
-if "TIKTOKEN_CACHE_DIR" not in os.environ and _CACHE.is_dir():
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(_CACHE)
 
 from datasets import examples  # noqa: E402
 from datasets.lineindex import LineIndexer  # noqa: E402

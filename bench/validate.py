@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -34,9 +33,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-_CACHE = REPO.parent / "shared" / "tiktoken-cache"
-if "TIKTOKEN_CACHE_DIR" not in os.environ and _CACHE.is_dir():
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(_CACHE)
 
 MB = 1_000_000
 RATIO_TARGET = 0.8
@@ -198,9 +194,10 @@ def counted_strings(example: dict[str, Any]) -> Iterator[str]:
 
 
 def raw_baseline(path: Path, encoding_name: str, limit: int | None = None) -> dict[str, Any]:
-    import tiktoken
+    # The same tiktoken Encoding the validator uses, built from the shipped BPE files.
+    from datasets.validation.encodings import get_encoding
 
-    encode = tiktoken.get_encoding(encoding_name).encode_ordinary
+    encode = get_encoding(encoding_name).encode_ordinary
     elapsed = 0.0
     text_bytes = tokens = examples = messages = 0
     batch: list[str] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -258,11 +257,6 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [csp.NONE],
     }
 }
-
-TIKTOKEN_CACHE_DIR = env_str("TIKTOKEN_CACHE_DIR")
-if TIKTOKEN_CACHE_DIR:
-    # tiktoken reads the variable itself; exporting it keeps one source of truth.
-    os.environ["TIKTOKEN_CACHE_DIR"] = TIKTOKEN_CACHE_DIR
 
 # Celery: JSON only, late acks, one task at a time per process, explicit limits and queues.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or locations.default_broker_url(VAR_DIR)

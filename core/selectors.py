@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from core import leases
+from core import healthchecks, leases
 from core.models import Heartbeat, TaskProbe
 
 # How long /healthz waits for a worker to answer a ping when the heartbeat task is late.
@@ -126,6 +126,13 @@ def _check_work(database_ok: bool) -> dict[str, Any]:
     }
 
 
+def _run_registered(check: healthchecks.Check) -> dict[str, Any]:
+    try:
+        return check()
+    except Exception as exc:  # a broken check is a failed check, never a 500 on /healthz
+        return {"ok": False, "error": f"the check itself failed ({type(exc).__name__})"}
+
+
 def health_status() -> Health:
     database = _check_database()
     broker = _check_broker()
@@ -136,6 +143,8 @@ def health_status() -> Health:
         "workers": _check_workers(database["ok"], broker["ok"]),
         "work": _check_work(database["ok"]),
     }
+    for name, check in healthchecks.registered().items():
+        checks[name] = _run_registered(check)
     return Health(healthy=all(check["ok"] for check in checks.values()), checks=checks)
 
 

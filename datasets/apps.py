@@ -5,8 +5,11 @@ class DatasetsConfig(AppConfig):
     name = "datasets"
 
     def ready(self) -> None:
-        from core import leases
+        from core import healthchecks, leases
+        from datasets import selectors
         from datasets.models import Dataset
+
+        healthchecks.register("tokenizer", selectors.tokenizer_health)
 
         # Uploaded (waiting for its validation) or being validated.
         leases.register(

@@ -63,7 +63,7 @@ class FindingGroup:
 
 
 def finding_groups(report: Report) -> list[FindingGroup]:
-    """Errors first, then warnings (the report's own order)."""
+    """Errors first, then warnings, then notes (the report's own order)."""
     groups = []
     for group in report.findings.values():
         info = CATEGORIES[group.code]

@@ -8,7 +8,7 @@ from django.db.models import F, Func, Q, QuerySet
 from django.utils import timezone
 
 from datasets.models import BaseModel, Dataset
-from datasets.validation import Report, can_recompute, recompute_for_model
+from datasets.validation import Report, can_recompute, encodings, recompute_for_model
 
 DEFAULT_BASE_MODEL_ID = "gpt-4o-mini-2024-07-18"
 SHUTDOWN_WARNING_DAYS = 90
@@ -161,3 +161,12 @@ def report_view(dataset: Dataset, model: BaseModel | None) -> ReportView | None:
         recomputed=model.pk != dataset.report_model_id,
         needs_revalidation=False,
     )
+
+
+def tokenizer_health() -> dict[str, Any]:
+    """The health check of the shipped BPE files (registered with core in ``apps.ready``):
+    without them no dataset can be validated."""
+    problems = [problem for problem in encodings.check_files().values() if problem]
+    if problems:
+        return {"ok": False, "error": "; ".join(problems)}
+    return {"ok": True}

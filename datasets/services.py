@@ -33,7 +33,13 @@ from datasets.derive import (
 from datasets.incoming import IncomingFile, IncomingUpload, incoming_from_chunks
 from datasets.models import BaseModel, Dataset
 from datasets.uploads import max_upload_bytes
-from datasets.validation import Report, can_recompute, recompute_for_model, validate_stream
+from datasets.validation import (
+    Report,
+    TokenizerError,
+    can_recompute,
+    recompute_for_model,
+    validate_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +239,10 @@ def _report_store(
 
 def _fail(dataset_id: int, claim: uuid.UUID, exc: BaseException) -> None:
     message = f"{type(exc).__name__}: {exc}"[:2000]
-    if isinstance(exc, OSError):
+    if isinstance(exc, TokenizerError):
+        # Not the user's file: say so, or people re-upload a good dataset again and again.
+        message = f"The tokenizer could not be loaded, so no dataset can be validated: {exc}."
+    elif isinstance(exc, OSError):
         message = f"The dataset file could not be read ({exc.strerror or exc})."
     elif isinstance(exc, SoftTimeLimitExceeded):
         message = "Validation took longer than the task time limit (CELERY_TASK_SOFT_TIME_LIMIT)."

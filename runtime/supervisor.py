@@ -62,9 +62,6 @@ def _unset(env: dict[str, str], name: str) -> bool:
 def apply_defaults(env: dict[str, str]) -> None:
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env["PYTHONUNBUFFERED"] = "1"
-    shared_cache = BASE_DIR.parent / "shared" / "tiktoken-cache"
-    if _unset(env, "TIKTOKEN_CACHE_DIR") and shared_cache.is_dir():
-        env["TIKTOKEN_CACHE_DIR"] = str(shared_cache)
     for name, filename, factory in DEVELOPMENT_SECRETS:
         if _unset(env, name):
             env[name] = persistent_secret(var_dir(env) / filename, factory)

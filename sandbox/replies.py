@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import math
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 
 import tiktoken
 
+from datasets.validation import encodings
 from sandbox import judging
 
 O200K = "o200k_base"
@@ -431,13 +431,9 @@ def encoding_name_for(model: str) -> str:
     return O200K
 
 
-@functools.cache
-def _encoding(name: str) -> tiktoken.Encoding:
-    return tiktoken.get_encoding(name)
-
-
 def encoding_for(model: str) -> tiktoken.Encoding:
-    return _encoding(encoding_name_for(model))
+    # The shipped BPE files: the sandbox must work offline like the validator.
+    return encodings.get_encoding(encoding_name_for(model))
 
 
 def count_tokens(text: str, *, model: str) -> int:

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from core import outbound
+from datasets.validation import TokenizerError
 from sandbox import ids, training_data
 from sandbox.api import ApiError, Caller, not_found
 from sandbox.catalog import base_model, base_of
@@ -357,6 +358,14 @@ def _speed(metadata: dict[str, str] | None) -> float:
     return settings.SANDBOX_SECONDS_PER_STEP
 
 
+def _analyze(file: SandboxFile, *, model: str, method: str) -> training_data.DataFacts:
+    try:
+        return training_data.analyze(file, model=model, method=method)
+    except TokenizerError as exc:
+        # The server's fault, not the file's: an API error a client can retry, never a 500 page.
+        raise ApiError(503, f"The sandbox cannot count tokens: {exc}", type="server_error") from exc
+
+
 def job_create(*, caller: Caller, request: JobRequest) -> SandboxJob:
     model = _resolve_model(caller, request.model, request.method)
     training = _training_source(caller, request.training_file, "training_file")
@@ -365,12 +374,8 @@ def job_create(*, caller: Caller, request: JobRequest) -> SandboxJob:
         if request.validation_file
         else None
     )
-    facts = training_data.analyze(training, model=model, method=request.method)
-    valid_facts = (
-        training_data.analyze(validation, model=model, method=request.method)
-        if validation
-        else None
-    )
+    facts = _analyze(training, model=model, method=request.method)
+    valid_facts = _analyze(validation, model=model, method=request.method) if validation else None
     failure = None
     if facts.error:
         failure = {

@@ -9,6 +9,7 @@ Usage (one streaming pass; the report is JSON-ready for a JSONField)::
 """
 
 from .categories import CATEGORIES, CategoryInfo, Severity
+from .encodings import TokenizerError
 from .engine import validate_stream
 from .estimates import TrainingEstimate, estimate_hyperparameters, estimate_training_cost
 from .findings import CategoryFindings, Finding
@@ -38,6 +39,7 @@ __all__ = [
     "Sample",
     "Severity",
     "TokenStats",
+    "TokenizerError",
     "TrainingEstimate",
     "can_recompute",
     "estimate_hyperparameters",

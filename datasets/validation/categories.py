@@ -13,6 +13,7 @@ from typing import NamedTuple
 class Severity(StrEnum):
     ERROR = "error"  # blocks launching a job
     WARNING = "warning"  # shown, does not block
+    INFO = "info"  # accepted as it is; worth knowing
 
 
 class CategoryInfo(NamedTuple):
@@ -23,6 +24,7 @@ class CategoryInfo(NamedTuple):
 
 E = Severity.ERROR
 W = Severity.WARNING
+I = Severity.INFO  # noqa: E741
 
 CATEGORIES: dict[str, CategoryInfo] = {
     # --- file and line level
@@ -159,6 +161,26 @@ CATEGORIES: dict[str, CategoryInfo] = {
         "Invalid weight",
         '"weight" is only allowed on assistant messages and must be the number 0 or 1.',
     ),
+    "decimal_weight": CategoryInfo(
+        I,
+        "Weight written as a decimal",
+        "weight 1.0 or 0.0 is the same JSON number as 1 or 0, and OpenAI's schema accepts it; "
+        "it is read as 1 or 0. Writing 1 or 0 keeps the file acceptable to stricter tools.",
+    ),
+    "empty_assistant_content": CategoryInfo(
+        E,
+        "Empty assistant message",
+        'An assistant message with "content": "" and no tool_calls or function_call gives '
+        "the model nothing to learn but an empty answer; OpenAI rejects it. Write the reply, "
+        "or leave the message out.",
+    ),
+    "special_token_text": CategoryInfo(
+        I,
+        "Text spells a special token",
+        "The text contains a special token of the model's tokenizer, such as <|endoftext|>. "
+        "It is counted and trained as ordinary text (several tokens), not as the token "
+        "itself; remove it if it is a leftover end-of-text marker from another format.",
+    ),
     "no_trainable_assistant": CategoryInfo(
         E,
         "No assistant message to train on",
@@ -276,7 +298,7 @@ CATEGORIES: dict[str, CategoryInfo] = {
     ),
 }
 
-del E, W
+del E, W, I
 
 
 def severity_of(code: str) -> Severity:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 
+from .encodings import special_tokens
 from .findings import FindingCollector
 from .jsontext import json_clip
 from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenTally, image_tokens
@@ -105,6 +106,7 @@ class ExampleChecker:
         self._tok: Callable[[str], None] = _ignore
         self._tok_trained: Callable[[str], None] = _ignore
         self._tok_fixed: Callable[[int], None] = _ignore
+        self._specials = tuple(special_tokens(tally.encoding_name))
 
     # --- plumbing --------------------------------------------------------------------
 
@@ -164,6 +166,21 @@ class ExampleChecker:
         else:
             kind = family
         return Outcome(family, kind, self.n_images)
+
+    def _spelled(self, text: str, where: str) -> None:
+        """Notes text that spells a special token of the encoding (one note per string)."""
+        if "<|" not in text:  # the cheap test that keeps this off the hot path
+            return
+        found = [token for token in self._specials if token in text]
+        if not found:
+            return
+        token = min(found, key=text.find)
+        at = text.find(token)
+        self._err(
+            "special_token_text",
+            f"{where}: text contains {token}, counted as ordinary text",
+            text[max(0, at - 80) : at + len(token) + 80],
+        )
 
     def _unknown_keys(self, obj: dict[str, object], allowed: frozenset[str], where: str) -> None:
         for key in obj:
@@ -244,6 +261,14 @@ class ExampleChecker:
         trained = is_assistant and train
         if is_assistant and "weight" in message:
             weight = message["weight"]
+            if type(weight) is float and weight in (0.0, 1.0):
+                # The same JSON number as 0 or 1 (OpenAI's schema validator agrees).
+                self._err(
+                    "decimal_weight",
+                    f"{label}: weight {weight!r} is the number {int(weight)}; accepted",
+                    message,
+                )
+                weight = int(weight)
             # bool is an int subclass in Python, but true/false are not valid weights.
             if type(weight) is not int or weight not in (0, 1):
                 self._err("invalid_weight", f"{label}: weight must be 0 or 1, not {short(weight)}")
@@ -266,6 +291,7 @@ class ExampleChecker:
         if "refusal" in message:
             refusal = message["refusal"]
             if isinstance(refusal, str):
+                self._spelled(refusal, label)
                 tok_out(refusal)
             elif refusal is not None:
                 self._err("invalid_message_field", f"{label}: refusal must be a string", message)
@@ -290,6 +316,13 @@ class ExampleChecker:
 
         content = message.get("content")
         if isinstance(content, str):
+            if not content and is_assistant and not carries_call:
+                self._err(
+                    "empty_assistant_content",
+                    f"{label} (assistant) has empty content and no tool call",
+                    message,
+                )
+            self._spelled(content, label)
             tok_out(content)
         elif content is None:
             if not carries_call:
@@ -320,6 +353,7 @@ class ExampleChecker:
             if kind == "text":
                 text = part.get("text")
                 if isinstance(text, str):
+                    self._spelled(text, where)
                     tok_out(text)
                 else:
                     self._err("invalid_content_part", f"{where}: text part needs a string text")
@@ -543,6 +577,8 @@ class ExampleChecker:
                 state = "missing" if key not in obj else json_type(value)
                 self._err("invalid_legacy_example", f"{key} is {state}; it must be a string")
         if isinstance(prompt, str) and isinstance(completion, str):
+            self._spelled(prompt, "prompt")
+            self._spelled(completion, "completion")
             self._counting(True)
             self.tally.start_plain()
             self._tok(prompt)

@@ -98,11 +98,11 @@ class CategoryFindings:
         )
 
 
-_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1}
+_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 def sort_categories(groups: dict[str, CategoryFindings]) -> dict[str, CategoryFindings]:
-    """Errors first, then by code, so stored reports compare and diff stably."""
+    """Errors first, then warnings, then notes, each by code, so stored reports compare and diff stably."""
     ordered = sorted(groups.values(), key=lambda g: (_SEVERITY_RANK[g.severity], g.code))
     return {g.code: g for g in ordered}
 

@@ -117,6 +117,10 @@ class Report:
         return sum(g.count for g in self.findings.values() if g.severity is Severity.WARNING)
 
     @property
+    def info_count(self) -> int:
+        return sum(g.count for g in self.findings.values() if g.severity is Severity.INFO)
+
+    @property
     def is_valid(self) -> bool:
         return self.error_count == 0
 
@@ -155,6 +159,7 @@ class Report:
             "n_image_examples": self.n_image_examples,
             "error_count": self.error_count,
             "warning_count": self.warning_count,
+            "info_count": self.info_count,
             "format_counts": dict(sorted(self.format_counts.items())),
             "samples": {
                 key: [[s.line, s.excerpt] for s in samples]

@@ -8,12 +8,12 @@ a property test checks that expression against ``training_cost``.
 Why each rule is what it is:
 
 * ``default_n_epochs`` — OpenAI's data-preparation cookbook ("Pricing and default n_epochs
-  estimate"): 3 epochs, raised (up to 25) so that examples × epochs ≥ 100, lowered (down to 1)
-  so that examples × epochs ≤ 25,000. The cookbook raises with floor division (100 // n), which
-  can leave a small file just under 100 example-passes (33 examples → 3 epochs, 99 passes); the
-  product raises with ceiling division so the ≥ 100 target always holds (33 → 4). An empty
-  dataset (0 examples) gets the plain target of 3: there is nothing to scale. This is the rule
-  the product has shipped; do not change it here without changing the product's specification.
+  estimate"), exactly: 3 epochs; ``min(25, 100 // n)`` when 3n < 100; ``max(1, 25000 // n)``
+  when 3n > 25,000. The floor division can leave a small file just under 100 example-passes
+  (33 examples → 3 epochs, 99 passes); that is the cookbook's estimate of OpenAI's "auto", so
+  it is kept (issue 14: rounding up, as the product once did, disagreed with it for 6–9, 11–19,
+  21–24 and 26–33 examples). An empty dataset (0 examples) gets the plain target of 3: there
+  is nothing to scale.
 * ``auto_batch_size`` — OpenAI documents only "~0.2% of the number of examples in the training
   set, capped at 256" (the fine-tunes API reference; today's OpenAPI description adds only the
   range 1..256) and no rounding. "~0.2%" reads as the nearest integer to 0.2%, so we round half
@@ -64,7 +64,7 @@ def default_n_epochs(n_examples: int) -> int:
     if n_examples <= 0:
         return TARGET_EPOCHS
     if n_examples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
-        return min(MAX_DEFAULT_EPOCHS, -(-MIN_TARGET_EXAMPLES // n_examples))
+        return min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // n_examples)
     if n_examples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
         return max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n_examples)
     return TARGET_EPOCHS

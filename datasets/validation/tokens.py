@@ -18,6 +18,8 @@ chat model fine-tuning" cookbook, extended to the fields it predates):
 0 (content, refusal, tool_calls, function_call) — or of both DPO outputs, or a legacy
 completion — without the per-message overhead, as in the cookbook.
 
+The encodings come from ``encodings`` (BPE files shipped with Tuneboard, never downloaded).
+
 Speed: strings are counted in batches. A batch is split in halves counted concurrently
 (``encode_ordinary`` is Rust code that releases the GIL), strings repeated within a batch —
 system prompts, tool definitions — are encoded once, and repeats are remembered across batches
@@ -26,14 +28,13 @@ in a cache bounded in characters. Very short strings (roles, ids) are memoised s
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import tiktoken
+from .encodings import get_encoding
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
@@ -50,11 +51,6 @@ SHORT_CHARS = 24
 _SHORT_CACHE_ENTRIES = 1 << 13
 _REPEAT_CACHE_CHARS = 1 << 22
 _PARALLEL_MIN_CHARS = 1 << 15
-
-
-@functools.cache
-def get_encoding(name: str) -> tiktoken.Encoding:
-    return tiktoken.get_encoding(name)
 
 
 def count_tokens(text: str, encoding_name: str) -> int:

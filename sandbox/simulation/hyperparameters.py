@@ -40,9 +40,9 @@ def resolve_hyperparameters(
 ) -> Hyperparameters:
     """Concrete hyperparameters for a job; each missing, ``None`` or ``"auto"`` value is chosen:
 
-    * ``n_epochs``: ``rules.default_n_epochs`` — 3; if examples × 3 < 100, ⌈100 / examples⌉
+    * ``n_epochs``: ``rules.default_n_epochs`` — 3; if examples × 3 < 100, ⌊100 / examples⌋
       capped at 25; if examples × 3 > 25,000, ⌊25,000 / examples⌋ but at least 1. So 1–4
-      examples → 25, 10 → 10, 20 → 5, 34–8,333 → 3, 10,000 → 2, 12,501+ → 1.
+      examples → 25, 10 → 10, 12 → 8, 20 → 5, 26–8,333 → 3, 10,000 → 2, 12,501+ → 1.
     * ``batch_size``: ``rules.auto_batch_size`` — 0.2 % × examples rounded half up, clamped to
       [1, 256]: up to 749 examples → 1, 750–1,249 → 2, 127,750+ → 256.
     * ``learning_rate_multiplier``: ``rules.auto_learning_rate_multiplier`` of the final batch

@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from django.test import Client
 
-from tests.datasets.helpers import COOKBOOK, SHARED
+from tests.datasets.helpers import COOKBOOK
 from tests.permissions import client_for
-
-if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken-cache").is_dir():
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken-cache")
 
 
 @pytest.fixture(autouse=True)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from .helpers import COOKBOOK, SHARED
-
-if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken-cache").is_dir():
-    # Offline machines: tiktoken finds its BPE files here (see shared/tiktoken-cache/README).
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken-cache")
+from .helpers import COOKBOOK
 
 
 @pytest.fixture

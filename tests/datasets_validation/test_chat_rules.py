@@ -173,7 +173,7 @@ def test_weight_only_0_or_1_on_assistant() -> None:
         msgs(USER, ASSISTANT | {"weight": 0.5}),
         msgs(USER, ASSISTANT | {"weight": 2}),
         msgs(USER | {"weight": 1}, ASSISTANT),
-        msgs(USER, ASSISTANT | {"weight": 1.0}),
+        msgs(USER, ASSISTANT | {"weight": 1.5}),
     )
     assert codes(report) == {"invalid_weight": 6}
     assert report.lines("invalid_weight") == [1, 2, 3, 4, 5, 6]
@@ -183,7 +183,7 @@ def test_weight_only_0_or_1_on_assistant() -> None:
         "message 2: weight must be 0 or 1, not 0.5",
         "message 2: weight must be 0 or 1, not 2",
         "message 1: weight is only allowed on assistant messages",
-        "message 2: weight must be 0 or 1, not 1.0",
+        "message 2: weight must be 0 or 1, not 1.5",
     ]
 
 

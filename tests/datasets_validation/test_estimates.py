@@ -29,8 +29,9 @@ from .helpers import BABBAGE, GPT4O, GPT4O_MINI, GPT35, chat, jsonl, model, simp
         (4, 25),
         (5, 20),
         (10, 10),
-        (30, 4),  # ceil(100 / 30): 4 × 30 = 120 ≥ 100
-        (33, 4),
+        (12, 8),  # 100 // 12 (the cookbook's floor division)
+        (30, 3),  # 100 // 30
+        (33, 3),
         (34, 3),
         (8_333, 3),
         (8_334, 2),  # 3 × 8,334 > 25,000 → 25,000 // 8,334
@@ -90,7 +91,7 @@ def test_estimate_without_a_model_has_no_cost() -> None:
     assert report.estimates is not None
     assert report.estimates.training_cost is None
     assert report.estimates.context_limit is None
-    assert report.estimates.n_epochs == 9
+    assert report.estimates.n_epochs == 8  # 100 // 12
 
 
 def mixed_file() -> bytes:

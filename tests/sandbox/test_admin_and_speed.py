@@ -46,8 +46,8 @@ def test_admin_fast_forwards_a_slow_job(sandbox_url: str, sdk: openai.OpenAI) ->
     done = sdk.fine_tuning.jobs.retrieve(job.id)
     assert done.status == "succeeded" and done.fine_tuned_model
     steps = [e for e in sdk.fine_tuning.jobs.list_events(job.id, limit=1000) if e.type == "metrics"]
-    # 12 examples: "auto" raises epochs to ceil(100 / 12) = 9, batch size 1.
-    assert len(steps) == SandboxJob.objects.get(pk=job.id).total_steps == 12 * 9
+    # 12 examples: "auto" raises epochs to 100 // 12 = 8, batch size 1.
+    assert len(steps) == SandboxJob.objects.get(pk=job.id).total_steps == 12 * 8
 
 
 def test_default_speed_finishes_a_demo_job_in_about_a_minute(

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-import tiktoken
 
+from datasets.validation.encodings import get_encoding
 from sandbox.replies import (
     count_message_tokens,
     count_tokens,
@@ -53,9 +53,7 @@ def test_encoding_per_model(model: str, encoding: str) -> None:
 def test_count_tokens_matches_tiktoken() -> None:
     text = "Fine-tuning résumé: 3 epochs, <|endoftext|> is just text here."
     for model, name in (("gpt-4o", "o200k_base"), ("gpt-3.5-turbo", "cl100k_base")):
-        assert count_tokens(text, model=model) == len(
-            tiktoken.get_encoding(name).encode_ordinary(text)
-        )
+        assert count_tokens(text, model=model) == len(get_encoding(name).encode_ordinary(text))
 
 
 def test_message_tokens_match_the_cookbook_numbers() -> None:
@@ -65,7 +63,7 @@ def test_message_tokens_match_the_cookbook_numbers() -> None:
 
 
 def test_message_tokens_by_hand() -> None:
-    o200k = tiktoken.get_encoding("o200k_base")
+    o200k = get_encoding("o200k_base")
     # [1, 9, 1, 1, 11] tokens for "system", the system text, "user", "ada", the question.
     values = ["system", TWO_MESSAGES[0]["content"], "user", "ada", TWO_MESSAGES[1]["content"]]
     assert [len(o200k.encode(v)) for v in values] == [1, 9, 1, 1, 11]
