@@ -12,6 +12,8 @@ from dashboard.charts.text import escape_text
 
 Figure = dict[str, Any]
 LOG_X_PARAMETERS = frozenset({"learning_rate_multiplier"})  # tried in multiples, not steps
+# Counted in whole numbers: ticks only at the values the runs used (no "batch size 2.5").
+WHOLE_NUMBER_PARAMETERS = frozenset({"n_epochs", "batch_size"})
 # (metrics key, legend, marker): full validation first, the mini-batch fallback open.
 _KINDS = (
     ("best_full_valid_loss", "best full-valid loss", "circle"),
@@ -97,6 +99,8 @@ def scatter_best_vs_hyperparameter(runs: Sequence[Mapping[str, Any]], parameter:
         "height": 380,
         "annotations": [],
     }
+    if parameter in WHOLE_NUMBER_PARAMETERS and data:
+        layout["xaxis"]["tickvals"] = sorted({x for trace in data for x in trace["x"]})
     if not data:
         layout["annotations"].append(
             {
