@@ -102,8 +102,9 @@ def run_figures(
 
 def _line_key(kind: str, drawn: set[str]) -> list[Trace]:
     """Legend-only traces naming the line styles of the series the chart draws (a run's
-    colour says which run, its dash which series). ``meta.series`` lets the page's legend click
-    toggle that series in every run."""
+    colour says which run, its dash which series). ``meta.key`` names that series so the
+    page's legend click can toggle it in every run; its ``meta.series`` is ``"key"``, not that
+    series: it holds no data of it."""
     return [
         {
             "type": "scatter",
@@ -114,7 +115,7 @@ def _line_key(kind: str, drawn: set[str]) -> list[Trace]:
             "line": {"color": CHECKPOINT_COLOUR, "width": 2, "dash": dash},
             "hoverinfo": "skip",
             "legendgroup": "key",
-            "meta": {"series": f"{prefix}_{kind}", "role": "key"},
+            "meta": {"series": "key", "key": f"{prefix}_{kind}", "role": "key"},
         }
         for prefix, text, dash in LINE_KEY
         if f"{prefix}_{kind}" in drawn

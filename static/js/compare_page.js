@@ -63,13 +63,22 @@
   function onLegendClick(event) {
     var meta = (event.data && event.data[event.curveNumber] && event.data[event.curveNumber].meta) || {};
     if (meta.role !== "key") { return true; }
-    var group = String(meta.series).replace(/_(loss|accuracy)$/, "");
+    var group = String(meta.key).replace(/_(loss|accuracy)$/, "");
     var box = root.querySelector('[data-tb-series="' + group + '"]');
     if (box) {
       box.checked = !box.checked;
       box.dispatchEvent(new Event("change"));
     }
     return false;
+  }
+
+  // Greys a line-style entry of the legend while its series is hidden.
+  function showKey(gd, series, on) {
+    var indices = [];
+    (gd.data || []).forEach(function (trace, i) {
+      if (trace.meta && trace.meta.role === "key" && trace.meta.key === series) { indices.push(i); }
+    });
+    if (indices.length) { Plotly.restyle(gd, {visible: on ? true : "legendonly"}, indices); }
   }
 
   function draw(kind, figure) {
@@ -83,7 +92,10 @@
       }
       if (state.smoothing) { tb.resmooth(gd, state.smoothing); }
       Object.keys(state.hidden).forEach(function (group) {
-        if (state.hidden[group]) { tb.showSeries(gd, group + "_" + kind, false); }
+        if (state.hidden[group]) {
+          tb.showSeries(gd, group + "_" + kind, false);
+          showKey(gd, group + "_" + kind, false);
+        }
       });
     });
   }
@@ -138,7 +150,10 @@
     box.addEventListener("change", function () {
       var group = box.getAttribute("data-tb-series");
       state.hidden[group] = !box.checked;
-      KINDS.forEach(function (kind) { tb.showSeries(charts[kind], group + "_" + kind, box.checked); });
+      KINDS.forEach(function (kind) {
+        tb.showSeries(charts[kind], group + "_" + kind, box.checked);
+        showKey(charts[kind], group + "_" + kind, box.checked);
+      });
     });
   });
 }());

@@ -162,6 +162,17 @@ def test_compare_page_one_entry_per_run_stacked_charts_and_tables_that_fit(
           .every((t) => t.visible === 'legendonly')"""
     )
     assert not page.is_checked('[data-tb-series="valid"]')
+    # … and greys its own entry; a second click brings validation back.
+    keyed = """() => document.querySelector('[data-tb-chart="loss"]').data
+      .filter((t) => t.meta.role === 'key' && t.meta.key === 'valid_loss')[0].visible"""
+    assert page.evaluate(keyed) == "legendonly"
+    page.locator('[data-tb-chart="loss"] .legend .traces', has_text="validation (dotted)").click()
+    page.wait_for_function(
+        """() => document.querySelector('[data-tb-chart="loss"]').data
+          .filter((t) => t.meta.series === 'valid_loss').every((t) => t.visible === true)"""
+    )
+    assert page.is_checked('[data-tb-series="valid"]') and page.evaluate(keyed) is True
+    page.locator('[data-tb-chart="loss"] .legend .traces', has_text="validation (dotted)").click()
     hidden = page.evaluate(
         """() => document.querySelector('[data-tb-chart="accuracy"]').data
           .filter((t) => t.meta.series === 'valid_accuracy').map((t) => t.visible)"""

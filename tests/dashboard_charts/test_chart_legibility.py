@@ -106,7 +106,7 @@ def test_comparison_has_one_legend_entry_per_run_and_a_line_style_key() -> None:
         assert style[(group, "valid_loss")] == "dot"
         assert style[(group, "full_valid_loss")] == "dash"
     key = [t for t in entries if t["meta"]["role"] == "key"]
-    assert [(t["name"], t["line"]["dash"], t["meta"]["series"]) for t in key] == [
+    assert [(t["name"], t["line"]["dash"], t["meta"]["key"]) for t in key] == [
         ("training (solid)", "solid", "train_loss"),
         ("validation (dotted)", "dot", "valid_loss"),
         ("full validation (dashed)", "dash", "full_valid_loss"),
