@@ -63,6 +63,19 @@ def geometry(page: Any, selector: str) -> dict[str, Any]:
     return page.evaluate(GEOMETRY, selector)
 
 
+def resized(page: Any, holder: str, chart: str) -> None:
+    """Waits until plotly's (debounced) resize handler has fitted the chart to the window."""
+    page.wait_for_function(
+        """([holder, chart]) => {
+          const svg = document.querySelector(chart + " .main-svg");
+          const width = document.querySelector(holder).getBoundingClientRect().width;
+          const cell = document.querySelector(chart).getBoundingClientRect().width;
+          return svg && Math.abs(svg.getBoundingClientRect().width - cell) < 2 && cell <= width + 1;
+        }""",
+        arg=[holder, chart],
+    )
+
+
 def apart(a: dict[str, float], b: dict[str, float]) -> bool:
     return (
         a["bottom"] <= b["top"]
@@ -90,7 +103,7 @@ def test_run_charts_draw_checkpoints_and_keep_the_legend_off_the_axis_title(
         assert drawn["chart"]["width"] >= 560 and drawn["chart"]["height"] >= 420, drawn["chart"]
     # On a phone each chart takes the full width of its card, one under the other.
     page.set_viewport_size(PHONE)
-    page.wait_for_timeout(300)  # plotly's resize handler is debounced
+    resized(page, ".tb-chart-grid", '[data-tb-chart="accuracy"]')
     loss = geometry(page, '[data-tb-chart="loss"]')
     accuracy = geometry(page, '[data-tb-chart="accuracy"]')
     card = page.evaluate(
@@ -124,7 +137,7 @@ def test_compare_page_one_entry_per_run_stacked_charts_and_tables_that_fit(
     ]  # fmt: skip
     page = open_page("/compare/?runs=" + ",".join(str(job.pk) for job in runs), "viewer")
     page.set_viewport_size(WIDE)
-    page.wait_for_timeout(300)
+    resized(page, ".tb-chart-stack", '[data-tb-chart="accuracy"]')
     key = ["training (solid)", "validation (dotted)", "full validation (dashed)"]
     charts = {kind: geometry(page, f'[data-tb-chart="{kind}"]') for kind in ("loss", "accuracy")}
     for kind, drawn in charts.items():
