@@ -39,7 +39,9 @@ LEVELS: tuple[int, ...] = (2000, 1000, 500, 250, 150)
 CurveLevel = dict[str, list[list[Any]]]
 
 
-CURVE_FORMAT = 2  # part of every fingerprint: a new format makes old cached curves stale
+# Part of every fingerprint: a new number makes old cached curves stale. Raise it when the
+# reduced curves or the diagnosis rules change (the cache holds the verdict too).
+CURVE_FORMAT = 3
 
 
 def level_for(budget: int) -> int:

@@ -40,6 +40,11 @@ SLOPE_WINDOW = 0.20  # the late slope is fitted to the last 20 % of the points (
 SLOPE_MIN_POINTS = 5
 UNDERFIT_SLOPE = 0.05  # still falling: the fitted line drops > 5 % of the loss per 10 % of steps
 UNDERFIT_RATIO = 0.6  # barely learned: final train loss > 60 % of the initial loss
+# Still improving: a line through the last 30 % of the validation points drops > 3 % of the
+# loss per 10 % of steps. Validation is measured on held-out data, so a fall there is the
+# direct evidence that more training would still help, whatever the noisy training loss shows.
+VALID_SLOPE_WINDOW = 0.30
+VALID_STILL_FALLING = 0.03
 HEAD_POINTS = 5  # the initial loss is the mean of the first (up to) five points
 CHECKPOINTS_KEPT = 3  # OpenAI keeps the checkpoints of the last three epochs
 
@@ -65,7 +70,12 @@ full-validation point more than {OVERFIT_RISE:.0%} above the lowest.
 10% of training (and by more than twice that figure's standard error, so noise alone does not \
 count), and validation, if any, is lowest in the last {TREND_TAIL:.0%} of training — \
 or it barely fell: the final loss (mean of the last {FINAL_WINDOW:.0%} of the points) is above \
-{UNDERFIT_RATIO:g}× the initial loss (mean of the first {HEAD_POINTS} points).
+{UNDERFIT_RATIO:g}× the initial loss (mean of the first {HEAD_POINTS} points) — \
+or validation loss is still falling when training stops: a line fitted to the last \
+{VALID_SLOPE_WINDOW:.0%} of the validation points (at least {SLOPE_MIN_POINTS}; the denser of \
+validation and full validation) drops by more than {VALID_STILL_FALLING:.0%} of the loss level \
+per 10% of training (and by more than twice its standard error), and the last full-validation \
+point, if there are two or more, is the lowest.
 5. Good fit otherwise.
 Best checkpoint: the lowest full-validation loss (validation loss when there is no full \
 validation). OpenAI keeps only the checkpoints of the last {CHECKPOINTS_KEPT} epochs, so the \
@@ -128,14 +138,14 @@ def min_spikes(n_points: int) -> int:
     return max(MIN_SPIKES, math.ceil(MIN_SPIKE_SHARE * n_points))
 
 
-def late_drop(train: Sequence[Point]) -> tuple[float, float]:
-    """How fast training loss still falls at the end, and the standard error of that figure.
+def late_drop(train: Sequence[Point], *, window: float = SLOPE_WINDOW) -> tuple[float, float]:
+    """How fast a loss curve still falls at the end, and the standard error of that figure.
 
-    A least-squares line through the last ``SLOPE_WINDOW`` of the points, as the drop per 10 %
+    A least-squares line through the last ``window`` of the points, as the drop per 10 %
     of training's steps relative to the window's mean loss (0.05 = still 5 % lower every tenth
     of the run). Step noise makes the fitted slope uncertain; the error lets the rule require a
     fall that stands out from it."""
-    tail = train[-_share(len(train), SLOPE_WINDOW, SLOPE_MIN_POINTS) :]
+    tail = train[-_share(len(train), window, SLOPE_MIN_POINTS) :]
     steps = [float(step) for step, _ in tail]
     values = [value for _, value in tail]
     mean_step, level = _mean(steps), _mean(values)
@@ -266,14 +276,36 @@ def _validation_still_improving(run: RunSeries) -> bool:
     return _lowest(points)[0] >= last - TREND_TAIL * (last - first)
 
 
-def _underfitting(run: RunSeries) -> tuple[list[str], bool, bool] | None:
-    """Rule 4: (evidence, still falling steeply, barely learned), or None."""
+def validation_still_falling(run: RunSeries) -> float | None:
+    """How fast validation loss still falls at the end (see ``late_drop``), when it clearly
+    does; None otherwise."""
+    points = max(run.valid_loss, run.full_valid_loss, key=len)
+    if len(points) < SLOPE_MIN_POINTS:
+        return None
+    full = run.full_valid_loss
+    if len(full) >= 2 and _lowest(full)[0] != full[-1][0]:
+        return None  # the accurate measurement says the improvement has already stopped
+    drop, error = late_drop(points, window=VALID_SLOPE_WINDOW)
+    return drop if drop > VALID_STILL_FALLING and drop > 2 * error else None
+
+
+@dataclass(frozen=True)
+class _Underfit:
+    evidence: list[str]
+    falling: bool  # training loss still falling steeply
+    barely: bool  # training loss barely fell
+    valid_falling: bool  # validation loss still falling at the end
+
+
+def _underfitting(run: RunSeries) -> _Underfit | None:
+    """Rule 4, or None."""
     train = run.train_loss
     initial, final = _initial(train), _final(train)
     drop, error = late_drop(train)
     falling = drop > UNDERFIT_SLOPE and drop > 2 * error and _validation_still_improving(run)
     barely = final > UNDERFIT_RATIO * initial
-    if not (falling or barely):
+    valid_drop = validation_still_falling(run)
+    if not (falling or barely or valid_drop is not None):
         return None
     evidence = []
     if falling:
@@ -286,7 +318,13 @@ def _underfitting(run: RunSeries) -> tuple[list[str], bool, bool] | None:
             f"Training loss ends at {format_number(final)}, {final / initial:.0%} of its initial "
             f"{format_number(initial)}: the model has learned little of the training data."
         )
-    return evidence, falling, barely
+    if valid_drop is not None:
+        evidence.append(
+            f"Validation loss is still falling at the end: about {valid_drop:.0%} of its level "
+            f"per 10% of training (a line through the last {VALID_SLOPE_WINDOW:.0%} of the "
+            "validation points), so the model was still improving on unseen examples."
+        )
+    return _Underfit(evidence, falling, barely, valid_drop is not None)
 
 
 # --- advice -----------------------------------------------------------------------------
@@ -443,25 +481,30 @@ def diagnose(run: RunSeries, *, checkpoint_steps_available: list[int]) -> Diagno
         )
     under = _underfitting(run)
     if under is not None:
-        evidence, falling, barely = under
         advice = []
-        if falling:
+        if under.falling:
             advice.append(
                 f"Train for more epochs ({_more_epochs(run)}): OpenAI suggests 1–2 more when "
                 "the model does not follow the training data as much as expected."
             )
-        if barely:
+        elif under.valid_falling:
+            advice.append(
+                f"Train for more epochs ({_more_epochs(run)}): validation loss had not stopped "
+                "falling, so the model would still have improved."
+            )
+        if under.barely:
             advice.append(
                 "Raise the learning-rate multiplier"
                 + _currently(run, "learning_rate_multiplier")
                 + ", e.g. double it: OpenAI's advice when the model does not appear to converge."
             )
-        return verdict(
-            "underfitting",
-            "Underfitting: the model has not finished learning the training data.",
-            evidence,
-            " ".join(advice),
+        summary = (
+            "Underfitting: validation loss was still falling when training stopped, so more "
+            "epochs would help."
+            if under.valid_falling and not (under.falling or under.barely)
+            else "Underfitting: the model has not finished learning the training data."
         )
+        return verdict("underfitting", summary, under.evidence, " ".join(advice))
     flat = "Training loss flattened" + (
         " and validation loss did not turn up." if best is not None else "."
     )

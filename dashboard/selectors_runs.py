@@ -39,8 +39,10 @@ from dashboard.charts import (
     compare_description,
     compare_figures,
     comparison_rows,
+    hyperparameter_label,
     metrics_csv,
     metrics_json,
+    plotted_parameters,
     run_description,
     run_figures,
     scatter_best_vs_hyperparameter,
@@ -727,7 +729,9 @@ class Comparison:
         """Scatter figures with plain-text captions (the figures hold escaped copies)."""
         return [
             {
-                "parameter": html.unescape(figure["layout"]["meta"]["parameter"]),
+                "parameter": hyperparameter_label(
+                    html.unescape(figure["layout"]["meta"]["parameter"])
+                ),
                 "caption": html.unescape(figure["layout"]["meta"]["description"]),
             }
             for figure in self.scatters
@@ -781,25 +785,11 @@ def hyperparameter_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def varying_numeric_parameters(rows: list[dict[str, Any]]) -> list[str]:
-    found = []
-    for key in dict.fromkeys(k for row in rows for k in row["hyperparameters"]):
-        numbers = {
-            finite_number(row["hyperparameters"].get(key))
-            for row in rows
-            if finite_number(row["hyperparameters"].get(key)) is not None
-        }
-        if len(numbers) >= 2:
-            found.append(key)
-    return found
-
-
 def informative_scatters(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best validation loss against each varying numeric hyperparameter, for those where at
-    least two runs have a point (runs without validation data have none)."""
-    figures = (
-        scatter_best_vs_hyperparameter(rows, key) for key in varying_numeric_parameters(rows)
-    )
+    """Best validation loss against each meaningful hyperparameter with varying numeric values
+    (never the seed), for those where at least two runs have a point (runs without validation
+    data have none)."""
+    figures = (scatter_best_vs_hyperparameter(rows, key) for key in plotted_parameters(rows))
     return [f for f in figures if len(rows) - len(f["layout"]["meta"]["excluded"]) >= 2]
 
 

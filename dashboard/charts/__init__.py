@@ -22,6 +22,11 @@ from dashboard.charts.export import (
     metrics_json,
 )
 from dashboard.charts.figures import compare_figures, run_figures
+from dashboard.charts.hyperparameters import (
+    HYPERPARAMETER_LABELS,
+    hyperparameter_label,
+    plotted_parameters,
+)
 from dashboard.charts.palette import RUN_PALETTE, colours_for, run_colour
 from dashboard.charts.scatter import scatter_best_vs_hyperparameter
 from dashboard.charts.series import (
@@ -41,6 +46,7 @@ from dashboard.charts.text import escape_text
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "HYPERPARAMETER_LABELS",
     "METRICS",
     "RUN_PALETTE",
     "SUMMARY_METRICS",
@@ -60,8 +66,10 @@ __all__ = [
     "effective_x_axis",
     "ema",
     "escape_text",
+    "hyperparameter_label",
     "metrics_csv",
     "metrics_json",
+    "plotted_parameters",
     "run_colour",
     "run_description",
     "run_figures",

@@ -9,6 +9,7 @@ from dashboard.charts.palette import EPOCH_LINE_COLOUR
 from dashboard.charts.series import RunSeries
 
 Layout = dict[str, Any]
+CHART_HEIGHT = 440  # px: room for the curves above a legend of up to three rows
 
 
 def chart_layout(
@@ -24,20 +25,39 @@ def chart_layout(
     layout: Layout = {
         "title": {"text": title, "x": 0, "xanchor": "left"},
         "meta": meta,
-        "xaxis": {"title": {"text": AXIS_TITLES[axis]}, "zeroline": False},
-        "yaxis": {"title": {"text": y_title}, "type": "log" if log_y else "linear"},
+        "xaxis": {"title": {"text": AXIS_TITLES[axis]}, "zeroline": False, "automargin": True},
+        "yaxis": {
+            "title": {"text": y_title},
+            "type": "log" if log_y else "linear",
+            "automargin": True,
+        },
         "hovermode": "closest",
         # A click toggles a whole legend group: a training line with its faint raw line, or
         # every trace of one run in a comparison (per-series toggles: tuneboard.showSeries).
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.18, "groupclick": "togglegroup"},
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
-        "height": 380,
+        # Anchored to the bottom of the figure the legend reserves a margin of its own, and the
+        # x-axis title goes above it; placed relative to the plot it covered that title.
+        "legend": {
+            "orientation": "h",
+            "yref": "container",
+            "y": 0,
+            "yanchor": "bottom",
+            "groupclick": "togglegroup",
+        },
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 20},
+        "height": CHART_HEIGHT,
         # Keeps zoom and hidden series across live refreshes until the axis itself changes.
         "uirevision": f"{meta.get('chart', '')}:{axis}:{log_y}",
         "shapes": [],
         "annotations": [],
     }
     if empty_text is not None:
+        # Plotly draws axes without data from -1 to 6: numbers that mean nothing. Hidden, the
+        # chart is only the message (the first points bring new figures with real axes).
+        layout["xaxis"]["visible"] = False
+        layout["yaxis"]["visible"] = False
+        layout["showlegend"] = False
+        layout["hovermode"] = False
+        layout["uirevision"] += ":empty"
         layout["annotations"].append(
             {
                 "text": empty_text,

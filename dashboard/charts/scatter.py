@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dashboard.charts.hyperparameters import hyperparameter_label
 from dashboard.charts.palette import safe_colour
 from dashboard.charts.series import finite_number
 from dashboard.charts.text import escape_text
 
 Figure = dict[str, Any]
 LOG_X_PARAMETERS = frozenset({"learning_rate_multiplier"})  # tried in multiples, not steps
+# Counted in whole numbers: ticks only at the values the runs used (no "batch size 2.5").
+WHOLE_NUMBER_PARAMETERS = frozenset({"n_epochs", "batch_size"})
 # (metrics key, legend, marker): full validation first, the mini-batch fallback open.
 _KINDS = (
     ("best_full_valid_loss", "best full-valid loss", "circle"),
@@ -38,6 +41,7 @@ def _trace(
         "y": [row["y"] for row in rows],
         "text": [row["label"] for row in rows],
         "textposition": "top center",
+        "cliponaxis": False,  # a name next to a point at the edge is not cut off
         "marker": {"color": [row["colour"] for row in rows], "size": 11, "symbol": symbol},
         "hovertemplate": f"<b>%{{text}}</b><br>{name} %{{x}}<br>{legend} %{{y:.4f}}<extra></extra>",
         "meta": {"series": key, "role": "best"},
@@ -52,7 +56,7 @@ def scatter_best_vs_hyperparameter(runs: Sequence[Mapping[str, Any]], parameter:
     Runs without a numeric value (e.g. ``"auto"``) or without validation are left out and
     named in ``layout.meta.excluded``. The learning-rate multiplier gets a log x axis.
     """
-    name = escape_text(parameter)
+    name = escape_text(hyperparameter_label(parameter))
     log_x = parameter in LOG_X_PARAMETERS
     by_kind: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in _KINDS}
     excluded: list[str] = []
@@ -78,19 +82,25 @@ def scatter_best_vs_hyperparameter(runs: Sequence[Mapping[str, Any]], parameter:
         "title": {"text": f"Best validation loss vs {name}", "x": 0, "xanchor": "left"},
         "meta": {
             "chart": "scatter",
-            "parameter": name,
+            "parameter": escape_text(parameter),
             "excluded": excluded,
             "description": description + ".",
         },
-        "xaxis": {"title": {"text": name}, "type": "log" if log_x else "linear"},
-        "yaxis": {"title": {"text": "best validation loss"}},
+        "xaxis": {
+            "title": {"text": name},
+            "type": "log" if log_x else "linear",
+            "automargin": True,
+        },
+        "yaxis": {"title": {"text": "best validation loss"}, "automargin": True},
         "hovermode": "closest",
         "showlegend": len(data) > 1,
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.18},
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
+        "margin": {"l": 60, "r": 30, "t": 60, "b": 40},
         "height": 380,
         "annotations": [],
     }
+    if parameter in WHOLE_NUMBER_PARAMETERS and data:
+        layout["xaxis"]["tickvals"] = sorted({x for trace in data for x in trace["x"]})
     if not data:
         layout["annotations"].append(
             {

@@ -189,10 +189,12 @@ def checkpoint_trace(run: RunSeries, *, kind: str, axis: str) -> list[Trace]:
             "y": ys,
             "text": texts,
             "hovertemplate": "%{text}<extra></extra>",
+            # Filled white with a coloured outline: an open symbol is stroked with
+            # marker.color, so a transparent one drew nothing, on the chart or in the legend.
             "marker": {
-                "color": "rgba(0,0,0,0)",
-                "size": 13,
-                "symbol": "diamond-open",
+                "color": "#ffffff",
+                "size": 12,
+                "symbol": "diamond",
                 "line": {"color": CHECKPOINT_COLOUR, "width": 2},
             },
             "meta": _meta(run, "checkpoints", "checkpoints"),

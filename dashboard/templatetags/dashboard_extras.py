@@ -8,6 +8,7 @@ from typing import Any
 
 from django import template
 
+from dashboard.charts.hyperparameters import HYPERPARAMETER_LABELS
 from dashboard.charts.traces import METRIC_LABELS
 
 register = template.Library()
@@ -20,16 +21,6 @@ VERDICTS = {
     "insufficient_data": ("Not enough data yet", ""),
 }
 AXIS_LABELS = {"step": "Steps", "epoch": "Epochs", "tokens": "Tokens seen"}
-HYPERPARAMETER_LABELS = {
-    "n_epochs": "Epochs",
-    "batch_size": "Batch size",
-    "learning_rate_multiplier": "Learning-rate multiplier",
-    "beta": "β (DPO)",
-    "base_model": "Base model",
-    "method": "Method",
-    "training_dataset": "Training dataset",
-    "seed": "Seed",
-}
 
 
 @register.filter

@@ -1,5 +1,6 @@
 /* The comparison of runs (compare page and shared comparisons): overlaid loss and accuracy
-   charts, the best-loss scatters, and the hyperparameter "differences only" toggle.
+   charts (one legend entry per run, plus a key of line styles that toggles series), the
+   best-loss scatters, and the hyperparameter "differences only" toggle.
 
    Reads json_script blocks named by the container's data attributes: figures, scatters and a
    config {figures_url, x_axis, png_name}. Smoothing, log scale and series toggles act on the
@@ -57,14 +58,44 @@
     };
   }
 
+  // A click on a line-style entry of the legend ("validation (dotted)") toggles that series
+  // in every run, like its checkbox; a click on a run toggles the run (plotly's own).
+  function onLegendClick(event) {
+    var meta = (event.data && event.data[event.curveNumber] && event.data[event.curveNumber].meta) || {};
+    if (meta.role !== "key") { return true; }
+    var group = String(meta.key).replace(/_(loss|accuracy)$/, "");
+    var box = root.querySelector('[data-tb-series="' + group + '"]');
+    if (box) {
+      box.checked = !box.checked;
+      box.dispatchEvent(new Event("change"));
+    }
+    return false;
+  }
+
+  // Greys a line-style entry of the legend while its series is hidden.
+  function showKey(gd, series, on) {
+    var indices = [];
+    (gd.data || []).forEach(function (trace, i) {
+      if (trace.meta && trace.meta.role === "key" && trace.meta.key === series) { indices.push(i); }
+    });
+    if (indices.length) { Plotly.restyle(gd, {visible: on ? true : "legendonly"}, indices); }
+  }
+
   function draw(kind, figure) {
     var layout = figure.layout;
     if (kind === "loss") { layout.yaxis.type = state.logY ? "log" : "linear"; }
     return Plotly.react(charts[kind], figure.data, layout, plotConfig(kind)).then(function () {
       var gd = charts[kind];
+      if (!gd.dataset.tbLegendClick && gd.on) {
+        gd.on("plotly_legendclick", onLegendClick);
+        gd.dataset.tbLegendClick = "on";
+      }
       if (state.smoothing) { tb.resmooth(gd, state.smoothing); }
       Object.keys(state.hidden).forEach(function (group) {
-        if (state.hidden[group]) { tb.showSeries(gd, group + "_" + kind, false); }
+        if (state.hidden[group]) {
+          tb.showSeries(gd, group + "_" + kind, false);
+          showKey(gd, group + "_" + kind, false);
+        }
       });
     });
   }
@@ -119,7 +150,10 @@
     box.addEventListener("change", function () {
       var group = box.getAttribute("data-tb-series");
       state.hidden[group] = !box.checked;
-      KINDS.forEach(function (kind) { tb.showSeries(charts[kind], group + "_" + kind, box.checked); });
+      KINDS.forEach(function (kind) {
+        tb.showSeries(charts[kind], group + "_" + kind, box.checked);
+        showKey(charts[kind], group + "_" + kind, box.checked);
+      });
     });
   });
 }());

@@ -122,6 +122,59 @@ def test_underfitting_still_falling() -> None:
     assert (d.best_step, d.best_value, d.best_is_available_checkpoint) == (None, None, False)
 
 
+def one_epoch_still_improving() -> RunSeries:
+    """One epoch whose noisy training loss has levelled off (no steep late fall stands out of
+    its step noise) while validation loss keeps falling to the very end."""
+    rows = curve_rows(
+        200,
+        lambda s: (0.55 + 1.5 * math.exp(-s / 12)) * wiggle(s, 0.15),
+        valid=lambda s: (0.5 + 0.6 * math.exp(-s / 120)) * wiggle(s + 3, 0.02),
+        valid_every=4,
+        full_valid=lambda s: 0.62,
+        steps_per_epoch=200,
+    )
+    return synthetic_run(rows, steps_per_epoch=200, hyperparameters={"n_epochs": 1})
+
+
+def test_still_falling_validation_at_the_end_asks_for_more_epochs() -> None:
+    run = one_epoch_still_improving()
+    drop, error = late_drop(run.train_loss)
+    assert not (drop > 0.05 and drop > 2 * error)  # training alone would not say underfitting
+    valid_drop, valid_error = late_drop(run.valid_loss, window=0.3)
+    assert valid_drop > 0.03 and valid_drop > 2 * valid_error
+    d = diagnose(run, checkpoint_steps_available=[200])
+    assert d.verdict == "underfitting"
+    assert d.summary == (
+        "Underfitting: validation loss was still falling when training stopped, so more epochs "
+        "would help."
+    )
+    assert d.evidence[0].startswith(
+        f"Validation loss is still falling at the end: about {valid_drop:.0%} of its level per "
+        "10% of training"
+    )
+    assert d.suggestion.startswith("Train for more epochs (e.g. n_epochs = 3 instead of 1)")
+    assert "No change needed" not in d.suggestion
+
+
+def test_validation_falling_contradicted_by_full_validation_is_not_underfitting() -> None:
+    # The mini-batch trend still falls, but the last full-validation point is not the lowest.
+    run = one_epoch_still_improving()
+    run.full_valid_loss = [(100, 0.60), (200, 0.66)]
+    assert diagnose(run, checkpoint_steps_available=[200]).verdict == "good_fit"
+
+
+def test_validation_flat_at_the_end_stays_a_good_fit() -> None:
+    rows = curve_rows(
+        200,
+        lambda s: (0.55 + 1.5 * math.exp(-s / 12)) * wiggle(s, 0.15),
+        valid=lambda s: (0.5 + 0.6 * math.exp(-s / 20)) * wiggle(s + 3, 0.02),
+        valid_every=4,
+        steps_per_epoch=200,
+    )
+    run = synthetic_run(rows, steps_per_epoch=200, hyperparameters={"n_epochs": 1})
+    assert diagnose(run, checkpoint_steps_available=[200]).verdict == "good_fit"
+
+
 def test_underfitting_barely_learned() -> None:
     rows = curve_rows(150, lambda s: (2.0 - 0.3 * s / 150) * wiggle(s))
     run = synthetic_run(rows, hyperparameters={"learning_rate_multiplier": 0.005})
@@ -266,6 +319,16 @@ def test_sandbox_lr_one_on_100_examples_overfits(seed: int) -> None:
     assert d.verdict == "overfitting"
     assert d.best_step == 100 and d.best_is_available_checkpoint
     assert d.suggestion.startswith("Use the checkpoint at step 100 rather than the final model.")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sandbox_one_epoch_on_little_data_asks_for_more_epochs(seed: int) -> None:
+    # 50 examples for one epoch: the validation loss is still coming down when training stops.
+    run, kept = sandbox_run(50, 1, seed=seed)
+    d = diagnose(run, checkpoint_steps_available=kept)
+    assert d.verdict == "underfitting"
+    assert "more epochs would help" in d.summary
+    assert d.suggestion.startswith("Train for more epochs (e.g. n_epochs = 3 instead of 1)")
 
 
 def test_sandbox_without_validation_cannot_overfit() -> None:

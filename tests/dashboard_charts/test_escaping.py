@@ -85,7 +85,7 @@ def test_escaped_where_it_is_shown() -> None:
     assert checkpoint["text"] == [
         f"<b>checkpoint {XSS_ESCAPED}</b><br>step 20<br>{XSS_ESCAPED} 1.0000<br>full_valid_loss 0.4000"
     ]
-    assert compare_loss["data"][0]["legendgrouptitle"]["text"] == label
+    assert compare_loss["data"][0]["name"] == label  # the run's one legend entry
     assert compare_loss["data"][0]["hovertemplate"].startswith(f"<b>{label}</b><br>")
     assert compare_loss["data"][0]["meta"]["run"] == XSS_ESCAPED
     assert scatter["data"][0]["text"][0] == label

@@ -231,6 +231,8 @@ def test_comparison_colours_groups_and_epochs() -> None:
         validate(figure)
         colours: dict[str, set[str]] = {}
         for trace in figure["data"]:
+            if trace["meta"]["role"] == "key":
+                continue  # the grey line-style key
             colour = trace.get("line", trace.get("marker", {})).get("color")
             colours.setdefault(trace["legendgroup"], set()).add(colour)
         # One colour per run, the same in both charts: palette by position unless the run has
@@ -241,14 +243,14 @@ def test_comparison_colours_groups_and_epochs() -> None:
             "run-2": {"#123456"},
             "run-3": {RUN_PALETTE[3]},
         }, kind
-        titled = [t["legendgrouptitle"]["text"] for t in figure["data"] if "legendgrouptitle" in t]
-        assert titled == ["a", "b", "c", "d"]
+        entries = [t["name"] for t in figure["data"] if t.get("showlegend", True)]
+        assert entries[:4] == ["a", "b", "c", "d"]  # then the line-style key
         assert figure["layout"]["meta"]["runs"] == ["1", "2", "3", "4"]
         assert [s["x0"] for s in figure["layout"]["shapes"]] == [1.0, 2.0]  # shared on epochs
     loss = figures["loss"]
     first = [t for t in loss["data"] if t["legendgroup"] == "run-0"]
     assert [(t["name"], t["meta"]["role"]) for t in first] == [
-        ("train loss", "smoothed"),
+        ("a", "smoothed"),
         ("train loss (raw)", "raw"),
         ("valid loss", "points"),
         ("full-valid loss", "points"),

@@ -50,8 +50,8 @@ def test_points_fallback_and_log_axis() -> None:
     assert layout["xaxis"]["type"] == "log"
     assert layout["meta"]["excluded"] == ["auto", "no validation"]
     assert layout["meta"]["description"] == (
-        "Best validation loss of 3 runs against learning_rate_multiplier; left out (no numeric "
-        "learning_rate_multiplier or no validation): auto, no validation."
+        "Best validation loss of 3 runs against Learning-rate multiplier; left out (no numeric "
+        "Learning-rate multiplier or no validation): auto, no validation."
     )
 
 
@@ -59,7 +59,7 @@ def test_linear_axis_for_other_parameters() -> None:
     figure = scatter_best_vs_hyperparameter(ROWS, "n_epochs")
     assert figure["layout"]["xaxis"]["type"] == "linear"
     assert figure["data"][0]["x"] == [3.0, 3.0, 3.0]  # "auto" lr does not matter here
-    assert figure["layout"]["title"]["text"] == "Best validation loss vs n_epochs"
+    assert figure["layout"]["title"]["text"] == "Best validation loss vs Epochs"
 
 
 def test_no_usable_runs() -> None:
