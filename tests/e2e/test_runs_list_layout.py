@@ -171,6 +171,14 @@ def test_on_a_phone_the_navigation_folds_away(
     header = page.locator("header.topbar").bounding_box()
     assert header and header["height"] <= 64, header  # not 40% of the screen
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 390, measure(page)
+    # The filter fields stay inside their card.
+    outside = page.evaluate("""() => {
+      const card = document.querySelector("form.tb-filters").getBoundingClientRect();
+      return Array.from(document.querySelectorAll("form.tb-filters input, form.tb-filters select"))
+        .filter((el) => el.type !== "hidden" && el.getBoundingClientRect().right > card.right)
+        .map((el) => el.name);
+    }""")
+    assert outside == []
     check_page(page, "phone-nav-closed")
 
     # Opened with the keyboard, the links are there; Escape folds it again.
