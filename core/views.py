@@ -53,3 +53,19 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if database_is_down(sys.exc_info()[1]):
         return database_unavailable(request)
     return defaults.server_error(request)
+
+
+@database_optional
+@login_not_required
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page links: the same SVG, for a day."""
+    from django.contrib.staticfiles import finders
+
+    path = finders.find("favicon.svg")
+    if not path:
+        return HttpResponse(status=404)
+    with open(path, "rb") as handle:
+        response = HttpResponse(handle.read(), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from dashboard import services
-from dashboard.models import RunCurve, ShareLink
+from dashboard.models import RunCurve, RunListPreference, ShareLink
 
 
 @admin.register(ShareLink)
@@ -55,3 +55,11 @@ class RunCurveAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(RunListPreference)
+class RunListPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "hidden_columns", "updated_at")
+    search_fields = ("user__username",)
+    readonly_fields = ("updated_at",)
+    list_select_related = ("user",)

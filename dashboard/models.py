@@ -95,3 +95,17 @@ class RunCurve(models.Model):
 
     def __str__(self) -> str:
         return f"curves of {self.job_id} ({self.level} points)"
+
+
+class RunListPreference(models.Model):
+    """How one user wants the runs list: the optional columns they hid
+    (``dashboard.columns.CHOOSABLE`` keys; a column added later shows until hidden)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="run_list_preference"
+    )
+    hidden_columns = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"runs list columns of user {self.user_id}"

@@ -9,6 +9,7 @@ exception on every dot)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, TypedDict
 
@@ -35,6 +36,23 @@ def _url_maker(name: str, fallback: str) -> Any:
     return lambda pk: pattern.replace(placeholder, pk)
 
 
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def compact_model(name: str) -> str:
+    """A model id short enough for a table cell (the full id goes in its title): the release
+    date off the base, the organisation and, when there is a suffix, the job id off a
+    fine-tuned model (``ft:gpt-4o-mini-2024-07-18:org:suffix:id`` → ``ft:gpt-4o-mini:suffix``;
+    a checkpoint keeps its ``ckpt-step-N``)."""
+    if not name.startswith("ft:"):
+        return _DATED.sub("", name)
+    parts = name.split(":")
+    if len(parts) < 5:
+        return name
+    base, suffix, ident, rest = parts[1], parts[3], parts[4], parts[5:]
+    return ":".join(["ft", _DATED.sub("", base), suffix or ident, *rest])
+
+
 class Cell(TypedDict):
     text: str  # formatted for people
     value: str  # exact value for data-value ("" when unknown)
@@ -56,6 +74,7 @@ class ListRow(TypedDict):
     status_class: str
     archived: bool
     base_model: str
+    base_model_short: str
     provider: str
     dataset: str
     creator: str
@@ -98,6 +117,7 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                 status_class=status_badge(job.status),
                 archived=job.archived,
                 base_model=job.base_model,
+                base_model_short=compact_model(job.base_model),
                 provider=job.connection.name,
                 dataset=job.training_dataset.name if job.training_dataset else "—",
                 creator=job.created_by.username if job.created_by else "—",

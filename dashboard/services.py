@@ -142,3 +142,14 @@ def share_link_record_view(*, link: ShareLink) -> None:
     ShareLink.objects.filter(pk=link.pk).update(
         view_count=F("view_count") + 1, last_viewed_at=timezone.now()
     )
+
+
+def run_list_columns_set(*, user: AbstractBaseUser, shown: Sequence[str]) -> list[str]:
+    """Remember which optional runs-list columns ``user`` shows (unknown keys are ignored);
+    the hidden ones, sorted."""
+    from dashboard.columns import hidden_from_shown
+    from dashboard.models import RunListPreference
+
+    hidden = hidden_from_shown(list(shown))
+    RunListPreference.objects.update_or_create(user=user, defaults={"hidden_columns": hidden})
+    return hidden

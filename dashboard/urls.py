@@ -11,6 +11,7 @@ urlpatterns = [
     path("runs/<uuid:pk>/metrics.json", views.run_metrics_json, name="run_metrics"),
     path("runs/<uuid:pk>/export.csv", views.run_export_csv, name="run_export_csv"),
     path("runs/<uuid:pk>/export.json", views.run_export_json, name="run_export_json"),
+    path("runs/columns/", views.run_list_columns, name="run_list_columns"),
     path("runs/<uuid:pk>/tags/", views.run_tags, name="run_tags"),
     path("runs/<uuid:pk>/notes/", views.run_notes, name="run_notes"),
     path("share-links/", views.share_link_list, name="share_links"),

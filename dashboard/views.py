@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.params import whole_number
 from core.permissions import is_admin, member_required
-from dashboard import presentation, selectors_runs, services, share
+from dashboard import presentation, selectors_list, selectors_runs, services, share
 from dashboard.charts import comparison_tables_csv
 from dashboard.forms import (
     ChartOptionsForm,
@@ -68,6 +68,13 @@ def home(request: HttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET)
     filters = form.filters()
     page = selectors_runs.runs_page(filters, page_number=request.GET.get("page") or 1)
+    hidden = selectors_list.run_list_hidden_columns(request.user)
+    any_filter = any(request.GET.get(name) for name in form.fields if name not in ("sort", "dir"))
+    steps, no_provider = (
+        selectors_list.first_steps(request.user)
+        if not page.rows and not any_filter
+        else ([], False)
+    )
     context = {
         "form": form,
         "filters": filters,
@@ -75,11 +82,23 @@ def home(request: HttpRequest) -> HttpResponse:
         "rows": presentation.list_rows(page.rows),
         "sorts": _sort_links(filters),
         "next_url": request.get_full_path(),
-        "any_filter": any(
-            request.GET.get(name) for name in form.fields if name not in ("sort", "dir")
-        ),
+        "any_filter": any_filter,
+        "hidden_classes": " ".join(f"tb-hide-{key}" for key in sorted(hidden)),
+        "columns": selectors_list.column_choices(hidden),
+        "first_steps": steps,
+        "no_provider": no_provider,
     }
     return render(request, "dashboard/home.html", context)
+
+
+@require_POST
+def run_list_columns(request: HttpRequest) -> HttpResponse:
+    """The column chooser (a personal display choice: any reader may keep one)."""
+    shown = [value for value in request.POST.getlist("show") if len(value) <= 40]
+    hidden = services.run_list_columns_set(user=request.user, shown=shown)
+    if _wants_json(request):
+        return _json({"hidden": hidden})
+    return _back(request)
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -231,6 +250,17 @@ def _compare_ids(request: HttpRequest) -> tuple[list[str], list[str]]:
 def compare(request: HttpRequest) -> HttpResponse:
     raw = request.GET.getlist("runs")
     ids, rejected = _compare_ids(request)
+    if request.GET.get("from") == "list" and len(ids) < selectors_runs.MIN_COMPARE:
+        # "Compare selected" sent without the page script (which explains this in place).
+        if not ids:
+            messages.warning(
+                request,
+                "No runs were selected: tick two to 20 runs in the first column, "
+                "then press “Compare selected”.",
+            )
+            return redirect("home")
+        messages.info(request, "Only one run was selected: add another below to compare them.")
+        return redirect(compare_url(ids))
     hp = "all" if request.GET.get("hp") == "all" else ""
     if len(ids) > MAX_COMPARE:
         messages.warning(
@@ -241,7 +271,13 @@ def compare(request: HttpRequest) -> HttpResponse:
     canonical = ",".join(ids)
     if rejected:
         messages.warning(request, f"Ignored {len(rejected)} value(s) that are not run ids.")
-    if request.GET.getlist("add") or len(raw) > 1 or (raw and raw[0] != canonical) or rejected:
+    if (
+        request.GET.get("from")
+        or request.GET.getlist("add")
+        or len(raw) > 1
+        or (raw and raw[0] != canonical)
+        or rejected
+    ):
         return redirect(compare_url(ids, hp=hp) if ids else reverse("compare"))
     options = ChartOptionsForm(request.GET).options()
     comparison = selectors_runs.comparison(ids, options) if len(ids) >= 2 else None

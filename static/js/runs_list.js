@@ -1,6 +1,6 @@
 /* The runs list: "Compare selected" goes to /compare/?runs=<id>,<id> (the form alone sends
-   repeated runs= parameters, which the compare page also accepts), and the inline tags and
-   notes forms save without leaving the page. */
+   repeated runs= parameters, which the compare page also accepts), the inline tags and notes
+   forms and the column chooser save without leaving the page. */
 (function () {
   "use strict";
 
@@ -17,26 +17,35 @@
     ).map(function (box) { return box.value; });
   }
 
-  function updateCount() {
+  // `tried`: "Compare selected" was pressed, so a selection it cannot compare is an error
+  // announced at once (role=alert), not a hint.
+  function updateCount(tried) {
     var n = selected().length;
     if (!count) { return; }
-    if (n === 0) { count.textContent = "Select 2 to 20 runs."; }
-    else if (n < MIN) { count.textContent = "1 selected: select at least one more."; }
+    if (n === 0) {
+      count.textContent = tried
+        ? "No runs selected: tick two to 20 runs in the first column, then compare."
+        : "Select 2 to 20 runs.";
+    }
+    else if (n < MIN) { count.textContent = "1 selected: tick at least one more."; }
     else if (n > MAX) { count.textContent = n + " selected: at most " + MAX + " can be compared."; }
     else { count.textContent = n + " selected."; }
+    var problem = n < MIN || n > MAX;
+    if (tried && problem) { count.setAttribute("role", "alert"); count.classList.add("error"); }
+    else if (!problem) { count.removeAttribute("role"); count.classList.remove("error"); }
   }
 
   if (form) {
     document.addEventListener("change", function (event) {
-      if (event.target.classList && event.target.classList.contains("tb-select")) { updateCount(); }
+      if (event.target.classList && event.target.classList.contains("tb-select")) { updateCount(false); }
     });
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var ids = selected();
-      if (ids.length < MIN || ids.length > MAX) { updateCount(); if (count) { count.focus(); } return; }
+      if (ids.length < MIN || ids.length > MAX) { updateCount(true); return; }
       window.location.href = form.getAttribute("action") + "?runs=" + ids.map(encodeURIComponent).join(",");
     });
-    updateCount();
+    updateCount(false);
   }
 
   function say(text) { if (status) { status.textContent = text; } }
@@ -49,6 +58,34 @@
       badge.textContent = tag;
       cell.appendChild(badge);
       cell.appendChild(document.createTextNode(" "));
+    });
+  }
+
+  // The column chooser: a column shows or hides as its box is ticked, and the choice is saved
+  // for this user (the form's own submit does the same without the script).
+  var columns = document.querySelector("form[data-tb-columns]");
+  var table = document.querySelector("table.tb-runs");
+  function saveColumns() {
+    var token = columns.querySelector('input[name="csrfmiddlewaretoken"]');
+    fetch(columns.action, {
+      method: "POST",
+      body: new FormData(columns),
+      credentials: "same-origin",
+      headers: {Accept: "application/json", "X-CSRFToken": token ? token.value : ""}
+    }).then(function (response) {
+      say(response.ok ? "Saved the columns." : "Columns not saved: try again.");
+    }).catch(function () { say("Columns not saved: the server could not be reached."); });
+  }
+  if (columns && table) {
+    columns.addEventListener("change", function (event) {
+      var box = event.target;
+      if (box.name !== "show") { return; }
+      table.classList.toggle("tb-hide-" + box.value, !box.checked);
+      saveColumns();
+    });
+    columns.addEventListener("submit", function (event) {
+      event.preventDefault();
+      saveColumns();
     });
   }
 

@@ -395,7 +395,7 @@ def test_user_content_is_escaped_in_every_attribute_and_text_of_the_row(make_job
     # No quote opened an attribute of its own.
     allowed = {"data-run", "type", "name", "value", "form", "id", "class", "for", "data-field",
                "href", "data-value", "title", "datetime", "method", "action", "data-tb-inline",
-               "rows", "placeholder"}  # fmt: skip
+               "rows", "placeholder", "data-col"}  # fmt: skip
     assert {key for _, attrs, _ in row.elements for key in attrs} <= allowed
 
 

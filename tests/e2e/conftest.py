@@ -114,9 +114,8 @@ def page_as(
 
         def on_console(message: ConsoleMessage) -> None:
             source = message.location.get("url", "")
-            # Chromium asks every site for /favicon.ico, which Tuneboard does not serve yet
-            # (a known 404, reported separately); any other failed load counts.
-            if message.type == "error" and not source.endswith("/favicon.ico"):
+            # Any failed load counts (/favicon.ico included: Tuneboard serves it).
+            if message.type == "error":
                 problems.errors.append(
                     f"console error on {page.url} ({role}): {message.text} [{source}]"
                 )

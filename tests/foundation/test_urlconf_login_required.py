@@ -24,6 +24,7 @@ PUBLIC = (
     re.compile(r"^/share/"),
     re.compile(r"^/webhooks/"),
     re.compile(r"^/static/"),
+    re.compile(r"^/favicon\.ico$"),  # the static icon browsers ask for on every site
 )
 
 SAMPLES = {"int": "1", "str": "x", "slug": "x", "uuid": str(uuid.UUID(int=1)), "path": "x/y"}

@@ -18,6 +18,7 @@ OUTSIDE = (*PUBLIC, re.compile(r"^/admin/"))
 # What a viewer may POST: their own settings and session, nothing shared.
 VIEWER_POSTS = (
     re.compile(r"^/jobs/notifications/$"),
+    re.compile(r"^/runs/columns/$"),  # the runs-list columns they see
     re.compile(r"^/accounts/password/$"),
     re.compile(r"^/accounts/logout/$"),
 )
