@@ -49,6 +49,7 @@ from dashboard.charts.series import finite_number
 from dashboard.models import ShareLink
 from datasets.models import BaseModel, Dataset
 from datasets.validation import rules
+from jobs.costs import COST_FINAL_STATUSES, job_cost
 from jobs.models import Job, MetricPoint, ProviderConnection
 from jobs.selectors import catalog_model_for
 
@@ -89,13 +90,14 @@ class Prices:
         )
 
     def cost(self, job: Job) -> Decimal | None:
-        """Trained tokens × the catalog training price, exactly as the job page computes it."""
-        if job.trained_tokens is None:
-            return None
+        """What the job cost by ``jobs.costs.job_cost`` (the job page's rule): trained tokens ×
+        the catalog training price; $0 for a finished job that trained none."""
         model = self.model_for(job)
-        if model is None:
-            return None
-        return rules.training_cost(job.trained_tokens, model.to_spec().training_price_per_1m)
+        return job_cost(
+            status=job.status,
+            trained_tokens=job.trained_tokens,
+            price_per_1m=model.to_spec().training_price_per_1m if model is not None else None,
+        )
 
 
 def prices() -> Prices:
@@ -122,9 +124,16 @@ def cost_expression(price_table: Prices) -> Any:
     the catalog finds for the provider's model name, else for the requested base model — the
     rule of ``Prices.cost`` (``rules.training_cost``), checked against it by a property test.
     The name → price table travels as one jsonb parameter."""
+    # ``jobs.costs.job_cost``: nothing trained (none counted and the cost is final, or zero
+    # counted) costs 0 whatever the price; otherwise tokens × price (NULL when unknown).
+    final = ", ".join(f"'{status}'" for status in sorted(COST_FINAL_STATUSES))
+    nothing_trained = (
+        f"COALESCE(jobs_job.trained_tokens, CASE WHEN jobs_job.status IN ({final}) THEN 0 END) = 0"
+    )
     if not price_table.resolved:
         # A typed NULL: PostgreSQL refuses a bare constant in ORDER BY ("non-integer constant").
-        return RawSQL("NULL::numeric", (), output_field=DecimalField())
+        sql = f"(CASE WHEN {nothing_trained} THEN 0::numeric ELSE NULL::numeric END)"
+        return RawSQL(sql, (), output_field=DecimalField())  # noqa: S611 - constants only
     table = json.dumps(
         {
             name: None if price is None else str(price)
@@ -138,9 +147,10 @@ def cost_expression(price_table: Prices) -> Any:
     # product keeps every digit, like the Decimal arithmetic of the Python rule.
     per_token = Decimal(1) / rules.TOKENS_PER_PRICE_UNIT
     sql = (
+        f"(CASE WHEN {nothing_trained} THEN 0::numeric ELSE "
         f"(jobs_job.trained_tokens * (CASE WHEN %s::jsonb ? {effective} "
         f"THEN (%s::jsonb ->> {effective})::numeric "
-        f"ELSE (%s::jsonb ->> {requested})::numeric END) * %s::numeric)"
+        f"ELSE (%s::jsonb ->> {requested})::numeric END) * %s::numeric) END)"
     )
     params = (table, table, table, per_token)
     return RawSQL(sql, params, output_field=DecimalField())  # noqa: S611 - values are parameters

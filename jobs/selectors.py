@@ -21,6 +21,7 @@ from datasets.validation import (
     estimate_training_cost,
     rules,
 )
+from jobs.costs import COST_FINAL_STATUSES, job_cost
 from jobs.models import (
     Checkpoint,
     ImportedFile,
@@ -371,8 +372,9 @@ class JobPage:
     validated_at: datetime | None
     model_deleted_at: datetime | None
     catalog_model: BaseModel | None
-    cost: Decimal | None
-    estimate: CostEstimate | None
+    cost: Decimal | None  # jobs.costs.job_cost: final once the job has ended
+    cost_final: bool
+    estimate: CostEstimate | None  # the planned cost, while the job is under way
     controls: Controls
     hyperparameters: list[tuple[str, Any, Any]] = field(default_factory=list)
     control: JobControl | None = None
@@ -448,11 +450,15 @@ def job_page(job: Job, *, level: str = "") -> JobPage:
     model = catalog_model_for(job.model or job.base_model, models) or catalog_model_for(
         job.base_model, models
     )
-    cost = None
-    if model is not None and job.trained_tokens is not None:
-        cost = estimate_training_cost(job.trained_tokens, model.to_spec())
+    cost_final = job.status in COST_FINAL_STATUSES
+    cost = job_cost(
+        status=job.status,
+        trained_tokens=job.trained_tokens,
+        price_per_1m=model.to_spec().training_price_per_1m if model is not None else None,
+    )
     estimate = None
-    if job.trained_tokens is None and model is not None:
+    if not cost_final and model is not None:
+        # While the job is under way the page shows what it is planned to cost, labelled so.
         facts = _training_facts(job, {model.training_context})
         epochs = (job.hyperparameters or {}).get("n_epochs")
         if not isinstance(epochs, int):
@@ -471,6 +477,7 @@ def job_page(job: Job, *, level: str = "") -> JobPage:
         model_deleted_at=deleted_at,
         catalog_model=model,
         cost=cost,
+        cost_final=cost_final,
         estimate=estimate,
         controls=job_controls(job, model_deleted=deleted_at is not None),
         hyperparameters=_hyperparameter_rows(job),
