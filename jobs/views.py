@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -19,7 +20,7 @@ from core.crypto import DecryptionError
 from core.params import whole_number
 from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
-from jobs import pages, selectors, services
+from jobs import pages, selectors, services, watching
 from jobs.connections import provider_for_connection
 from jobs.forms import (
     AnnotateForm,
@@ -271,6 +272,9 @@ def job_live(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
     data = selectors.job_live(pk, after=after, level=level)
     if data is None:
         return JsonResponse({"error": "No such job."}, status=404)
+    if not data["terminal"]:
+        # Someone is looking: the poller syncs the job every few seconds while this lasts.
+        watching.job_watch(job_id=pk, now=timezone.now())
     return JsonResponse(data)
 
 
