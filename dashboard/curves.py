@@ -215,17 +215,19 @@ class Curves:
 Columns = dict[str, tuple[list, list]]  # metric -> (steps, values), sorted by step
 
 
-def metric_columns(job_ids: Sequence[Any]) -> dict[str, tuple[int, Columns]]:
-    """All metric rows of these runs in one query, as (row count, sorted (steps, values) per
-    metric) per run; missing and non-finite values are left out."""
+def metric_columns(
+    job_ids: Sequence[Any], *, up_to_step: int | None = None
+) -> dict[str, tuple[int, Columns]]:
+    """All metric rows of these runs in one query (up to ``up_to_step`` when given), as (row
+    count, sorted (steps, values) per metric) per run; missing and non-finite values are left
+    out."""
     grouped: dict[str, tuple[int, Columns]] = {}
     if not job_ids:
         return grouped
-    rows = (
-        MetricPoint.objects.filter(job_id__in=list(job_ids))
-        .order_by("job_id", "step")
-        .values_list("job_id", "step", *METRICS)
-    )
+    points = MetricPoint.objects.filter(job_id__in=list(job_ids))
+    if up_to_step is not None:
+        points = points.filter(step__lte=up_to_step)
+    rows = points.order_by("job_id", "step").values_list("job_id", "step", *METRICS)
     isfinite = math.isfinite
     for job_id, job_rows in groupby(rows.iterator(chunk_size=5000), key=itemgetter(0)):
         columns: Columns = {name: ([], []) for name in METRICS}

@@ -570,9 +570,14 @@ def share_links_for_job(job: Job) -> list[ShareLink]:
     )
 
 
-def live_points(job_id: Any, *, after_step: int, limit: int = LIVE_POINTS_LIMIT) -> list[dict]:
+def live_points(
+    job_id: Any, *, after_step: int, limit: int = LIVE_POINTS_LIMIT, up_to_step: int | None = None
+) -> list[dict]:
+    points = MetricPoint.objects.filter(job_id=job_id, step__gt=after_step)
+    if up_to_step is not None:
+        points = points.filter(step__lte=up_to_step)
     rows = list(
-        MetricPoint.objects.filter(job_id=job_id, step__gt=after_step)
+        points
         .order_by("step")
         .values("step", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
                 "full_valid_loss", "full_valid_accuracy")[: limit + 1]
@@ -580,9 +585,10 @@ def live_points(job_id: Any, *, after_step: int, limit: int = LIVE_POINTS_LIMIT)
     return rows
 
 
-def live_update(job: Job, *, after_step: int) -> dict[str, Any]:
-    """The live endpoint: the run's state and only the metric points after ``after_step``."""
-    rows = live_points(job.pk, after_step=after_step)
+def live_update(job: Job, *, after_step: int, up_to_step: int | None = None) -> dict[str, Any]:
+    """The live endpoint: the run's state and only the metric points after ``after_step``
+    (and not after ``up_to_step``)."""
+    rows = live_points(job.pk, after_step=after_step, up_to_step=up_to_step)
     has_more = len(rows) > LIVE_POINTS_LIMIT
     rows = rows[:LIVE_POINTS_LIMIT]
     points = [
@@ -928,3 +934,14 @@ def share_links_of(user: Any) -> list[ShareLink]:
     if not is_admin(user):
         links = links.filter(created_by=user)
     return list(links.order_by("-created_at", "-id")[:200])
+
+
+def live_diagnosis(job: Job, *, up_to_step: int | None) -> dict[str, Any] | None:
+    """The fit diagnosis of the run's points up to ``up_to_step`` (the job page's poll: the
+    diagnosis speaks of the same step as the status and the charts)."""
+    marks = curves.checkpoints_for([job.pk]).get(str(job.pk), [])
+    _count, columns = curves.metric_columns([job.pk], up_to_step=up_to_step).get(
+        str(job.pk), (0, {})
+    )
+    _levels, diagnosis = curves.compute(job, columns, marks, with_diagnosis=True)
+    return curves.with_rule_text(diagnosis)
