@@ -264,6 +264,7 @@ def curves_for(
     level: int,
     checkpoints: dict[str, list[CheckpointMark]],
     with_diagnosis: bool = False,
+    up_to_step: int | None = None,
 ) -> dict[str, Curves]:
     """Each run's curves at ``level`` (one of ``LEVELS``): cached curves of finished runs
     (one query), the metric rows of the others (one query), and the newly finished runs'
@@ -286,7 +287,8 @@ def curves_for(
             if usable:
                 cached[job_id] = row
     missing = [job for job in jobs if str(job.pk) not in cached]
-    columns = metric_columns([job.pk for job in missing])
+    # ``up_to_step``: what the job page's poll reported (runs still going are never cached).
+    columns = metric_columns([job.pk for job in missing], up_to_step=up_to_step)
     result: dict[str, Curves] = {}
     to_store: list[RunCurve] = []
     for job in jobs:
@@ -305,7 +307,7 @@ def curves_for(
         levels, diagnosis = compute(
             job, job_columns, checkpoints.get(job_id, []), with_diagnosis=with_diagnosis
         )
-        if prints[job_id]:
+        if prints[job_id] and up_to_step is None:
             to_store += curve_rows(job, prints[job_id], levels, diagnosis, count)
         result[job_id] = Curves(
             job_id=job_id,

@@ -18,7 +18,9 @@ def run_charts_context(request: HttpRequest | None, job: Job) -> dict[str, Any]:
     """Everything ``dashboard/_run_charts.html`` shows for ``job``."""
     user = getattr(request, "user", None)
     sharing = can_act(user)
-    charts = selectors_runs.run_charts(job)
+    # Drawn up to the step the page's progress shows (read with the job), never past it.
+    up_to_step = None if job.is_terminal else (job.last_step or 0)
+    charts = selectors_runs.run_charts(job, up_to_step=up_to_step)
     marks = {mark.step: mark.model_id for mark in charts.checkpoints}
     diagnosis = charts.diagnosis
     best_model = marks.get(diagnosis["best_step"]) if diagnosis else None

@@ -520,13 +520,14 @@ def run_charts(
     label: str | None = None,
     run_id: str | None = None,
     public: bool = False,
+    up_to_step: int | None = None,
 ) -> RunCharts:
     """Figures, text alternatives and diagnosis of one run (checkpoints: one query; curves:
     one query when cached, else the metric rows and, for a finished run, one write)."""
     options = options or ChartOptions()
     marks = curves.checkpoints_for([job.pk]).get(str(job.pk), [])
     curve = curves.curves_for([job], level=curves.LEVELS[0], checkpoints={str(job.pk): marks},
-                              with_diagnosis=True)[str(job.pk)]  # fmt: skip
+                              with_diagnosis=True, up_to_step=up_to_step)[str(job.pk)]  # fmt: skip
     shown_marks = public_marks(marks) if public else marks
     run = curves.series_from_points(
         job,

@@ -171,6 +171,7 @@
       var query = "?after=" + encodeURIComponent(after) + (level ? "&level=" + encodeURIComponent(level) : "") +
         "&sections=" + encodeURIComponent(sectionsKey);
       var charts = window.tuneboardRunCharts;
+      if (charts && charts.busy()) { schedule(200); return; }
       if (charts) { query += "&after_step=" + encodeURIComponent(charts.lastStep()); }
       fetch(url + query, {credentials: "same-origin", headers: {Accept: "application/json"}})
         .then(function (response) {

@@ -96,11 +96,15 @@
   function refetch() {
     if (state.fetching) { return Promise.resolve(); }
     state.fetching = true;
-    var url = withParams(config.figures_url, {
+    var params = {
       x_axis: axisSelect ? axisSelect.value : state.xAxis,
       smoothing: state.smoothing,
       log_y: state.logY ? "true" : "false"
-    });
+    };
+    // On the job page: no step newer than the page's last poll (the server ignores it once
+    // the run is finished).
+    if (config.live_from_page) { params.up_to_step = state.lastStep; }
+    var url = withParams(config.figures_url, params);
     return getJSON(url).then(function (data) {
       state.xAxis = data.x_axis;
       if (axisSelect && axisSelect.value !== data.x_axis) { axisSelect.value = data.x_axis; }
@@ -223,6 +227,9 @@
     // their share, in the same turn as the status, progress and events.
     window.tuneboardRunCharts = {
       lastStep: function () { return state.lastStep; },
+      // While new figures load, the page holds its next poll: they are drawn up to the
+      // step it shows, and nothing newer may overtake them.
+      busy: function () { return state.fetching; },
       apply: function (data) { if (!state.terminal) { applyUpdate(data); } }
     };
     return;
