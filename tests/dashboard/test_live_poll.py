@@ -62,3 +62,16 @@ def test_without_charts_the_poll_sends_none(make_job) -> None:  # type: ignore[n
     assert "charts" not in data
     bad = client_for("viewer").get(f"/jobs/{job.pk}/live.json", {"after_step": "x"})
     assert bad.status_code == 400
+
+
+def test_figures_stop_at_the_step_the_page_shows(make_job) -> None:  # type: ignore[no-untyped-def]
+    job = make_job(steps=40, status="running", finished_at=None)
+    viewer = client_for("viewer")
+    capped = viewer.get(f"/runs/{job.pk}/figures.json", {"up_to_step": 25}).json()
+    assert capped["last_step"] == 25
+    assert viewer.get(f"/runs/{job.pk}/figures.json").json()["last_step"] == 40
+    assert viewer.get(f"/runs/{job.pk}/figures.json", {"up_to_step": "-1"}).status_code == 400
+    # A finished run is drawn whole, whatever the page asks.
+    Job.objects.filter(pk=job.pk).update(status="succeeded", finished_at=timezone.now())
+    done = viewer.get(f"/runs/{job.pk}/figures.json", {"up_to_step": 25}).json()
+    assert done["last_step"] == 40
