@@ -316,6 +316,15 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ALWAYS_EAGER = False
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 15, minimum=1)
 POLL_INTERVAL = env_int("POLL_INTERVAL", 15, minimum=1)
+# A running job whose page someone has open is synced this often (seconds) instead, for
+# JOB_WATCH_SECONDS after the page last polled, and at most WATCHED_SYNC_LIMIT such quick syncs
+# per connection in any WATCHED_SYNC_WINDOW seconds (each sync costs two or more provider
+# requests): the rest wait for the normal interval, so many open pages stay within the
+# provider's rate limits. WATCHED_SYNC_LIMIT=0 turns quick syncs off.
+WATCHED_POLL_INTERVAL = env_int("WATCHED_POLL_INTERVAL", 3, minimum=1)
+JOB_WATCH_SECONDS = env_int("JOB_WATCH_SECONDS", 30, minimum=1)
+WATCHED_SYNC_LIMIT = env_int("WATCHED_SYNC_LIMIT", 40, minimum=0)
+WATCHED_SYNC_WINDOW = env_int("WATCHED_SYNC_WINDOW", 60, minimum=1)
 # Most list pages one sync (or an import's job listing) requests before giving up with an
 # error on the job: a provider whose paging never ends cannot hold a worker.
 SYNC_MAX_PAGES = env_int("SYNC_MAX_PAGES", 500, minimum=1)
@@ -336,10 +345,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=HEARTBEAT_INTERVAL),
         "options": {"expires": HEARTBEAT_INTERVAL},
     },
+    # As often as a watched job is due (claiming due jobs is one indexed UPDATE).
     "poll-due-jobs": {
         "task": "jobs.tasks.poll_due_jobs",
-        "schedule": timedelta(seconds=POLL_INTERVAL),
-        "options": {"expires": POLL_INTERVAL},
+        "schedule": timedelta(seconds=min(POLL_INTERVAL, WATCHED_POLL_INTERVAL)),
+        "options": {"expires": min(POLL_INTERVAL, WATCHED_POLL_INTERVAL)},
     },
 }
 # /healthz reports beat (its own ticks) and the workers (the heartbeat task) as stale after

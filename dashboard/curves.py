@@ -217,17 +217,19 @@ class Curves:
 Columns = dict[str, tuple[list, list]]  # metric -> (steps, values), sorted by step
 
 
-def metric_columns(job_ids: Sequence[Any]) -> dict[str, tuple[int, Columns]]:
-    """All metric rows of these runs in one query, as (row count, sorted (steps, values) per
-    metric) per run; missing and non-finite values are left out."""
+def metric_columns(
+    job_ids: Sequence[Any], *, up_to_step: int | None = None
+) -> dict[str, tuple[int, Columns]]:
+    """All metric rows of these runs in one query (up to ``up_to_step`` when given), as (row
+    count, sorted (steps, values) per metric) per run; missing and non-finite values are left
+    out."""
     grouped: dict[str, tuple[int, Columns]] = {}
     if not job_ids:
         return grouped
-    rows = (
-        MetricPoint.objects.filter(job_id__in=list(job_ids))
-        .order_by("job_id", "step")
-        .values_list("job_id", "step", *METRICS)
-    )
+    points = MetricPoint.objects.filter(job_id__in=list(job_ids))
+    if up_to_step is not None:
+        points = points.filter(step__lte=up_to_step)
+    rows = points.order_by("job_id", "step").values_list("job_id", "step", *METRICS)
     isfinite = math.isfinite
     for job_id, job_rows in groupby(rows.iterator(chunk_size=5000), key=itemgetter(0)):
         columns: Columns = {name: ([], []) for name in METRICS}
@@ -264,6 +266,7 @@ def curves_for(
     level: int,
     checkpoints: dict[str, list[CheckpointMark]],
     with_diagnosis: bool = False,
+    up_to_step: int | None = None,
 ) -> dict[str, Curves]:
     """Each run's curves at ``level`` (one of ``LEVELS``): cached curves of finished runs
     (one query), the metric rows of the others (one query), and the newly finished runs'
@@ -286,7 +289,8 @@ def curves_for(
             if usable:
                 cached[job_id] = row
     missing = [job for job in jobs if str(job.pk) not in cached]
-    columns = metric_columns([job.pk for job in missing])
+    # ``up_to_step``: what the job page's poll reported (runs still going are never cached).
+    columns = metric_columns([job.pk for job in missing], up_to_step=up_to_step)
     result: dict[str, Curves] = {}
     to_store: list[RunCurve] = []
     for job in jobs:
@@ -305,7 +309,7 @@ def curves_for(
         levels, diagnosis = compute(
             job, job_columns, checkpoints.get(job_id, []), with_diagnosis=with_diagnosis
         )
-        if prints[job_id]:
+        if prints[job_id] and up_to_step is None:
             to_store += curve_rows(job, prints[job_id], levels, diagnosis, count)
         result[job_id] = Curves(
             job_id=job_id,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.templatetags.core_format import count, duration, exact, metric, money, status_badge
 from dashboard.selectors_runs import RunRow
 from dashboard.templatetags.dashboard_extras import hp_value
+from jobs.costs import COST_FINAL_STATUSES
 from jobs.models import Job
 
 _PLACEHOLDER = uuid.UUID(int=0)
@@ -61,6 +62,12 @@ class Cell(TypedDict):
 
 def _cell(text: str, value: str, title: str = "") -> Cell:
     return {"text": text, "value": value, "title": title}
+
+
+def _cost_title(cost: Any, *, final: bool) -> str:
+    if cost is None:
+        return "" if final else "Not known until the job ends (billed by trained tokens)"
+    return f"{cost} USD" if final else f"{cost} USD so far"
 
 
 class ListRow(TypedDict):
@@ -134,7 +141,7 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                 cost=_cell(
                     money(row.cost),
                     exact(row.cost),
-                    f"{row.cost} USD" if row.cost is not None else "",
+                    _cost_title(row.cost, final=job.status in COST_FINAL_STATUSES),
                 ),
                 train_loss=_cell(metric(job.final_train_loss), exact(job.final_train_loss)),
                 valid_loss=_cell(metric(job.best_full_valid_loss), exact(job.best_full_valid_loss)),

@@ -51,6 +51,7 @@ from dashboard.charts.series import finite_number
 from dashboard.models import ShareLink
 from datasets.models import BaseModel, Dataset
 from datasets.validation import rules
+from jobs.costs import COST_FINAL_STATUSES, job_cost
 from jobs.models import Job, MetricPoint, ProviderConnection
 from jobs.selectors import catalog_model_for
 
@@ -91,13 +92,14 @@ class Prices:
         )
 
     def cost(self, job: Job) -> Decimal | None:
-        """Trained tokens × the catalog training price, exactly as the job page computes it."""
-        if job.trained_tokens is None:
-            return None
+        """What the job cost by ``jobs.costs.job_cost`` (the job page's rule): trained tokens ×
+        the catalog training price; $0 for a finished job that trained none."""
         model = self.model_for(job)
-        if model is None:
-            return None
-        return rules.training_cost(job.trained_tokens, model.to_spec().training_price_per_1m)
+        return job_cost(
+            status=job.status,
+            trained_tokens=job.trained_tokens,
+            price_per_1m=model.to_spec().training_price_per_1m if model is not None else None,
+        )
 
 
 def prices() -> Prices:
@@ -124,9 +126,16 @@ def cost_expression(price_table: Prices) -> Any:
     the catalog finds for the provider's model name, else for the requested base model — the
     rule of ``Prices.cost`` (``rules.training_cost``), checked against it by a property test.
     The name → price table travels as one jsonb parameter."""
+    # ``jobs.costs.job_cost``: nothing trained (none counted and the cost is final, or zero
+    # counted) costs 0 whatever the price; otherwise tokens × price (NULL when unknown).
+    final = ", ".join(f"'{status}'" for status in sorted(COST_FINAL_STATUSES))
+    nothing_trained = (
+        f"COALESCE(jobs_job.trained_tokens, CASE WHEN jobs_job.status IN ({final}) THEN 0 END) = 0"
+    )
     if not price_table.resolved:
         # A typed NULL: PostgreSQL refuses a bare constant in ORDER BY ("non-integer constant").
-        return RawSQL("NULL::numeric", (), output_field=DecimalField())
+        sql = f"(CASE WHEN {nothing_trained} THEN 0::numeric ELSE NULL::numeric END)"
+        return RawSQL(sql, (), output_field=DecimalField())  # noqa: S611 - constants only
     table = json.dumps(
         {
             name: None if price is None else str(price)
@@ -140,9 +149,10 @@ def cost_expression(price_table: Prices) -> Any:
     # product keeps every digit, like the Decimal arithmetic of the Python rule.
     per_token = Decimal(1) / rules.TOKENS_PER_PRICE_UNIT
     sql = (
+        f"(CASE WHEN {nothing_trained} THEN 0::numeric ELSE "
         f"(jobs_job.trained_tokens * (CASE WHEN %s::jsonb ? {effective} "
         f"THEN (%s::jsonb ->> {effective})::numeric "
-        f"ELSE (%s::jsonb ->> {requested})::numeric END) * %s::numeric)"
+        f"ELSE (%s::jsonb ->> {requested})::numeric END) * %s::numeric) END)"
     )
     params = (table, table, table, per_token)
     return RawSQL(sql, params, output_field=DecimalField())  # noqa: S611 - values are parameters
@@ -512,13 +522,14 @@ def run_charts(
     label: str | None = None,
     run_id: str | None = None,
     public: bool = False,
+    up_to_step: int | None = None,
 ) -> RunCharts:
     """Figures, text alternatives and diagnosis of one run (checkpoints: one query; curves:
     one query when cached, else the metric rows and, for a finished run, one write)."""
     options = options or ChartOptions()
     marks = curves.checkpoints_for([job.pk]).get(str(job.pk), [])
     curve = curves.curves_for([job], level=curves.LEVELS[0], checkpoints={str(job.pk): marks},
-                              with_diagnosis=True)[str(job.pk)]  # fmt: skip
+                              with_diagnosis=True, up_to_step=up_to_step)[str(job.pk)]  # fmt: skip
     shown_marks = public_marks(marks) if public else marks
     run = curves.series_from_points(
         job,
@@ -562,9 +573,14 @@ def share_links_for_job(job: Job) -> list[ShareLink]:
     )
 
 
-def live_points(job_id: Any, *, after_step: int, limit: int = LIVE_POINTS_LIMIT) -> list[dict]:
+def live_points(
+    job_id: Any, *, after_step: int, limit: int = LIVE_POINTS_LIMIT, up_to_step: int | None = None
+) -> list[dict]:
+    points = MetricPoint.objects.filter(job_id=job_id, step__gt=after_step)
+    if up_to_step is not None:
+        points = points.filter(step__lte=up_to_step)
     rows = list(
-        MetricPoint.objects.filter(job_id=job_id, step__gt=after_step)
+        points
         .order_by("step")
         .values("step", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
                 "full_valid_loss", "full_valid_accuracy")[: limit + 1]
@@ -572,9 +588,10 @@ def live_points(job_id: Any, *, after_step: int, limit: int = LIVE_POINTS_LIMIT)
     return rows
 
 
-def live_update(job: Job, *, after_step: int) -> dict[str, Any]:
-    """The live endpoint: the run's state and only the metric points after ``after_step``."""
-    rows = live_points(job.pk, after_step=after_step)
+def live_update(job: Job, *, after_step: int, up_to_step: int | None = None) -> dict[str, Any]:
+    """The live endpoint: the run's state and only the metric points after ``after_step``
+    (and not after ``up_to_step``)."""
+    rows = live_points(job.pk, after_step=after_step, up_to_step=up_to_step)
     has_more = len(rows) > LIVE_POINTS_LIMIT
     rows = rows[:LIVE_POINTS_LIMIT]
     points = [
@@ -908,3 +925,14 @@ def share_links_of(user: Any) -> list[ShareLink]:
     if not is_admin(user):
         links = links.filter(created_by=user)
     return list(links.order_by("-created_at", "-id")[:200])
+
+
+def live_diagnosis(job: Job, *, up_to_step: int | None) -> dict[str, Any] | None:
+    """The fit diagnosis of the run's points up to ``up_to_step`` (the job page's poll: the
+    diagnosis speaks of the same step as the status and the charts)."""
+    marks = curves.checkpoints_for([job.pk]).get(str(job.pk), [])
+    _count, columns = curves.metric_columns([job.pk], up_to_step=up_to_step).get(
+        str(job.pk), (0, {})
+    )
+    _levels, diagnosis = curves.compute(job, columns, marks, with_diagnosis=True)
+    return curves.with_rule_text(diagnosis)

@@ -188,7 +188,15 @@ def run_figures_json(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
     if job is None:
         return _json_404()
     options = ChartOptionsForm(request.GET).options()
-    charts = selectors_runs.run_charts(job, options)
+    # The job page asks for figures up to the step its last poll showed (not for a newer
+    # one a sync stored meanwhile), so the charts never run ahead of the status.
+    raw = request.GET.get("up_to_step", "")
+    up_to_step = whole_number(raw) if raw else None
+    if raw and up_to_step is None:
+        return _json({"error": "up_to_step must be a non-negative step."}, status=400)
+    if job.status in Job.TERMINAL:
+        up_to_step = None
+    charts = selectors_runs.run_charts(job, options, up_to_step=up_to_step)
     return _json(_figures_payload(charts, public=False))
 
 

@@ -38,6 +38,10 @@ class ProviderConnection(models.Model):
     archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The budget of quick syncs for watched jobs (jobs.watching): a fixed window and how many
+    # it has granted, so that open job pages never exceed WATCHED_SYNC_LIMIT per window.
+    watch_window_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    watch_window_syncs = models.IntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -195,6 +199,9 @@ class Job(Leased):
     best_full_valid_step = models.IntegerField(null=True, blank=True)
     # Sync bookkeeping.
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # Someone has the job's page open (its live JSON was polled): synced every
+    # WATCHED_POLL_INTERVAL seconds until then, within the connection's budget.
+    watched_until = models.DateTimeField(null=True, blank=True, editable=False)
     poll_failures = models.IntegerField(default=0)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_sync_error = models.TextField(blank=True)

@@ -3,6 +3,7 @@ and its live JSON. Every function runs a fixed number of queries, whatever the r
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from datasets.validation import (
     estimate_training_cost,
     rules,
 )
+from jobs.costs import COST_FINAL_STATUSES, job_cost
 from jobs.models import (
     Checkpoint,
     ImportedFile,
@@ -371,8 +373,9 @@ class JobPage:
     validated_at: datetime | None
     model_deleted_at: datetime | None
     catalog_model: BaseModel | None
-    cost: Decimal | None
-    estimate: CostEstimate | None
+    cost: Decimal | None  # jobs.costs.job_cost: final once the job has ended
+    cost_final: bool
+    estimate: CostEstimate | None  # the planned cost, while the job is under way
     controls: Controls
     hyperparameters: list[tuple[str, Any, Any]] = field(default_factory=list)
     control: JobControl | None = None
@@ -448,11 +451,15 @@ def job_page(job: Job, *, level: str = "") -> JobPage:
     model = catalog_model_for(job.model or job.base_model, models) or catalog_model_for(
         job.base_model, models
     )
-    cost = None
-    if model is not None and job.trained_tokens is not None:
-        cost = estimate_training_cost(job.trained_tokens, model.to_spec())
+    cost_final = job.status in COST_FINAL_STATUSES
+    cost = job_cost(
+        status=job.status,
+        trained_tokens=job.trained_tokens,
+        price_per_1m=model.to_spec().training_price_per_1m if model is not None else None,
+    )
     estimate = None
-    if job.trained_tokens is None and model is not None:
+    if not cost_final and model is not None:
+        # While the job is under way the page shows what it is planned to cost, labelled so.
         facts = _training_facts(job, {model.training_context})
         epochs = (job.hyperparameters or {}).get("n_epochs")
         if not isinstance(epochs, int):
@@ -471,6 +478,7 @@ def job_page(job: Job, *, level: str = "") -> JobPage:
         model_deleted_at=deleted_at,
         catalog_model=model,
         cost=cost,
+        cost_final=cost_final,
         estimate=estimate,
         controls=job_controls(job, model_deleted=deleted_at is not None),
         hyperparameters=_hyperparameter_rows(job),
@@ -540,24 +548,53 @@ LIVE_FIELDS = (
     "last_sync_error",
     "launch_error",
     "tags",
+    "last_synced_at",
+    "poll_failures",
+    "final_train_loss",
+    "model_deleted_at",
+    "archived",
+    "connection_id",
 )
+
+
+def sections_key(job: Job, control: JobControl | None) -> str:
+    """What the job page's status-dependent sections (``_detail_sections.html``) are rendered
+    from, in short: it changes with every sync and every control step, and the live JSON
+    sends the sections again only when the page's key differs."""
+    facts = "|".join(
+        str(part)
+        for part in (
+            job.status,
+            _iso(job.last_synced_at),
+            job.poll_failures,
+            job.launch_error,
+            job.fine_tuned_model,
+            _iso(job.model_deleted_at),
+            job.archived,
+            f"{control.pk}:{control.state}" if control is not None else "",
+        )
+    )
+    return hashlib.sha256(facts.encode()).hexdigest()[:16]
 
 
 def _iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
 
-def job_live(pk: Any, *, after: int, level: str = "") -> dict[str, Any] | None:
-    """Status, progress and the events stored after event ``after`` (oldest first). The
-    cursor moves past events of other levels too, so a filtered page never asks for them again."""
-    job = (
+def job_live_get(pk: Any) -> Job | None:
+    """The job as one poll of its page reports it: read once, first, and every other part of
+    the answer (events, charts, diagnosis, sections) shows this state or older."""
+    return (
         Job.objects.filter(pk=pk)
         .only(*LIVE_FIELDS)
         .annotate(latest_control_id=_latest_control())
         .first()
     )
-    if job is None:
-        return None
+
+
+def job_live(job: Job, *, after: int, level: str = "") -> dict[str, Any]:
+    """Status, progress and the events stored after event ``after`` (oldest first). The
+    cursor moves past events of other levels too, so a filtered page never asks for them again."""
     batch = list(
         JobEvent.objects.filter(job_id=job.pk, id__gt=after)
         .order_by("id")
@@ -570,6 +607,7 @@ def job_live(pk: Any, *, after: int, level: str = "") -> dict[str, Any] | None:
         for row in batch
         if not level or row["level"] == level
     ]
+    control = control_shown(job)
     return {
         "id": str(job.pk),
         "name": job.display_name,
@@ -592,7 +630,9 @@ def job_live(pk: Any, *, after: int, level: str = "") -> dict[str, Any] | None:
         "events": events,
         "last_event_id": batch[-1]["id"] if batch else after,
         "has_more": has_more,
-        "control": control_json(control_shown(job)),
+        "control": control_json(control),
+        "sections_key": sections_key(job, control),
+        "final_train_loss": job.final_train_loss,
     }
 
 

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from jobs import metrics, notifications, storable
+from jobs import metrics, notifications, storable, watching
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
 from jobs.models import Checkpoint, Job, JobEvent, MetricPoint
@@ -254,8 +254,9 @@ def _store(job: Job, fetched: Fetched) -> None:
             # Synced once more after the terminal state is first seen, then left alone.
             job.next_poll_at = None if previous_status == status else now + _interval()
         else:
-            # Unknown statuses too: a job the provider has not called finished is followed.
-            job.next_poll_at = now + _interval()
+            # Unknown statuses too: a job the provider has not called finished is followed,
+            # quickly while someone has its page open.
+            job.next_poll_at = now + watching.next_poll_delay(job, now=now)
         # Only what a sync owns: names, notes and tags edited meanwhile are kept.
         job.save(update_fields=SYNC_FIELDS)
         if terminal:

@@ -11,7 +11,9 @@ from typing import Any
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -19,7 +21,7 @@ from core.crypto import DecryptionError
 from core.params import whole_number
 from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
-from jobs import pages, selectors, services
+from jobs import pages, selectors, services, watching
 from jobs.connections import provider_for_connection
 from jobs.forms import (
     AnnotateForm,
@@ -238,6 +240,7 @@ def job_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         "progress": selectors.progress_percent(job),
         "activity": selectors.audit_for_job(job),
         "live_url": reverse("jobs:live", kwargs={"pk": job.pk}),
+        "sections_key": selectors.sections_key(job, page.control),
         "sections_url": reverse("jobs:sections", kwargs={"pk": job.pk}),
         "sections": pages.page_sections(request=request, job=job, live=False),
     }
@@ -268,9 +271,39 @@ def job_live(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
     level = request.GET.get("level", "")
     if level and level not in selectors.EVENT_LEVELS:
         return JsonResponse({"error": "Unknown event level."}, status=400)
-    data = selectors.job_live(pk, after=after, level=level)
-    if data is None:
+    raw_step = request.GET.get("after_step", "")
+    after_step = whole_number(raw_step) if raw_step else None
+    if raw_step and after_step is None:
+        return JsonResponse({"error": "after_step must be a non-negative step."}, status=400)
+    job = selectors.job_live_get(pk)
+    if job is None:
         return JsonResponse({"error": "No such job."}, status=404)
+    data = selectors.job_live(job, after=after, level=level)
+    # Nothing newer than the step reported here (a sync may commit meanwhile): the charts,
+    # the diagnosis and the progress text of one poll speak of the same step.
+    up_to_step = None if job.is_terminal else (job.last_step or 0)
+    data.update(pages.live_parts(request=request, job=job, after_step=after_step,
+                                 up_to_step=up_to_step))  # fmt: skip
+    if request.GET.get("sections", "") != data["sections_key"]:
+        full = selectors.job_get(pk)
+        # Sections as of the state reported above; a sync committed meanwhile waits for the
+        # next poll (the page keeps its key, so it is asked again).
+        if (
+            full is not None
+            and full.last_synced_at == job.last_synced_at
+            and full.status == job.status
+        ):
+            context = {
+                "page": selectors.job_page(full),
+                "job": full,
+                "sections": pages.page_sections(request=request, job=full, live=True),
+            }
+            data["sections_html"] = render_to_string(
+                "jobs/_detail_sections.html", context, request=request
+            )
+    if not job.is_terminal:
+        # Someone is looking: the poller syncs the job every few seconds while this lasts.
+        watching.job_watch(job_id=pk, now=timezone.now())
     return JsonResponse(data)
 
 

@@ -1,16 +1,15 @@
-/* Job page: copy buttons for model names, and while the job is not finished, polls the live
-   JSON view for status, progress and new events (text only: never parsed as HTML).
-
-   The parts of the page that depend on the status (badge, problems, timeline, provider ids,
-   models and hyperparameters, controls, checkpoints) carry data-job-section. When the live
-   JSON says one of them may have changed (a new status, a lifecycle event such as a new
-   checkpoint, a new model or error), the page fetches them from the sections view, rendered
-   and escaped by the server's own templates, and swaps each changed one in place: the page
-   is never reloaded. The charts follow the run themselves (run_charts.js), diagnosis included.
-   Polling stops while the tab is hidden, slows down while nothing changes, and ends once the
-   job is finished and its final sections are shown. A control asked for on the page (cancel,
-   pause, resume, sync, deleting the model) is done by a worker: while it is under way the page
-   keeps polling, even for a finished job, and shows its outcome when it is done. */
+/* Job page: copy buttons for model names, and while the job is not finished, one poll of the
+   live JSON view brings everything the page shows, applied together in one turn: name,
+   status, progress, new events (text only: never parsed as HTML), the status-dependent
+   sections (badge, problems, timeline, provider ids, models and costs, controls,
+   checkpoints: data-job-section, rendered and escaped by the server's own templates, sent
+   only when their key changed) and the charts' new points with their diagnosis (handed to
+   run_charts.js), all as of the same step. While the page polls, the server syncs the job
+   with its provider every few seconds. Polling stops while the tab is hidden, slows down
+   while nothing changes, and ends once the job is finished and its final sections are shown.
+   A control asked for on the page (cancel, pause, resume, sync, deleting the model) is done by
+   a worker: while it is under way the page keeps polling, even for a finished job, and shows
+   its outcome when it is done. */
 (function () {
   "use strict";
 
@@ -99,24 +98,21 @@
     if (!live || !window.fetch || !window.DOMParser) { return; }
     if (live.getAttribute("data-terminal") === "true" && live.getAttribute("data-control-pending") !== "true") { return; }
     var url = live.getAttribute("data-live-url");
-    var sectionsUrl = live.getAttribute("data-sections-url");
     var after = Number(live.getAttribute("data-after")) || 0;
     var level = live.getAttribute("data-level") || "";
-    var shownStatus = document.getElementById("job-status").getAttribute("data-status");
+    // The sections the page shows, by the key the server gave them: it sends them again,
+    // in the same answer, only when they changed.
+    var sectionsKey = live.getAttribute("data-sections-key") || "";
     var name = document.getElementById("job-name");
     var bar = document.getElementById("job-progress");
     var progressText = document.getElementById("job-progress-text");
     var body = document.getElementById("events-body");
     var eventsNote = document.getElementById("events-live");
-    var base = 3000;
+    var base = 2000;
+    var idleMax = 10000;  // keeps the job "watched" (synced every few seconds) while open
     var delay = base;
     var timer = null;
     var stopped = false;
-    var lastFacts = null;
-    // The control the page shows ("id:state", "" for none) and the one the JSON last named.
-    var shownControl = live.getAttribute("data-control") || "";
-    var lastControl = shownControl;
-    var dirty = false;
 
     function schedule(wait) {
       clearTimeout(timer);
@@ -134,6 +130,7 @@
         if (data.estimated_finish && !data.terminal) { text += "; estimated finish " + data.estimated_finish.slice(0, 19).replace("T", " "); }
         progressText.textContent = text + ".";
       }
+      progressText.setAttribute("data-step", String(p.last_step || 0));
       var tokens = document.getElementById("job-trained-tokens");
       if (tokens && data.trained_tokens !== null && data.trained_tokens !== undefined) {
         tokens.textContent = Number(data.trained_tokens).toLocaleString("en-US");
@@ -148,65 +145,50 @@
       }
     }
 
-    // Whether the status-dependent sections may show something new since the last look.
-    function sectionsChanged(data) {
-      var control = data.control ? data.control.id + ":" + data.control.state : "";
-      var facts = [data.status, data.fine_tuned_model, data.launch_error, data.last_sync_error,
-        data.started_at, data.finished_at, control].join("\u0000");
-      var changed = lastFacts !== null && facts !== lastFacts;
-      lastFacts = facts;
-      var lifecycle = (data.events || []).some(function (event) { return event.type !== "metrics"; });
-      lastControl = control;
-      return changed || lifecycle || data.status !== shownStatus || control !== shownControl;
-    }
-
-    function refreshSections() {
-      return fetch(sectionsUrl, {credentials: "same-origin", headers: {Accept: "text/html"}})
-        .then(function (response) {
-          // Redirected: signed out meanwhile (the login page is no fragment of this page).
-          if (!response.ok || response.redirected) { throw new Error("HTTP " + response.status); }
-          return response.text();
-        })
-        .then(function (html) {
-          swapSections(html);
-          shownStatus = document.getElementById("job-status").getAttribute("data-status");
-          shownControl = lastControl;
-          dirty = false;
-        });
-    }
-
     function finish() {
       stopped = true;
       live.setAttribute("data-terminal", "true");
       if (eventsNote) { eventsNote.textContent = "Newest first."; }
     }
 
+    // Everything one answer says, applied in one go: header, status, progress, events,
+    // sections (when they changed), then the charts and their diagnosis.
+    function apply(data) {
+      after = data.last_event_id;
+      addEvents(data.events || []);
+      name.textContent = data.name;
+      if (data.sections_html !== undefined) {
+        swapSections(data.sections_html);
+        sectionsKey = data.sections_key;
+      }
+      document.getElementById("job-status").textContent = data.status_display;
+      showProgress(data);
+      if (data.charts && window.tuneboardRunCharts) { window.tuneboardRunCharts.apply(data.charts); }
+      live.setAttribute("data-polls", String(Number(live.getAttribute("data-polls") || 0) + 1));
+    }
+
     function poll() {
-      var query = "?after=" + encodeURIComponent(after) + (level ? "&level=" + encodeURIComponent(level) : "");
+      var query = "?after=" + encodeURIComponent(after) + (level ? "&level=" + encodeURIComponent(level) : "") +
+        "&sections=" + encodeURIComponent(sectionsKey);
+      var charts = window.tuneboardRunCharts;
+      if (charts && charts.busy()) { schedule(200); return; }
+      if (charts) { query += "&after_step=" + encodeURIComponent(charts.lastStep()); }
       fetch(url + query, {credentials: "same-origin", headers: {Accept: "application/json"}})
         .then(function (response) {
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          // Redirected: signed out meanwhile (the login page is no answer of this view).
+          if (!response.ok || response.redirected) { throw new Error("HTTP " + response.status); }
           return response.json();
         })
         .then(function (data) {
-          var moved = data.last_event_id !== after;
-          after = data.last_event_id;
-          addEvents(data.events || []);
-          name.textContent = data.name;
-          document.getElementById("job-status").textContent = data.status_display;
-          showProgress(data);
-          if (sectionsChanged(data)) { dirty = true; }
-          // Dirty until the sections are fetched (a failure retries on the next poll); while
-          // a backlog of events is still coming, once it has all arrived.
-          var ready = (dirty || data.terminal) && !data.has_more ? refreshSections() : null;
-          return Promise.resolve(ready).then(function () { return {data: data, moved: moved}; });
-        })
-        .then(function (result) {
-          var data = result.data;
+          var moved = data.last_event_id !== after || data.sections_html !== undefined ||
+            Boolean(data.charts && data.charts.points && data.charts.points.length);
+          apply(data);
           var controlPending = Boolean(data.control && data.control.pending);
-          if (data.terminal && !data.has_more && !controlPending) { finish(); return; }
-          if (data.has_more) { schedule(0); return; }
-          delay = result.moved || controlPending ? base : Math.min(delay * 1.5, 30000);
+          var chartsBehind = Boolean(data.charts && data.charts.has_more);
+          var sectionsBehind = data.sections_key !== sectionsKey;
+          if (data.terminal && !data.has_more && !chartsBehind && !sectionsBehind && !controlPending) { finish(); return; }
+          if (data.has_more || chartsBehind) { schedule(0); return; }
+          delay = moved || controlPending ? base : Math.min(delay * 1.5, idleMax);
           schedule(delay);
         })
         .catch(function () {

@@ -5,7 +5,8 @@
    png_name}. Smoothing, the log scale and the series toggles act on the drawn charts; a new x
    axis asks figures_url for new figures. While the run is not terminal, metrics_url?after_step=N
    returns only the newer points and Plotly.extendTraces appends them (slower when the tab is
-   hidden, backing off on errors, stopping once the run is terminal). */
+   hidden, backing off on errors, stopping once the run is terminal). On the job page
+   (config.live_from_page) the page's own poll brings the points instead: see the end. */
 (function () {
   "use strict";
 
@@ -95,11 +96,15 @@
   function refetch() {
     if (state.fetching) { return Promise.resolve(); }
     state.fetching = true;
-    var url = withParams(config.figures_url, {
+    var params = {
       x_axis: axisSelect ? axisSelect.value : state.xAxis,
       smoothing: state.smoothing,
       log_y: state.logY ? "true" : "false"
-    });
+    };
+    // On the job page: no step newer than the page's last poll (the server ignores it once
+    // the run is finished).
+    if (config.live_from_page) { params.up_to_step = state.lastStep; }
+    var url = withParams(config.figures_url, params);
     return getJSON(url).then(function (data) {
       state.xAxis = data.x_axis;
       if (axisSelect && axisSelect.value !== data.x_axis) { axisSelect.value = data.x_axis; }
@@ -159,25 +164,31 @@
     if (!state.terminal) { state.timer = setTimeout(poll, ms); }
   }
 
+  // Applies one live update (new points, state, diagnosis); false once the run is final.
+  function applyUpdate(data) {
+    var needsFigures = data.points.length ? extend(data.points) : false;
+    state.lastStep = Math.max(state.lastStep, data.last_step || 0);
+    if (live) {
+      live.textContent = data.terminal
+        ? "The run is " + data.status_display.toLowerCase() + "; the charts are final."
+        : "Live: step " + state.lastStep + (data.total_steps ? " of " + data.total_steps : "") + ".";
+    }
+    if (data.diagnosis_html !== undefined && diagnosisSlot) { diagnosisSlot.innerHTML = data.diagnosis_html; }
+    if (data.terminal) {
+      state.terminal = true;
+      refetch();  // final checkpoints, best point and diagnosis
+      return false;
+    }
+    if (needsFigures) { refetch(); }
+    return true;
+  }
+
   function poll() {
     if (state.terminal) { return; }
     if (document.hidden) { schedule(HIDDEN_POLL_MS); return; }
     getJSON(withParams(config.metrics_url, {after_step: state.lastStep})).then(function (data) {
       state.errors = 0;
-      var needsFigures = data.points.length ? extend(data.points) : false;
-      state.lastStep = Math.max(state.lastStep, data.last_step || 0);
-      if (live) {
-        live.textContent = data.terminal
-          ? "The run is " + data.status_display.toLowerCase() + "; the charts are final."
-          : "Live: step " + state.lastStep + (data.total_steps ? " of " + data.total_steps : "") + ".";
-      }
-      if (data.terminal) {
-        state.terminal = true;
-        refetch();  // final checkpoints, best point and diagnosis
-        return;
-      }
-      if (needsFigures) { refetch(); }
-      schedule(data.has_more ? 0 : POLL_MS);
+      if (applyUpdate(data)) { schedule(data.has_more ? 0 : POLL_MS); }
     }).catch(function () {
       state.errors += 1;
       schedule(Math.min(MAX_BACKOFF_MS, POLL_MS * Math.pow(2, state.errors)));
@@ -211,6 +222,18 @@
       });
     });
   });
+  if (config.live_from_page) {
+    // The job page polls once for everything it shows (job_detail.js) and hands the charts
+    // their share, in the same turn as the status, progress and events.
+    window.tuneboardRunCharts = {
+      lastStep: function () { return state.lastStep; },
+      // While new figures load, the page holds its next poll: they are drawn up to the
+      // step it shows, and nothing newer may overtake them.
+      busy: function () { return state.fetching; },
+      apply: function (data) { if (!state.terminal) { applyUpdate(data); } }
+    };
+    return;
+  }
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden && !state.terminal) { schedule(0); }
   });

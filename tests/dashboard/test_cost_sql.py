@@ -1,7 +1,7 @@
 """The runs list sorts by a cost computed in SQL (``cost_expression``) and shows the cost the
 Python rule computes (``Prices.cost`` → ``rules.training_cost``). Over random catalogs and jobs
 the two must be equal exactly — as numbers, whatever their scale (Decimal equality), including
-which jobs have no cost at all.
+which jobs have no cost at all, and which cost $0 because they trained nothing.
 
 Prices are drawn with many decimals and stored through the real ``numeric(12, 4)`` column, so both
 sides read the same rounded catalog; trained tokens go up to 10¹², where a rounded SQL quotient
@@ -28,6 +28,9 @@ training_prices = st.none() | st.decimals(
     min_value=0, max_value=Decimal("99999999.9999"), allow_nan=False, allow_infinity=False
 )
 trained_tokens = st.none() | st.integers(min_value=0, max_value=10**12)
+# Finished, failed and cancelled jobs without a token count cost $0 (jobs.costs); the others
+# are unknown until counted.
+statuses = st.sampled_from([s.value for s in Job.Status])
 
 
 @st.composite
@@ -62,7 +65,12 @@ def catalogs_and_jobs(
     jobs = draw(
         st.lists(
             st.fixed_dictionaries(
-                {"model": names, "base_model": names, "trained_tokens": trained_tokens}
+                {
+                    "model": names,
+                    "base_model": names,
+                    "trained_tokens": trained_tokens,
+                    "status": statuses,
+                }
             ),
             min_size=1,
             max_size=8,
@@ -106,4 +114,4 @@ def test_sql_cost_equals_the_python_rule(
     assert len(compared) == len(jobs)
     for in_sql, in_python, job in compared:
         assert (in_sql is None) == (in_python is None), (job.model, job.base_model)
-        assert in_sql == in_python, (job.model, job.base_model, job.trained_tokens)
+        assert in_sql == in_python, (job.model, job.base_model, job.trained_tokens, job.status)

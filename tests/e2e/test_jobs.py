@@ -30,6 +30,13 @@ PAGE_STATE = """() => {
     fresh: fresh,
     badge: badge.textContent.trim(),
     rows: document.querySelectorAll("#events-body tr:not(#events-empty)").length,
+    // The step the progress text reports (set by the page's poll), and how many polls.
+    step: Number(document.getElementById("job-progress-text").getAttribute("data-step") || -1),
+    polls: Number(document.getElementById("job-live").getAttribute("data-polls") || 0),
+    // The newest step drawn on the loss chart.
+    chartStep: Math.max(0, ...((document.querySelector('[data-tb-chart="loss"]') || {}).data || [])
+      .filter((trace) => (trace.meta || {}).series === "train_loss")
+      .map((trace) => Math.max(0, ...((trace.customdata || []).map((c) => c[1] || 0))))),
     // Training-loss points drawn on the loss chart (0 until plotly drew it).
     points: Math.max(0, ...((document.querySelector('[data-tb-chart="loss"]') || {}).data || [])
       .filter((trace) => (trace.meta || {}).series === "train_loss")
@@ -80,6 +87,7 @@ def test_member_launches_a_job_and_follows_it_live(
     grew_live: dict | None = None
     chart_points: list[int] = []
     baseline: dict = {}
+    steps_seen: list[tuple[int, int, str]] = []
 
     def watch() -> bool:
         nonlocal fresh_pages, grew_live, baseline
@@ -95,6 +103,9 @@ def test_member_launches_a_job_and_follows_it_live(
             grew_live = {"before": baseline["rows"], **state}
         if state["points"] and (not chart_points or chart_points[-1] != state["points"]):
             chart_points.append(state["points"])
+        if state["polls"] and state["step"] > 0:
+            # One poll moves the status text and the chart together (issue 14, item 5).
+            steps_seen.append((state["step"], state["chartStep"], status))
         return status in Job.TERMINAL
 
     poll(watch, timeout=90, message=lambda: f"statuses {statuses}, live growth {grew_live}")
@@ -106,6 +117,11 @@ def test_member_launches_a_job_and_follows_it_live(
     assert fresh_pages == 1, (fresh_pages, statuses)
     # New events were added to the list by the page itself.
     assert grew_live is not None and grew_live["rows"] > grew_live["before"], (statuses, grew_live)
+    # At every look once the page had polled, the progress text and the chart named the
+    # same step (while running; the last poll may fetch final figures).
+    running_looks = [(text, chart) for text, chart, status in steps_seen if status == "running"]
+    assert len(running_looks) >= 2, steps_seen
+    assert all(text == chart for text, chart in running_looks), running_looks
     # The loss chart grew while the job ran: drawn, then extended step by step.
     assert len(chart_points) >= 2 and chart_points == sorted(chart_points), chart_points
 

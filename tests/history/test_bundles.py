@@ -80,6 +80,10 @@ def live_pages(client: Any) -> dict[str, Any]:
             event.pop("id")
             pages.setdefault(str(job_id), []).append(event)
         data.pop("last_event_id")
+        # The page's sections as HTML (links carry this database's ids) and their key: the
+        # numbers they show are compared above through the runs list and here as JSON.
+        data.pop("sections_html")
+        data.pop("sections_key")
         pages[f"{job_id}:summary"] = data
     return pages
 

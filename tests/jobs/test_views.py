@@ -368,8 +368,18 @@ def test_job_page_queries_do_not_grow(
         page = member.get(f"/jobs/{job.pk}/")
     assert page.status_code == 200
     assert page.content.decode().count("training loss=0.5") == 200  # the newest 200 events
+    # A poll that sends the sections too (the page's key is old) renders them like the page.
+    with django_assert_max_num_queries(16):
+        first = member.get(f"/jobs/{job.pk}/live.json?after=0")
+    assert first.status_code == 200 and "sections_html" in first.json()
+    key = first.json()["sections_key"]
     with django_assert_max_num_queries(6):
-        assert member.get(f"/jobs/{job.pk}/live.json?after=0").status_code == 200
+        again = member.get(f"/jobs/{job.pk}/live.json", {"after": 0, "sections": key})
+    assert again.status_code == 200 and "sections_html" not in again.json()
+    # With the charts' share (new points and the diagnosis).
+    with django_assert_max_num_queries(10):
+        charts = member.get(f"/jobs/{job.pk}/live.json", {"sections": key, "after_step": 0})
+    assert "diagnosis_html" in charts.json()["charts"]
 
 
 def test_event_level_filter(job: Job) -> None:
@@ -493,7 +503,7 @@ def test_page_scripts_never_inject_html() -> None:
         or 'cell(String(event.message || ""), "jb-wrap")' in detail
     )
     # The only markup it parses is the server-rendered sections fragment, never event text.
-    assert detail.count("parseFromString") == 1 and "data-sections-url" in detail
+    assert detail.count("parseFromString") == 1 and "data.sections_html" in detail
     # Polling backs off while hidden and stops for finished jobs.
     assert "document.hidden" in detail and 'data-terminal") === "true"' in detail
 
