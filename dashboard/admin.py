@@ -2,12 +2,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.admin_tools import SavesOnlyItsFields
 from dashboard import services
 from dashboard.models import RunCurve, ShareLink
 
 
 @admin.register(ShareLink)
-class ShareLinkAdmin(admin.ModelAdmin):
+class ShareLinkAdmin(SavesOnlyItsFields):
     list_display = (
         "id", "label", "kind", "created_by", "created_at", "expires_at", "revoked_at",
         "view_count", "last_viewed_at", "snapshot_at",

@@ -1,8 +1,12 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.admin_tools import LEASE_FIELDS
+from core.tags import parse_tags
 from jobs import history, notifications, services
 from jobs.forms import WebhookURLField
 from jobs.models import (
@@ -100,8 +104,45 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
         )  # fmt: skip
 
 
+# What a person may change on a job in the admin: the annotations the run page edits too.
+# Everything else is what was launched, what the provider reports or sync bookkeeping, and
+# changes only through launches, syncs and imports.
+JOB_EDITABLE = ("name", "notes", "tags", "archived")
+JOB_LAUNCH_FIELDS = (
+    "id", "connection", "origin", "created_by", "created_at", "base_model", "method",
+    "requested_hyperparameters", "suffix", "seed", "integrations", "training_dataset",
+    "validation_dataset", "cloned_from",
+)  # fmt: skip
+JOB_SYNC_FIELDS = (
+    "next_poll_at", "poll_failures", "last_synced_at", "last_sync_error", "last_event_id",
+    "notified_status",
+)  # fmt: skip
+JOB_PROVIDER_FIELDS = tuple(
+    f.name
+    for f in Job._meta.concrete_fields
+    if f.name not in {*JOB_EDITABLE, *LEASE_FIELDS, *JOB_LAUNCH_FIELDS, *JOB_SYNC_FIELDS}
+)
+
+
+class JobAdminForm(forms.ModelForm):
+    tags = forms.CharField(required=False, max_length=1000, help_text="Comma-separated.")
+
+    class Meta:
+        model = Job
+        fields = JOB_EDITABLE
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["tags"] = ", ".join(self.instance.tags or [])
+
+    def clean_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data.get("tags") or "")
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    form = JobAdminForm
     list_display = (
         "display_name",
         "status",
@@ -113,13 +154,27 @@ class JobAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "connection", "origin", "base_model", "method", "archived")
     search_fields = ("name", "notes", "provider_job_id", "fine_tuned_model", "base_model")
-    readonly_fields = (
-        "id", "provider_job_id", "fine_tuned_model", "training_file_id", "validation_file_id",
-        "result_files", "last_event_id", "created_at", "provider_created_at", "started_at", "finished_at",
-        "origin", "notified_status",
-    )  # fmt: skip
-    raw_id_fields = ("training_dataset", "validation_dataset", "cloned_from", "created_by")
+    fieldsets = (
+        (None, {"fields": JOB_EDITABLE}),
+        ("Launch", {"fields": JOB_LAUNCH_FIELDS}),
+        ("Reported by the provider", {"fields": JOB_PROVIDER_FIELDS}),
+        ("Sync", {"fields": JOB_SYNC_FIELDS}),
+        ("Lease", {"fields": LEASE_FIELDS}),
+    )
+    readonly_fields = (*JOB_LAUNCH_FIELDS, *JOB_PROVIDER_FIELDS, *JOB_SYNC_FIELDS, *LEASE_FIELDS)
     actions = ("sync_now", "cancel")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a job row without a launch or an import would stand for nothing
+
+    def save_model(self, request: HttpRequest, obj: Job, form: forms.Form, change: bool) -> None:
+        # Through the services, so the change is audited like the same edit on the run page.
+        data = form.cleaned_data
+        services.job_annotate(
+            job=obj, user=request.user, name=data["name"], notes=data["notes"], tags=data["tags"]
+        )
+        if "archived" in form.changed_data:
+            services.job_set_archived(job=obj, user=request.user, archived=data["archived"])
 
     @admin.action(description="Sync now with the provider")
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -1,0 +1,35 @@
+"""Shared pieces of the apps' Django admin classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+
+LEASE_FIELDS = ("lease_owner", "lease_expires_at", "lease_heartbeat_at")
+
+
+class SavesOnlyItsFields(admin.ModelAdmin[Any]):
+    """An edit writes only the fields its form changed (and ``auto_now`` stamps), never the
+    whole row: a worker may have written status, progress or a lease to it since the page
+    was loaded, and a full save would put the old values back."""
+
+    def save_model(
+        self, request: HttpRequest, obj: Any, form: forms.ModelForm[Any], change: bool
+    ) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        concrete = {f.name: f for f in obj._meta.concrete_fields}
+        fields = [name for name in form.changed_data if name in concrete]
+        if not fields:
+            return
+        stamps = [
+            name
+            for name, field in concrete.items()
+            if isinstance(field, models.DateTimeField) and field.auto_now
+        ]
+        obj.save(update_fields=[*fields, *stamps])
