@@ -15,11 +15,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.confirm import confirmation_page, confirmed
 from core.crypto import DecryptionError
 from core.params import whole_number
 from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
-from jobs import pages, selectors, services
+from jobs import confirmations, pages, selectors, services
 from jobs.connections import provider_for_connection
 from jobs.forms import (
     AnnotateForm,
@@ -306,16 +307,25 @@ def _provider_control(request: HttpRequest, pk: uuid.UUID, action: str) -> HttpR
     return _control(request, pk, ask)
 
 
-@require_POST
+def _confirmed_control(request: HttpRequest, pk: uuid.UUID, action: str) -> HttpResponse:
+    """Cancel and pause act only on a POST from their confirmation page; anything else shows
+    that page (what stops, what is billed, what is lost)."""
+    if confirmed(request):
+        return _provider_control(request, pk, action)
+    job = _job_or_404(pk)
+    return confirmation_page(request, confirmations.job_control_confirmation(job, action))
+
+
+@require_http_methods(["GET", "POST"])
 @member_required
 def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    return _provider_control(request, pk, JobControl.Action.CANCEL)
+    return _confirmed_control(request, pk, JobControl.Action.CANCEL)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @member_required
 def job_pause(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    return _provider_control(request, pk, JobControl.Action.PAUSE)
+    return _confirmed_control(request, pk, JobControl.Action.PAUSE)
 
 
 @require_POST
@@ -357,6 +367,7 @@ def job_delete_model(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         "job": job,
         "form": form,
         "controls": controls,
+        "page_cost": selectors.job_page(job).cost,
         "reason": ""
         if controls.delete_model
         else _why_no_delete(job, controls, deleted_at is not None),
