@@ -260,6 +260,25 @@ def job_sections(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     return render(request, "jobs/_detail_sections.html", context)
 
 
+@require_GET
+def job_events(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    """Events older than the job page shows, ``EVENTS_SHOWN`` at a time, by a cursor."""
+    job = _job_or_404(pk)
+    level = request.GET.get("level", "")
+    if level not in selectors.EVENT_LEVELS:
+        level = ""
+    before = whole_number(request.GET.get("before", ""))
+    older = selectors.job_events_before(job, before=before, level=level) if before else None
+    if older is None:
+        context = {
+            "job": job,
+            "error": "That event is not one of this job's: start again from the job's page.",
+        }
+        return render(request, "jobs/events.html", context, status=404)
+    context = {"job": job, "older": older, "level": level}
+    return render(request, "jobs/events.html", context)
+
+
 @never_cache
 @require_GET
 def job_live(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
