@@ -4,8 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
-from core.admin_tools import LEASE_FIELDS
+from core.admin_tools import LEASE_FIELDS, confirm_action
 from core.tags import parse_tags
 from jobs import history, notifications, services
 from jobs.forms import WebhookURLField
@@ -81,10 +82,28 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{connection}: import {run.pk} queued.", messages.INFO)
 
     @admin.action(description="Archive (remove the API key, stop polling; keep everything)")
-    def archive(self, request: HttpRequest, queryset: QuerySet[ProviderConnection]) -> None:
+    def archive(
+        self, request: HttpRequest, queryset: QuerySet[ProviderConnection]
+    ) -> TemplateResponse | None:
+        active = Job.objects.filter(connection__in=queryset).exclude(status__in=Job.TERMINAL)
+        page = confirm_action(
+            self, request, queryset,
+            title=f"Archive {queryset.count()} connection(s)?",
+            consequences=[
+                "Their API keys are deleted and Tuneboard never talks to these providers again; "
+                "it cannot be undone from here.",
+                f"{active.count()} job(s) still active there are no longer followed: they keep "
+                "running, and being billed, at the provider.",
+                "Nothing stored is deleted: jobs, curves, datasets and share links stay readable.",
+            ],
+            button="Archive the connections",
+        )  # fmt: skip
+        if page is not None:
+            return page
         for connection in queryset.filter(archived_at__isnull=True):
             services.connection_archive(connection=connection, actor=request.user)
         self.message_user(request, "Archived the selected connections.", messages.SUCCESS)
+        return None
 
     @admin.display(description="API key")
     def masked_key(self, obj: ProviderConnection) -> str:
@@ -181,8 +200,19 @@ class JobAdmin(admin.ModelAdmin):
         self._request(request, queryset, JobControl.Action.SYNC)
 
     @admin.action(description="Cancel at the provider")
-    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._request(request, queryset, JobControl.Action.CANCEL)
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+        page = confirm_action(
+            self, request, queryset,
+            title=f"Cancel {queryset.count()} job(s) at the provider?",
+            consequences=[
+                "Training stops and each job ends as Cancelled; a cancelled job cannot be resumed.",
+                "What each job has trained so far is billed; no fine-tuned model is produced.",
+            ],
+            button="Cancel the jobs",
+        )  # fmt: skip
+        if page is None:
+            self._request(request, queryset, JobControl.Action.CANCEL)
+        return page
 
     def _request(self, request: HttpRequest, queryset: QuerySet[Job], action: str) -> None:
         # Tasks talk to the provider; their outcomes are listed under Job controls.

@@ -290,7 +290,12 @@ def test_admin_lists_and_revokes_share_links(make_job) -> None:
     assert detail.status_code == 200 and link.token_hash.encode() in detail.content
     assert token.encode() not in detail.content
     assert staff.get("/admin/dashboard/sharelink/add/").status_code == 403
-    response = staff.post("/admin/dashboard/sharelink/", {"action": "revoke",
+    asked = staff.post("/admin/dashboard/sharelink/", {"action": "revoke",
+                                                       "_selected_action": [link.pk]})  # fmt: skip
+    assert asked.status_code == 200 and "gets “not found”" in asked.content.decode()
+    link.refresh_from_db()
+    assert link.revoked_at is None
+    response = staff.post("/admin/dashboard/sharelink/", {"action": "revoke", "post": "yes",
                                                           "_selected_action": [link.pk]})  # fmt: skip
     assert response.status_code == 302
     link.refresh_from_db()

@@ -138,9 +138,16 @@ def test_archive_permissions(sandbox_connection) -> None:  # type: ignore[no-unt
 
 def test_archive_from_the_admin(sandbox_connection) -> None:  # type: ignore[no-untyped-def]
     staff = client_for("staff")
-    response = staff.post(
+    # The action asks first (what stops, what stays), like Django's own delete.
+    asked = staff.post(
         "/admin/jobs/providerconnection/",
         {"action": "archive", "_selected_action": [sandbox_connection.pk]},
+    )
+    assert asked.status_code == 200 and "being billed, at the provider" in asked.content.decode()
+    assert ProviderConnection.objects.get().archived_at is None
+    response = staff.post(
+        "/admin/jobs/providerconnection/",
+        {"action": "archive", "_selected_action": [sandbox_connection.pk], "post": "yes"},
     )
     assert response.status_code == 302
     connection = ProviderConnection.objects.get()

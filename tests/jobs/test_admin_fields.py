@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from core.models import AuditEntry
 from core.services import audit_record
-from jobs.models import Job, ProviderConnection
+from jobs.models import Job, JobControl, ProviderConnection
 from tests.permissions import client_for
 
 pytestmark = pytest.mark.django_db
@@ -177,3 +177,24 @@ def test_plural_names_are_english() -> None:
         assert not re.search(r"[^aeiou]ys$", plural), f"{model._meta.label}: {plural}"
     sandbox = apps.get_model("sandbox", "SandboxWebhookDelivery")
     assert sandbox._meta.verbose_name_plural == "sandbox webhook deliveries"
+
+
+def test_cancelling_from_the_admin_asks_first() -> None:
+    from jobs.services import connection_save
+    from tests.jobs.test_views import DEAD_URL, SECRET
+
+    job = _job()
+    # A connection with a key, so the control can be asked for (a worker would do it).
+    keyed = connection_save(name="Keyed", kind="sandbox", base_url=DEAD_URL, api_key=SECRET)
+    Job.objects.filter(pk=job.pk).update(connection=keyed)
+    client = client_for("staff")
+    changelist = reverse("admin:jobs_job_changelist")
+    asked = client.post(changelist, {"action": "cancel", "_selected_action": [str(job.pk)]})
+    text = asked.content.decode()
+    assert asked.status_code == 200 and "cannot be resumed" in text and "is billed" in text
+    assert not JobControl.objects.filter(job=job).exists()
+    done = client.post(
+        changelist, {"action": "cancel", "_selected_action": [str(job.pk)], "post": "yes"}
+    )
+    assert done.status_code == 302
+    assert JobControl.objects.get(job=job).action == "cancel"
