@@ -1,13 +1,15 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
+from core.admin_tools import SavesOnlyItsFields, confirm_action
 from dashboard import services
 from dashboard.models import RunCurve, RunListPreference, ShareLink
 
 
 @admin.register(ShareLink)
-class ShareLinkAdmin(admin.ModelAdmin):
+class ShareLinkAdmin(SavesOnlyItsFields):
     list_display = (
         "id", "label", "kind", "created_by", "created_at", "expires_at", "revoked_at",
         "view_count", "last_viewed_at", "snapshot_at",
@@ -35,12 +37,26 @@ class ShareLinkAdmin(admin.ModelAdmin):
         return False  # a token is shown once to its creator: links are made on the run pages
 
     @admin.action(description="Revoke the selected share links")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
+    def revoke(
+        self, request: HttpRequest, queryset: QuerySet[ShareLink]
+    ) -> TemplateResponse | None:
+        page = confirm_action(
+            self, request, queryset,
+            title=f"Revoke {queryset.count()} share link(s)?",
+            consequences=[
+                "Anyone who opens these links gets “not found” from then on.",
+                "It cannot be undone: a new link has a new address, to be sent again.",
+            ],
+            button="Revoke the links",
+        )  # fmt: skip
+        if page is not None:
+            return page
         revoked = 0
         for link in queryset.filter(revoked_at__isnull=True):
             services.share_link_revoke(link=link, user=request.user)
             revoked += 1
         self.message_user(request, f"Revoked {revoked} share link(s).", messages.SUCCESS)
+        return None
 
 
 @admin.register(RunCurve)

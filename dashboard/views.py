@@ -18,11 +18,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.confirm import confirmation_page, confirmed
 from core.params import whole_number
 from core.permissions import is_admin, member_required
-from dashboard import presentation, selectors_list, selectors_runs, services, share
+from dashboard import confirmations, presentation, selectors_list, selectors_runs, services, share
 from dashboard.charts import comparison_tables_csv
 from dashboard.forms import (
     ChartOptionsForm,
@@ -105,13 +106,16 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _back(request: HttpRequest) -> HttpResponse:
-    target = request.POST.get("next", "")
+def _safe_next(request: HttpRequest, target: str) -> str:
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        return redirect(target)
-    return redirect("home")
+        return target
+    return ""
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    return redirect(_safe_next(request, request.POST.get("next", "")) or "home")
 
 
 def _annotation_job(pk: uuid.UUID) -> Job:
@@ -426,13 +430,26 @@ def evaluation_share_create(request: HttpRequest, pk: int) -> HttpResponse:
     return _share_link_from(request, evaluation_id=pk)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @member_required
 def share_link_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revokes only on a POST from its confirmation page; anything else shows that page."""
     link = _own_link(request, pk)
-    services.share_link_revoke(link=link, user=request.user)
-    messages.success(request, f"Revoked the share link “{link.label}”.")
-    return _back(request) if request.POST.get("next") else redirect("share_links")
+    if confirmed(request):
+        if link.revoked_at is None:
+            services.share_link_revoke(link=link, user=request.user)
+            messages.success(request, f"Revoked the share link “{link.label}”.")
+        else:
+            messages.info(request, f"The share link “{link.label}” was already revoked.")
+        return _back(request) if request.POST.get("next") else redirect("share_links")
+    target = _safe_next(request, request.GET.get("next") or request.POST.get("next") or "")
+    confirmation = confirmations.share_link_revoke_confirmation(
+        link,
+        back_url=target or reverse("share_links"),
+        back_label="Back" if target else "Share links",
+        hidden={"next": target} if target else {},
+    )
+    return confirmation_page(request, confirmation)
 
 
 # --- Public share pages --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_protect
 
+from core.admin_tools import SavesOnlyItsFields
 from datasets import selectors, services, uploads
 from datasets.forms import DatasetUploadForm, parse_tags
 from datasets.incoming import UploadRejected
@@ -35,7 +36,7 @@ class DatasetChangeForm(forms.ModelForm):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(SavesOnlyItsFields):
     form = DatasetChangeForm
     list_display = (
         "id",
@@ -83,6 +84,9 @@ class DatasetAdmin(admin.ModelAdmin):
         "derivation",
         "created_at",
         "updated_at",
+        "lease_owner",
+        "lease_expires_at",
+        "lease_heartbeat_at",
     )
     fieldsets = (
         (None, {"fields": ("page_link", "name", "description", "tags")}),
@@ -110,6 +114,7 @@ class DatasetAdmin(admin.ModelAdmin):
         ),
         ("Lineage", {"fields": ("parent", "derivation")}),
         ("History", {"fields": ("uploaded_by", "uploaded_at", "created_at", "updated_at")}),
+        ("Lease", {"fields": ("lease_owner", "lease_expires_at", "lease_heartbeat_at")}),
     )
     actions = ("validate_again", "delete_with_files")
 

@@ -423,13 +423,67 @@ class SearchResult:
 
 
 def _needles(query: str) -> list[bytes]:
+    """How the query may be spelled in a raw line: a cheap filter before parsing a line."""
     lowered = query.lower()
     needles = [lowered.encode()]
-    # Files written with ensure_ascii=True spell "é" as "\u00e9".
-    escaped = json.dumps(lowered)[1:-1].encode()
-    if escaped not in needles:
-        needles.append(escaped)
+    # Files written with ensure_ascii=True spell "é" as "\u00e9"; quotes, backslashes and
+    # newlines in the text are escaped either way.
+    for ensure_ascii in (True, False):
+        escaped = json.dumps(lowered, ensure_ascii=ensure_ascii)[1:-1].encode()
+        if escaped not in needles:
+            needles.append(escaped)
     return needles
+
+
+def _content_texts(content: object) -> Iterator[str]:
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield part["text"]
+
+
+def _message_texts(messages: object) -> Iterator[str]:
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                yield from _content_texts(message.get("content"))
+
+
+def example_texts(obj: dict[str, Any]) -> list[str] | None:
+    """The message text of an example (what a person reads in the browser), or None when
+    the line is in no known format and only its raw text can be searched."""
+    if "messages" in obj:
+        return list(_message_texts(obj["messages"]))
+    if "input" in obj or "preferred_output" in obj:
+        source = obj.get("input")
+        texts = list(_message_texts(source.get("messages") if isinstance(source, dict) else None))
+        texts += _message_texts(obj.get("preferred_output"))
+        texts += _message_texts(obj.get("non_preferred_output"))
+        return texts
+    if "prompt" in obj or "completion" in obj:
+        return [v for v in (obj.get("prompt"), obj.get("completion")) if isinstance(v, str)]
+    return None
+
+
+def _text_matches(number: int, raw: bytes | OversizedLine, lowered: str) -> bool:
+    """Whether the query is in the line's message text, not in its keys or JSON syntax. A
+    line that cannot be parsed here (too large, not JSON, no known format) has no message
+    text: its raw text matched, and that is what the browser shows of it."""
+    if isinstance(raw, OversizedLine):
+        return True
+    stripped = (raw.removeprefix(_UTF8_BOM) if number == 1 else raw).strip()
+    if _values_estimate(stripped) > PREVIEW_MAX_VALUES:
+        return True
+    try:
+        obj = json.loads(stripped.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return True
+    texts = example_texts(obj) if isinstance(obj, dict) else None
+    if texts is None:
+        return True
+    return any(lowered in text.lower() for text in texts)
 
 
 def examples_search(
@@ -442,9 +496,12 @@ def examples_search(
     max_bytes: int = SEARCH_MAX_BYTES,
     max_lines: int = SEARCH_MAX_LINES,
 ) -> SearchResult:
-    """Lines containing ``query`` (ASCII case-insensitive), streaming from ``from_line``;
+    """Lines whose message text contains ``query`` (case-insensitive), streaming from
+    ``from_line``; keys and JSON syntax do not count (``"role"`` finds no line for its key);
     a request stops after ``max_hits`` hits, ``max_lines`` lines or ``max_bytes`` bytes."""
-    needles = _needles(query[:MAX_QUERY_CHARS])
+    query = query[:MAX_QUERY_CHARS]
+    needles = _needles(query)
+    lowered = query.lower()
     hits: list[Example] = []
     page = PagePreview()
     scanned = 0
@@ -455,7 +512,9 @@ def examples_search(
         # An oversized line costs what was read of it, not its size.
         read = min(raw.size, PREVIEW_LINE_BYTES) if isinstance(raw, OversizedLine) else len(raw)
         scanned += read + 1
-        if any(needle in body.lower() for needle in needles):
+        if any(needle in body.lower() for needle in needles) and _text_matches(
+            number, raw, lowered
+        ):
             hits.append(example_from_line(number, raw, page))
         if len(hits) >= max_hits or scanned >= max_bytes or number - from_line + 1 >= max_lines:
             more = next(lines, None) is not None

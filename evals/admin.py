@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.admin_tools import SavesOnlyItsFields
 from evals import services
 from evals.models import EvalExample, EvalModel, EvalOutput, Evaluation
 from jobs.admin import ReadOnlyAdmin
@@ -20,7 +21,7 @@ class EvalModelInline(admin.TabularInline):
 
 
 @admin.register(Evaluation)
-class EvaluationAdmin(admin.ModelAdmin):
+class EvaluationAdmin(SavesOnlyItsFields):
     list_display = (
         "name",
         "status",
@@ -39,7 +40,8 @@ class EvaluationAdmin(admin.ModelAdmin):
         "baseline_position", "judge_connection", "judge_model", "judge_prompt", "judge_pairwise",
         "judge_pairwise_prompt", "status", "examples_skipped", "cells_total", "cells_done",
         "cells_failed", "judge_total", "judge_done", "estimated_cost", "estimated_prompt_tokens",
-        "started_at", "heartbeat_at", "finished_at", "last_error",
+        "started_at", "heartbeat_at", "finished_at", "last_error", "lease_owner",
+        "lease_expires_at", "lease_heartbeat_at",
     )  # fmt: skip
     inlines = (EvalModelInline,)
     actions = ("rerun_failed", "cancel")

@@ -1,8 +1,13 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
+from core.admin_tools import LEASE_FIELDS, confirm_action
+from core.tags import parse_tags
 from jobs import history, notifications, services
 from jobs.forms import WebhookURLField
 from jobs.models import (
@@ -77,10 +82,28 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{connection}: import {run.pk} queued.", messages.INFO)
 
     @admin.action(description="Archive (remove the API key, stop polling; keep everything)")
-    def archive(self, request: HttpRequest, queryset: QuerySet[ProviderConnection]) -> None:
+    def archive(
+        self, request: HttpRequest, queryset: QuerySet[ProviderConnection]
+    ) -> TemplateResponse | None:
+        active = Job.objects.filter(connection__in=queryset).exclude(status__in=Job.TERMINAL)
+        page = confirm_action(
+            self, request, queryset,
+            title=f"Archive {queryset.count()} connection(s)?",
+            consequences=[
+                "Their API keys are deleted and Tuneboard never talks to these providers again; "
+                "it cannot be undone from here.",
+                f"{active.count()} job(s) still active there are no longer followed: they keep "
+                "running, and being billed, at the provider.",
+                "Nothing stored is deleted: jobs, curves, datasets and share links stay readable.",
+            ],
+            button="Archive the connections",
+        )  # fmt: skip
+        if page is not None:
+            return page
         for connection in queryset.filter(archived_at__isnull=True):
             services.connection_archive(connection=connection, actor=request.user)
         self.message_user(request, "Archived the selected connections.", messages.SUCCESS)
+        return None
 
     @admin.display(description="API key")
     def masked_key(self, obj: ProviderConnection) -> str:
@@ -100,8 +123,45 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
         )  # fmt: skip
 
 
+# What a person may change on a job in the admin: the annotations the run page edits too.
+# Everything else is what was launched, what the provider reports or sync bookkeeping, and
+# changes only through launches, syncs and imports.
+JOB_EDITABLE = ("name", "notes", "tags", "archived")
+JOB_LAUNCH_FIELDS = (
+    "id", "connection", "origin", "created_by", "created_at", "base_model", "method",
+    "requested_hyperparameters", "suffix", "seed", "integrations", "training_dataset",
+    "validation_dataset", "cloned_from",
+)  # fmt: skip
+JOB_SYNC_FIELDS = (
+    "next_poll_at", "poll_failures", "last_synced_at", "last_sync_error", "last_event_id",
+    "notified_status",
+)  # fmt: skip
+JOB_PROVIDER_FIELDS = tuple(
+    f.name
+    for f in Job._meta.concrete_fields
+    if f.name not in {*JOB_EDITABLE, *LEASE_FIELDS, *JOB_LAUNCH_FIELDS, *JOB_SYNC_FIELDS}
+)
+
+
+class JobAdminForm(forms.ModelForm):
+    tags = forms.CharField(required=False, max_length=1000, help_text="Comma-separated.")
+
+    class Meta:
+        model = Job
+        fields = JOB_EDITABLE
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["tags"] = ", ".join(self.instance.tags or [])
+
+    def clean_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data.get("tags") or "")
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    form = JobAdminForm
     list_display = (
         "display_name",
         "status",
@@ -113,21 +173,46 @@ class JobAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "connection", "origin", "base_model", "method", "archived")
     search_fields = ("name", "notes", "provider_job_id", "fine_tuned_model", "base_model")
-    readonly_fields = (
-        "id", "provider_job_id", "fine_tuned_model", "training_file_id", "validation_file_id",
-        "result_files", "last_event_id", "created_at", "provider_created_at", "started_at", "finished_at",
-        "origin", "notified_status",
-    )  # fmt: skip
-    raw_id_fields = ("training_dataset", "validation_dataset", "cloned_from", "created_by")
+    fieldsets = (
+        (None, {"fields": JOB_EDITABLE}),
+        ("Launch", {"fields": JOB_LAUNCH_FIELDS}),
+        ("Reported by the provider", {"fields": JOB_PROVIDER_FIELDS}),
+        ("Sync", {"fields": JOB_SYNC_FIELDS}),
+        ("Lease", {"fields": LEASE_FIELDS}),
+    )
+    readonly_fields = (*JOB_LAUNCH_FIELDS, *JOB_PROVIDER_FIELDS, *JOB_SYNC_FIELDS, *LEASE_FIELDS)
     actions = ("sync_now", "cancel")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a job row without a launch or an import would stand for nothing
+
+    def save_model(self, request: HttpRequest, obj: Job, form: forms.Form, change: bool) -> None:
+        # Through the services, so the change is audited like the same edit on the run page.
+        data = form.cleaned_data
+        services.job_annotate(
+            job=obj, user=request.user, name=data["name"], notes=data["notes"], tags=data["tags"]
+        )
+        if "archived" in form.changed_data:
+            services.job_set_archived(job=obj, user=request.user, archived=data["archived"])
 
     @admin.action(description="Sync now with the provider")
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._request(request, queryset, JobControl.Action.SYNC)
 
     @admin.action(description="Cancel at the provider")
-    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._request(request, queryset, JobControl.Action.CANCEL)
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+        page = confirm_action(
+            self, request, queryset,
+            title=f"Cancel {queryset.count()} job(s) at the provider?",
+            consequences=[
+                "Training stops and each job ends as Cancelled; a cancelled job cannot be resumed.",
+                "What each job has trained so far is billed; no fine-tuned model is produced.",
+            ],
+            button="Cancel the jobs",
+        )  # fmt: skip
+        if page is None:
+            self._request(request, queryset, JobControl.Action.CANCEL)
+        return page
 
     def _request(self, request: HttpRequest, queryset: QuerySet[Job], action: str) -> None:
         # Tasks talk to the provider; their outcomes are listed under Job controls.

@@ -454,6 +454,7 @@ class ArchiveForm(forms.Form):
     confirm = forms.BooleanField(
         label="Remove the API key and stop talking to this provider",
         help_text="Jobs, curves, checkpoints, datasets and share links stay readable.",
+        error_messages={"required": "Tick the box to archive the connection."},
     )
 
 

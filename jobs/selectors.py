@@ -427,6 +427,32 @@ def _training_facts(job: Job, contexts: set[int]) -> DatasetFacts | None:
     )
 
 
+@dataclass
+class OlderEvents:
+    events: list[JobEvent]
+    older_cursor: int | None  # the id to ask ``before`` next, None at the first event
+
+
+def job_events_before(job: Job, *, before: int, level: str = "") -> OlderEvents | None:
+    """The ``EVENTS_SHOWN`` events that come after event ``before`` in the job page's order
+    (newest first), for the "older events" pages; None when ``before`` is no event of the
+    job. The cursor is an event, not an offset, so events arriving meanwhile shift nothing."""
+    cursor = JobEvent.objects.filter(job=job, pk=before).values("created_at", "id").first()
+    if cursor is None:
+        return None
+    events_qs = JobEvent.objects.filter(job=job).filter(
+        Q(created_at__lt=cursor["created_at"])
+        | Q(created_at=cursor["created_at"], id__lt=cursor["id"])
+    )
+    if level:
+        events_qs = events_qs.filter(level=level)
+    events = list(events_qs.order_by("-created_at", "-id")[: EVENTS_SHOWN + 1])
+    shown = events[:EVENTS_SHOWN]
+    return OlderEvents(
+        events=shown, older_cursor=shown[-1].pk if len(events) > EVENTS_SHOWN else None
+    )
+
+
 def model_deleted_at(job: Job) -> datetime | None:
     """When the job's fine-tuned model was deleted at the provider."""
     return job.model_deleted_at if job.fine_tuned_model else None

@@ -30,6 +30,7 @@ urlpatterns = [
     path("notifications/", views_history.notification_settings, name="notifications"),
     path("<uuid:pk>/", views.job_detail, name="detail"),
     path("<uuid:pk>/live.json", views.job_live, name="live"),
+    path("<uuid:pk>/events/", views.job_events, name="events"),
     path("<uuid:pk>/sections.html", views.job_sections, name="sections"),
     path("<uuid:pk>/cancel/", views.job_cancel, name="cancel"),
     path("<uuid:pk>/pause/", views.job_pause, name="pause"),

@@ -17,11 +17,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.confirm import confirmation_page, confirmed
 from core.crypto import DecryptionError
 from core.params import whole_number
 from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
-from jobs import pages, selectors, services, watching
+from jobs import confirmations, pages, selectors, services, watching
 from jobs.connections import provider_for_connection
 from jobs.forms import (
     AnnotateForm,
@@ -262,6 +263,25 @@ def job_sections(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     return render(request, "jobs/_detail_sections.html", context)
 
 
+@require_GET
+def job_events(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    """Events older than the job page shows, ``EVENTS_SHOWN`` at a time, by a cursor."""
+    job = _job_or_404(pk)
+    level = request.GET.get("level", "")
+    if level not in selectors.EVENT_LEVELS:
+        level = ""
+    before = whole_number(request.GET.get("before", ""))
+    older = selectors.job_events_before(job, before=before, level=level) if before else None
+    if older is None:
+        context = {
+            "job": job,
+            "error": "That event is not one of this job's: start again from the job's page.",
+        }
+        return render(request, "jobs/events.html", context, status=404)
+    context = {"job": job, "older": older, "level": level}
+    return render(request, "jobs/events.html", context)
+
+
 @never_cache
 @require_GET
 def job_live(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
@@ -339,16 +359,25 @@ def _provider_control(request: HttpRequest, pk: uuid.UUID, action: str) -> HttpR
     return _control(request, pk, ask)
 
 
-@require_POST
+def _confirmed_control(request: HttpRequest, pk: uuid.UUID, action: str) -> HttpResponse:
+    """Cancel and pause act only on a POST from their confirmation page; anything else shows
+    that page (what stops, what is billed, what is lost)."""
+    if confirmed(request):
+        return _provider_control(request, pk, action)
+    job = _job_or_404(pk)
+    return confirmation_page(request, confirmations.job_control_confirmation(job, action))
+
+
+@require_http_methods(["GET", "POST"])
 @member_required
 def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    return _provider_control(request, pk, JobControl.Action.CANCEL)
+    return _confirmed_control(request, pk, JobControl.Action.CANCEL)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @member_required
 def job_pause(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    return _provider_control(request, pk, JobControl.Action.PAUSE)
+    return _confirmed_control(request, pk, JobControl.Action.PAUSE)
 
 
 @require_POST
@@ -390,6 +419,7 @@ def job_delete_model(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         "job": job,
         "form": form,
         "controls": controls,
+        "page_cost": selectors.job_page(job).cost,
         "reason": ""
         if controls.delete_model
         else _why_no_delete(job, controls, deleted_at is not None),

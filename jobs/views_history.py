@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -27,9 +28,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.confirm import confirmation_page
 from core.crypto import DecryptionError
 from core.permissions import admin_required, member_required
-from jobs import bundles, history, notifications, selectors, services, webhooks
+from jobs import bundles, confirmations, history, notifications, selectors, services, webhooks
 from jobs.forms import ArchiveForm, AuditFilterForm, BundleUploadForm, NotificationForm
 from jobs.models import Job, ProviderConnection
 from jobs.services import JobError
@@ -58,7 +60,6 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "webhook_url": request.build_absolute_uri(
             reverse("webhook", kwargs={"connection_id": connection.pk})
         ),
-        "archive_form": ArchiveForm(),
         "status_url": reverse("jobs:import_status", kwargs={"pk": overview.active_run.pk})
         if overview.active_run
         else "",
@@ -90,23 +91,23 @@ def import_status(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(data)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @admin_required
 def connection_archive(request: HttpRequest, pk: int) -> HttpResponse:
+    """Acts only on a POST with the box ticked; otherwise the page says what archiving stops
+    (active jobs no longer followed) and what stays."""
     connection = _connection_or_404(pk)
-    form = ArchiveForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Tick the confirmation box to archive the connection.")
-    elif connection.archived_at is not None:
-        messages.info(request, f"“{connection.name}” is already archived.")
-    else:
+    form = ArchiveForm(request.POST if request.method == "POST" else None)
+    if form.is_valid() and connection.archived_at is None:
         services.connection_archive(connection=connection, actor=request.user)
         messages.success(
             request,
             f"Archived “{connection.name}”: its API key is removed and its jobs are no longer "
             "polled; everything stored stays readable.",
         )
-    return redirect("jobs:connection_detail", pk=connection.pk)
+        return redirect("jobs:connection_detail", pk=connection.pk)
+    confirmation = replace(confirmations.connection_archive_confirmation(connection), form=form)
+    return confirmation_page(request, confirmation)
 
 
 # --- export bundles -----------------------------------------------------------------------------

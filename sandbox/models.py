@@ -209,6 +209,7 @@ class SandboxWebhookDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "type"], name="sandbox_webhook_once_per_state")
         ]
+        verbose_name_plural = "sandbox webhook deliveries"
 
     def __str__(self) -> str:
         return f"{self.type} {self.job_id}"

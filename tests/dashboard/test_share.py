@@ -92,7 +92,7 @@ def test_revoked_expired_and_unknown_tokens_get_the_same_404(make_job) -> None:
     expired = create_link(member, job=str(job.pk))
     valid = create_link(member, job=str(job.pk))
     link = ShareLink.objects.get(token_hash=hashlib.sha256(revoked.encode()).hexdigest())
-    response = member.post(f"/share-links/{link.pk}/revoke/")
+    response = member.post(f"/share-links/{link.pk}/revoke/", {"confirm": "yes"})
     assert response.status_code == 302
     ShareLink.objects.filter(token_hash=hashlib.sha256(expired.encode()).hexdigest()).update(
         expires_at=timezone.now() - timedelta(seconds=1)
@@ -206,10 +206,10 @@ def test_creating_listing_and_revoking_is_audited_and_scoped(make_job) -> None:
     bob_client = client_for("viewer")
     bob_client.force_login(bob)
     assert f"/share-links/{link.pk}/revoke/" not in bob_client.get("/share-links/").content.decode()
-    assert bob_client.post(f"/share-links/{link.pk}/revoke/").status_code == 404
+    assert bob_client.post(f"/share-links/{link.pk}/revoke/", {"confirm": "yes"}).status_code == 404
     staff = client_for("staff")
     assert str(link.pk) in staff.get("/share-links/").content.decode()
-    assert staff.post(f"/share-links/{link.pk}/revoke/").status_code == 302
+    assert staff.post(f"/share-links/{link.pk}/revoke/", {"confirm": "yes"}).status_code == 302
     link.refresh_from_db()
     assert link.revoked_at is not None
     revoked = AuditEntry.objects.get(action="share_link_revoked")
@@ -274,7 +274,8 @@ def test_share_link_permission_matrix(make_job) -> None:
                   method="post", data={"job": str(job.pk)})  # fmt: skip
     assert_matrix(f"/share-links/{link.pk}/revoke/", {"anonymous": LOGIN, SHARE: LOGIN,
                                                      "norole": 403, "viewer": 403, "member": 404,
-                                                     "staff": 302}, method="post")  # fmt: skip
+                                                     "staff": 302}, method="post",
+                  data={"confirm": "yes"})  # fmt: skip
     assert_matrix("/share-links/", {"member": 405}, method="post")
 
 
@@ -289,7 +290,12 @@ def test_admin_lists_and_revokes_share_links(make_job) -> None:
     assert detail.status_code == 200 and link.token_hash.encode() in detail.content
     assert token.encode() not in detail.content
     assert staff.get("/admin/dashboard/sharelink/add/").status_code == 403
-    response = staff.post("/admin/dashboard/sharelink/", {"action": "revoke",
+    asked = staff.post("/admin/dashboard/sharelink/", {"action": "revoke",
+                                                       "_selected_action": [link.pk]})  # fmt: skip
+    assert asked.status_code == 200 and "gets “not found”" in asked.content.decode()
+    link.refresh_from_db()
+    assert link.revoked_at is None
+    response = staff.post("/admin/dashboard/sharelink/", {"action": "revoke", "post": "yes",
                                                           "_selected_action": [link.pk]})  # fmt: skip
     assert response.status_code == 302
     link.refresh_from_db()

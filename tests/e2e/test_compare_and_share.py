@@ -284,6 +284,9 @@ def test_member_shares_a_run_and_revokes_the_link(
     member.reload()
     expect(row.locator("td.num")).to_have_text("1")  # the outsider's one view
     row.get_by_role("button", name=re.compile("^Revoke")).click()
+    member.wait_for_url(re.compile(r"/share-links/\d+/revoke/"))
+    expect(member.locator(".confirm-consequences")).to_contain_text("gets “not found” from then on")
+    member.get_by_role("button", name="Revoke the link").click()
     member.wait_for_url(re.compile(r"/share-links/$"))
     expect(member.locator(".messages")).to_contain_text("Revoked the share link")
     expect(row).to_contain_text("revoked")

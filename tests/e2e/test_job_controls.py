@@ -4,6 +4,7 @@ and keeps following a cancel after the job has become final."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -44,7 +45,13 @@ def test_the_run_page_follows_pause_and_cancel_live(
         )
     page = page_as("member")
     page.goto(f"/jobs/{job.pk}/")
-    page.get_by_role("button", name="Pause", exact=True).click()
+    # Each control asks first, on a page of its own that says what will happen.
+    page.get_by_role("button", name="Pause…", exact=True).click()
+    page.wait_for_url(re.compile(rf"/jobs/{job.pk}/pause/\??$"))  # a GET form: "?" may end it
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Pause {job.display_name}?")
+    expect(page.locator(".confirm-consequences")).to_contain_text("until someone resumes it")
+    check_page(page, "pause-confirmation")
+    page.get_by_role("button", name="Pause the job", exact=True).click()
     page.wait_for_url(f"**/jobs/{job.pk}/")
     expect(page.locator(".messages")).to_contain_text("Pause requested")
     expect(page.locator("#job-control")).to_contain_text("Pause requested…")
@@ -57,7 +64,16 @@ def test_the_run_page_follows_pause_and_cancel_live(
     assert evaluate_settled(page, SAME_PAGE), "the page was reloaded"
     check_page(page, "job-control-done")
 
-    page.get_by_role("button", name="Cancel job", exact=True).click()
+    page.get_by_role("button", name="Cancel job…", exact=True).click()
+    page.wait_for_url(re.compile(rf"/jobs/{job.pk}/cancel/\??$"))
+    expect(page.locator(".confirm-consequences")).to_contain_text("cannot be resumed")
+    page.get_by_role("link", name="Keep the job").click()  # changing one's mind acts on nothing
+    page.wait_for_url(f"**/jobs/{job.pk}/")
+    assert Job.objects.get(pk=job.pk).status == "paused"
+    page.get_by_role("button", name="Cancel job…", exact=True).click()
+    page.wait_for_url(re.compile(rf"/jobs/{job.pk}/cancel/\??$"))
+    check_page(page, "cancel-confirmation")
+    page.get_by_role("button", name="Cancel the job", exact=True).click()
     page.wait_for_url(f"**/jobs/{job.pk}/")
     expect(page.locator("#job-control")).to_contain_text("Cancel requested…")
     evaluate_settled(page, SAME_PAGE)
@@ -65,6 +81,6 @@ def test_the_run_page_follows_pause_and_cancel_live(
         "Cancelled at the provider; the job is now cancelled.", timeout=30_000
     )
     expect(page.locator("#job-status")).to_have_text("Cancelled")
-    expect(page.get_by_role("button", name="Pause", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Pause…", exact=True)).to_have_count(0)
     assert evaluate_settled(page, SAME_PAGE), "the page was reloaded"
     assert Job.objects.get(pk=job.pk).status == "cancelled"

@@ -134,7 +134,7 @@ def test_member_launches_a_job_and_follows_it_live(
     expect(page.locator("#events-live")).to_have_text("Newest first.")
     expect(page.locator("#job-progress")).to_have_js_property("value", 120)
     expect(page.locator("#job-finished")).not_to_have_text("—")
-    for name in ("Cancel job", "Pause"):
+    for name in ("Cancel job…", "Pause…"):
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Sync now", exact=True)).to_be_visible()
     expect(page.get_by_role("link", name="Delete fine-tuned model…")).to_be_visible()

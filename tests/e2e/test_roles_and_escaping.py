@@ -21,7 +21,7 @@ from tests.sandbox.data import chat_examples, jsonl
 pytestmark = [*E2E, pytest.mark.django_db(transaction=True)]
 
 MINI = "gpt-4o-mini-2024-07-18"
-JOB_ACTIONS = ("Cancel job", "Pause", "Resume", "Sync now", "Archive", "Unarchive")
+JOB_ACTIONS = ("Cancel job…", "Pause…", "Resume", "Sync now", "Archive", "Unarchive")
 
 
 def csrf_headers(page: Page) -> dict[str, str]:
@@ -64,7 +64,7 @@ def test_a_viewer_sees_no_actions_and_is_refused_when_posting(
     # A member sees the actions on these very pages: their absence below is the role's doing.
     member = page_as("member")
     member.goto(f"/jobs/{job.pk}/")
-    for name in ("Cancel job", "Pause", "Sync now", "Archive"):
+    for name in ("Cancel job…", "Pause…", "Sync now", "Archive"):
         expect(member.get_by_role("button", name=name, exact=True)).to_be_visible()
     member.goto(f"/datasets/{dataset.pk}/")
     expect(member.get_by_role("link", name="Launch a job")).to_be_visible()

@@ -61,7 +61,7 @@ def test_summary_only_unless_outputs_are_included(finished: Evaluation) -> None:
     assert AuditEntry.objects.filter(action="share_link_created").count() == 2
 
     member = client_for("member")
-    assert member.post(f"/share-links/{links[1].pk}/revoke/").status_code == 302
+    assert member.post(f"/share-links/{links[1].pk}/revoke/", {"confirm": "yes"}).status_code == 302
     assert anonymous.get(with_outputs).status_code == 404
     assert anonymous.get(url).status_code == 200
 

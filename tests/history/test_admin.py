@@ -80,7 +80,7 @@ def test_actions_call_the_services(connection: ProviderConnection) -> None:
 
     staff.post(
         reverse("admin:jobs_providerconnection_changelist"),
-        {"action": "archive", "_selected_action": [connection.pk]},
+        {"action": "archive", "_selected_action": [connection.pk], "post": "yes"},
     )
     staff.post(
         reverse("admin:jobs_providerconnection_changelist"),

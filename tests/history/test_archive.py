@@ -36,8 +36,10 @@ def test_archived_history_stays_readable_after_the_key_is_revoked(
     _, token = share_link_create(user=member, job_ids=[first.pk], label="for the client")
 
     staff = client_for("staff")
+    # Without the box ticked the confirmation page comes back and nothing is archived.
     refused = staff.post(f"/jobs/connections/{sandbox_connection.pk}/archive/")
-    assert refused.status_code == 302 and ProviderConnection.objects.get().archived_at is None
+    assert refused.status_code == 200 and ProviderConnection.objects.get().archived_at is None
+    assert "Tick the box to archive the connection." in refused.content.decode()
     response = staff.post(
         f"/jobs/connections/{sandbox_connection.pk}/archive/", {"confirm": "on"}, follow=True
     )
@@ -127,7 +129,8 @@ def test_archive_permissions(sandbox_connection) -> None:  # type: ignore[no-unt
     denied = {"anonymous": LOGIN, "norole": 403, "viewer": 403, "member": 403}
     assert_matrix(url, denied, method="post", data={"confirm": "on"})
     assert ProviderConnection.objects.get().archived_at is None
-    assert_matrix(url, {"staff": 405}, method="get")
+    assert_matrix(url, {"staff": 200}, method="get")  # the confirmation page
+    assert_matrix(url, {"staff": 405}, method="put")
     assert_matrix(url, {"staff": 302}, method="post", data={"confirm": "on"})
     assert ProviderConnection.objects.get().archived_at is not None
     assert_matrix("/jobs/connections/999999/archive/", {"staff": 404}, method="post")
@@ -135,9 +138,16 @@ def test_archive_permissions(sandbox_connection) -> None:  # type: ignore[no-unt
 
 def test_archive_from_the_admin(sandbox_connection) -> None:  # type: ignore[no-untyped-def]
     staff = client_for("staff")
-    response = staff.post(
+    # The action asks first (what stops, what stays), like Django's own delete.
+    asked = staff.post(
         "/admin/jobs/providerconnection/",
         {"action": "archive", "_selected_action": [sandbox_connection.pk]},
+    )
+    assert asked.status_code == 200 and "being billed, at the provider" in asked.content.decode()
+    assert ProviderConnection.objects.get().archived_at is None
+    response = staff.post(
+        "/admin/jobs/providerconnection/",
+        {"action": "archive", "_selected_action": [sandbox_connection.pk], "post": "yes"},
     )
     assert response.status_code == 302
     connection = ProviderConnection.objects.get()

@@ -25,6 +25,8 @@ from tests.jobs.test_views import (
 from tests.permissions import client_for, make_user
 from tests.sandbox.data import chat_examples
 
+CONFIRM = {"confirm": "yes"}  # what the confirmation page posts
+
 
 @pytest.fixture
 def offline() -> ProviderConnection:
@@ -64,7 +66,7 @@ def test_cancel_answers_at_once_while_a_worker_waits_for_the_provider(
     before = here.request_count
     member = client_for("member")
 
-    response = member.post(f"/jobs/{job.pk}/cancel/", follow=True)
+    response = member.post(f"/jobs/{job.pk}/cancel/", CONFIRM, follow=True)
 
     assert response.status_code == 200
     assert "Cancel requested; this page shows the outcome." in response.content.decode()
@@ -124,7 +126,7 @@ def test_sync_now_and_a_refused_control_are_followed_on_the_page(
     job.refresh_from_db()
     assert job.status == "succeeded" and job.is_terminal
     # A finished job: the page still follows a control asked for now...
-    pending_page = member.post(f"/jobs/{job.pk}/cancel/", follow=True).content.decode()
+    pending_page = member.post(f"/jobs/{job.pk}/cancel/", CONFIRM, follow=True).content.decode()
     assert 'data-terminal="true"' in pending_page and 'data-control-pending="true"' in pending_page
     # ...here one the provider refuses (the job is over): the page says why, nothing breaks.
     cancel = finished(JobControl.objects.get(job=job, action="cancel"))
@@ -143,11 +145,11 @@ def test_a_control_asked_twice_while_under_way_is_asked_once(
     job = make_job(offline, None)
     member = client_for("member")
     for _ in range(2):
-        assert member.post(f"/jobs/{job.pk}/pause/").status_code == 302
+        assert member.post(f"/jobs/{job.pk}/pause/", CONFIRM).status_code == 302
     assert JobControl.objects.filter(job=job, action="pause").count() == 1
     assert AuditEntry.objects.filter(action="job_pause").count() == 1
     # Another action is another request.
-    member.post(f"/jobs/{job.pk}/cancel/")
+    member.post(f"/jobs/{job.pk}/cancel/", CONFIRM)
     assert JobControl.objects.filter(job=job).count() == 2
 
 
@@ -173,7 +175,7 @@ def test_a_failed_control_records_the_providers_error(
 def test_a_control_that_cannot_apply_is_refused_at_once(offline: ProviderConnection) -> None:
     member = client_for("member")
     pending = make_job(offline, None, status="pending", provider_job_id=None)
-    page = member.post(f"/jobs/{pending.pk}/cancel/", follow=True).content.decode()
+    page = member.post(f"/jobs/{pending.pk}/cancel/", CONFIRM, follow=True).content.decode()
     assert "This job has not reached the provider yet." in page
     job = make_job(offline, None)
     page = member.post(f"/jobs/{job.pk}/delete-model/", {"confirm": "on"}, follow=True)

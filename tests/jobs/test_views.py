@@ -131,7 +131,9 @@ def test_member_posts(
     redirect = {**DENIED, "member": 302, "staff": 302}
     # Provider controls: the provider is unreachable, so the service refuses with a message.
     for action in ("cancel", "pause", "resume", "sync"):
-        assert_matrix(f"/jobs/{job.pk}/{action}/", redirect, method="post")
+        # Cancel and pause act only when confirmed (tests/jobs/test_confirmations.py).
+        confirm = {"confirm": "yes"} if action in ("cancel", "pause") else None
+        assert_matrix(f"/jobs/{job.pk}/{action}/", redirect, method="post", data=confirm)
     assert_matrix(f"/jobs/{job.pk}/archive/", redirect, method="post")
     assert Job.objects.get(pk=job.pk).archived
     assert_matrix(f"/jobs/{job.pk}/unarchive/", redirect, method="post")
@@ -172,8 +174,10 @@ def test_connection_urls(connection: ProviderConnection, fast_failures: None) ->
 
 
 def test_methods_are_enforced(job: Job, connection: ProviderConnection) -> None:
-    for action in ("cancel", "pause", "resume", "sync", "archive", "unarchive"):
+    for action in ("resume", "sync", "archive", "unarchive"):
         assert_matrix(f"/jobs/{job.pk}/{action}/", {"member": 405}, method="get")
+    for action in ("cancel", "pause"):  # GET is their confirmation page
+        assert_matrix(f"/jobs/{job.pk}/{action}/", {"member": 405}, method="put")
     assert_matrix(f"/jobs/connections/{connection.pk}/test/", {"staff": 405}, method="get")
     for url in (
         f"/jobs/{job.pk}/",
@@ -661,7 +665,7 @@ def test_provider_controls_show_service_errors(job: Job, fast_failures: None) ->
     member = client_for("member")
     # The provider is unreachable, but the page does not call it: the cancel is asked for
     # (and audited) at once; a worker records the provider's refusal on it later.
-    response = member.post(f"/jobs/{job.pk}/cancel/", follow=True)
+    response = member.post(f"/jobs/{job.pk}/cancel/", {"confirm": "yes"}, follow=True)
     assert "Cancel requested; this page shows the outcome." in response.content.decode()
     pending = make_job(job.connection, None, status="pending", provider_job_id=None)
     response = member.post(f"/jobs/{pending.pk}/sync/", follow=True)
