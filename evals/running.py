@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, Value
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -155,7 +155,12 @@ class _Run:
     def _finish(self) -> None:
         # Failed cells and uncomparable rows were never judged: the judge part is complete.
         Evaluation.objects.filter(pk=self.evaluation.pk, status=Status.RUNNING).update(
-            status=Status.SUCCEEDED, finished_at=timezone.now(), judge_total=F("judge_done")
+            status=Case(
+                When(cells_failed__gt=0, then=Value(Status.PARTIAL)),
+                default=Value(Status.SUCCEEDED),
+            ),
+            finished_at=timezone.now(),
+            judge_total=F("judge_done"),
         )
         log.info("evaluation %s finished", self.evaluation.pk)
 

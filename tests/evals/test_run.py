@@ -21,6 +21,7 @@ from evals.services import (
 )
 from tests.conftest import LiveRequests, Sandbox
 from tests.evals.conftest import Trained
+from tests.permissions import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,8 +97,13 @@ def test_provider_errors_fail_cells_not_the_evaluation(trained: Trained, sdk) ->
     # The fine-tuned model is deleted at the provider after the evaluation was set up.
     assert sdk.models.delete(trained.job.fine_tuned_model).deleted
     evaluation = run_to_end(evaluation)
-    assert evaluation.status == "succeeded"
+    # Finished, but not "Succeeded": half its cells have no answer.
+    assert evaluation.status == "partial"
+    assert evaluation.get_status_display() == "Finished with failed cells"
     assert (evaluation.cells_done, evaluation.cells_failed) == (24, 12)
+    html = client_for("viewer").get(f"/evaluations/{evaluation.pk}/").content.decode()
+    assert ">Finished with failed cells</span>" in html
+    assert "12 of 24 cells failed (no answer): scores and win rates cover answered cells only." in html
     failed = EvalOutput.objects.filter(evaluation=evaluation, status="failed")
     assert set(failed.values_list("column__position", flat=True)) == {1}
     assert all("404" in o.error and o.attempts == 1 for o in failed)  # a 4xx is not retried
@@ -138,7 +144,7 @@ def test_cells_out_of_tries_fail_and_can_be_run_again(
     evaluation = create(trained, [choices[-1].key])
     sandbox.control("faults", {"kinds": ["500"], "path": "chat/completions", "count": 3})
     evaluation = run_to_end(evaluation)
-    assert (evaluation.status, evaluation.cells_failed) == ("succeeded", 3)
+    assert (evaluation.status, evaluation.cells_failed) == ("partial", 3)
     assert evaluation_rerun_failed(evaluation=evaluation, user=None) == 3
     evaluation.refresh_from_db()
     assert (evaluation.status, evaluation.cells_done, evaluation.cells_failed) == ("queued", 9, 0)
