@@ -4,15 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evals', '0002_evaluation_lease'),
+        ("evals", "0002_evaluation_lease"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='evaluation',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('partial', 'Finished with failed cells'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=12),
+            model_name="evaluation",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("running", "Running"),
+                    ("succeeded", "Succeeded"),
+                    ("partial", "Finished with failed cells"),
+                    ("failed", "Failed"),
+                    ("cancelled", "Cancelled"),
+                ],
+                default="queued",
+                max_length=12,
+            ),
         ),
     ]

@@ -103,7 +103,9 @@ def test_provider_errors_fail_cells_not_the_evaluation(trained: Trained, sdk) ->
     assert (evaluation.cells_done, evaluation.cells_failed) == (24, 12)
     html = client_for("viewer").get(f"/evaluations/{evaluation.pk}/").content.decode()
     assert ">Finished with failed cells</span>" in html
-    assert "12 of 24 cells failed (no answer): scores and win rates cover answered cells only." in html
+    assert (
+        "12 of 24 cells failed (no answer): scores and win rates cover answered cells only." in html
+    )
     failed = EvalOutput.objects.filter(evaluation=evaluation, status="failed")
     assert set(failed.values_list("column__position", flat=True)) == {1}
     assert all("404" in o.error and o.attempts == 1 for o in failed)  # a 4xx is not retried
