@@ -27,6 +27,8 @@ from evals.models import EvalExample, EvalOutput, Evaluation
 from evals.runner import Answer, Call, run_calls
 from evals.services import enqueue_step
 from jobs.locks import AdvisoryLock
+from jobs.providers import NotFoundError
+from jobs.services import checkpoint_mark_deleted
 
 log = logging.getLogger("tuneboard.evals")
 
@@ -224,6 +226,11 @@ class _Run:
             status=Cell.FAILED, error=message, attempts=F("attempts") + 1, completed_at=now
         )
         self._count(cells_done=written, cells_failed=written)
+        if isinstance(answer.error, NotFoundError):
+            # Only checkpoints match: a deleted checkpoint stops being offered at once.
+            checkpoint_mark_deleted(
+                model_name=answer.call.model, connection_id=answer.call.connection_id
+            )
 
     # --- the judge
 
