@@ -86,7 +86,11 @@ def test_fine_tuned_models_beat_the_base_model_and_improve_over_checkpoints(
     assert final_column.win is not None
     assert (final_column.win.wins, final_column.win.losses) == (12, 0)
     assert final_column.win.rate == 1.0
-    assert "exact_match" in final_column.best
+    # 12 examples: 0.75 and the three 1.0 columns overlap within their 95% intervals, so
+    # none is "best" and those four are tied; the base model is clearly below them.
+    assert not any("exact_match" in c.best for c in summary.columns)
+    assert [("exact_match" in c.tied) for c in summary.columns] == [False, True, True, True, True]
+    assert "compares the grader “Exact match” row by row" in summary.win_basis
     assert summary.cost is not None and summary.prompt_tokens > 0
 
 
@@ -179,6 +183,11 @@ def test_llm_judge_scores_and_pairwise_against_the_baseline(trained: Trained) ->
     summary = selectors.summary(evaluation)
     assert summary.columns[1].scores["judge"].mean == 1.0
     assert summary.columns[1].pairwise.rate == 1.0 and summary.columns[1].pairwise.wins == 12
+    # With a pairwise judge, its verdicts (not the grader) are the win rate, and the page says so.
+    assert summary.columns[1].win == summary.columns[1].pairwise
+    assert "the LLM judge's pairwise verdict" in summary.win_basis
+    html = client_for("viewer").get(f"/evaluations/{evaluation.pk}/").content.decode()
+    assert "Win rate vs baseline is the LLM judge&#x27;s pairwise verdict" in html
 
 
 def test_requests_that_cannot_be_evaluated_are_refused(
