@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 from django.db.models import F, Func, Q, QuerySet
 from django.utils import timezone
 
+from datasets.derive import iter_units
 from datasets.models import BaseModel, Dataset
 from datasets.validation import Report, can_recompute, encodings, recompute_for_model
 
@@ -170,3 +172,41 @@ def tokenizer_health() -> dict[str, Any]:
     if problems:
         return {"ok": False, "error": "; ".join(problems)}
     return {"ok": True}
+
+
+# Both files are read in the request that asks; past this the check is reported as skipped
+# rather than keeping someone waiting on a launch form.
+OVERLAP_MAX_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Overlap:
+    shared: int  # examples of the smaller dataset whose line also appears in the other
+    of: int  # examples of the smaller dataset
+    checked: bool  # False: the files were too large (or unreadable) to compare here
+
+
+def _line_hashes(dataset: Dataset) -> list[bytes]:
+    with dataset.file.open("rb") as fh:
+        # Whitespace around a line does not make it another example.
+        return [
+            hashlib.blake2b(unit.strip(), digest_size=16).digest()
+            for unit in iter_units(fh)
+            if unit is not None
+        ]
+
+
+def datasets_overlap(*, first: Dataset, second: Dataset) -> Overlap:
+    """How many examples two datasets share, compared line by line (by a hash of each
+    non-blank line)."""
+    if first.pk == second.pk:
+        n = first.n_examples or 0
+        return Overlap(shared=n, of=n, checked=True)
+    if (first.size or 0) + (second.size or 0) > OVERLAP_MAX_BYTES:
+        return Overlap(shared=0, of=0, checked=False)
+    try:
+        small, large = sorted((_line_hashes(first), _line_hashes(second)), key=len)
+    except OSError:
+        return Overlap(shared=0, of=0, checked=False)
+    seen = set(large)
+    return Overlap(shared=sum(1 for h in small if h in seen), of=len(small), checked=True)

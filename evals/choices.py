@@ -111,7 +111,9 @@ def model_choices() -> list[ModelChoice]:
     jobs = _servable_jobs()
     checkpoints: dict[uuid.UUID, list[Checkpoint]] = {}
     for checkpoint in (
-        Checkpoint.objects.filter(job__in=jobs).select_related("job__connection").order_by("step")
+        Checkpoint.objects.filter(job__in=jobs, deleted_at__isnull=True)
+        .select_related("job__connection")
+        .order_by("step")
     ):
         checkpoints.setdefault(checkpoint.job_id, []).append(checkpoint)
     out: list[ModelChoice] = []
@@ -164,7 +166,9 @@ def choice_for_key(key: str) -> ModelChoice | None:
         return final_choice(job) if job else None
     if kind == "ckpt" and (checkpoint_id := whole_number(rest)) is not None:
         checkpoint = (
-            Checkpoint.objects.filter(pk=checkpoint_id, job__connection__in=usable)
+            Checkpoint.objects.filter(
+                pk=checkpoint_id, job__connection__in=usable, deleted_at__isnull=True
+            )
             .select_related("job__connection")
             .first()
         )
@@ -173,14 +177,16 @@ def choice_for_key(key: str) -> ModelChoice | None:
 
 
 def run_choices(job: Job) -> list[ModelChoice]:
-    """What "Evaluate checkpoints" starts from: the run's base model, every checkpoint (oldest
-    first) and the final model — at most eight, keeping the latest checkpoints."""
+    """What "Evaluate checkpoints" starts from: the run's base model, every checkpoint the
+    provider still serves (oldest first) and the final model — at most eight, keeping the latest checkpoints."""
     if not job.connection.usable:
         return []
     base = base_choice(job.connection, job.model or job.base_model)
     checkpoints = [
         checkpoint_choice(c)
-        for c in job.checkpoints.select_related("job__connection").order_by("step")
+        for c in job.checkpoints.filter(deleted_at__isnull=True)
+        .select_related("job__connection")
+        .order_by("step")
         if c.model_name and c.model_name != job.fine_tuned_model
     ]
     final = [final_choice(job)] if job.fine_tuned_model and job.model_deleted_at is None else []

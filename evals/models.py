@@ -23,10 +23,12 @@ class Evaluation(Leased):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
+        # Finished, but some cells have no answer (a deleted model, errors past their retries).
+        PARTIAL = "partial", "Finished with failed cells"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+    TERMINAL = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED})
 
     name = models.CharField(max_length=200)
     dataset = models.ForeignKey(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, Value
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -27,6 +27,8 @@ from evals.models import EvalExample, EvalOutput, Evaluation
 from evals.runner import Answer, Call, run_calls
 from evals.services import enqueue_step
 from jobs.locks import AdvisoryLock
+from jobs.providers import NotFoundError
+from jobs.services import checkpoint_mark_deleted
 
 log = logging.getLogger("tuneboard.evals")
 
@@ -155,7 +157,12 @@ class _Run:
     def _finish(self) -> None:
         # Failed cells and uncomparable rows were never judged: the judge part is complete.
         Evaluation.objects.filter(pk=self.evaluation.pk, status=Status.RUNNING).update(
-            status=Status.SUCCEEDED, finished_at=timezone.now(), judge_total=F("judge_done")
+            status=Case(
+                When(cells_failed__gt=0, then=Value(Status.PARTIAL)),
+                default=Value(Status.SUCCEEDED),
+            ),
+            finished_at=timezone.now(),
+            judge_total=F("judge_done"),
         )
         log.info("evaluation %s finished", self.evaluation.pk)
 
@@ -219,6 +226,11 @@ class _Run:
             status=Cell.FAILED, error=message, attempts=F("attempts") + 1, completed_at=now
         )
         self._count(cells_done=written, cells_failed=written)
+        if isinstance(answer.error, NotFoundError):
+            # Only checkpoints match: a deleted checkpoint stops being offered at once.
+            checkpoint_mark_deleted(
+                model_name=answer.call.model, connection_id=answer.call.connection_id
+            )
 
     # --- the judge
 

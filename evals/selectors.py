@@ -90,6 +90,8 @@ class ColumnSummary:
     completion_tokens: int
     cost: Decimal | None
     best: set[str] = field(default_factory=set)
+    # Metrics whose top score this column shares within the 95% intervals: a tie, not a best.
+    tied: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Summary:
     cost: Decimal | None
     prompt_tokens: int
     completion_tokens: int
+    # What "win rate vs baseline" counts, in words the page shows.
+    win_basis: str = ""
 
     def chart_data(self) -> dict[str, Any]:
         """Mean score per model per metric, for the bar chart (and its text alternative)."""
@@ -163,13 +167,15 @@ def summary(
         completion_tokens = sum(r["completion_tokens"] or 0 for r in succeeded)
         win = pairwise = None
         if baseline is not None and column.pk != baseline.pk:
-            if primary is not None:
+            if evaluation.judge_pairwise:
+                # A pairwise judgement says which reply is better; it defines the win rate.
+                pairwise = stats.pairwise_rate([r["pairwise_score"] for r in mine])
+                win = pairwise
+            elif primary is not None:
                 win = stats.win_rate(
                     [_score(r, primary) for r in mine],
                     [baseline_primary.get(r["example_id"]) for r in mine],
                 )
-            if evaluation.judge_pairwise:
-                pairwise = stats.pairwise_rate([r["pairwise_score"] for r in mine])
         out.append(
             ColumnSummary(
                 column=column,
@@ -194,7 +200,20 @@ def summary(
         )
     _mark_best(out, mets)
     costs = [c.cost for c in out]
+    if evaluation.judge_pairwise:
+        basis = (
+            f"Win rate vs baseline is the LLM judge's pairwise verdict ({evaluation.judge_model}"
+            " picks reply A, reply B or a tie)"
+        )
+    elif mets:
+        basis = (
+            f"Win rate vs baseline compares the grader “{mets[0].label}” row by row: a higher "
+            "score wins, an equal score is a tie"
+        )
+    else:
+        basis = "No win rate: the evaluation has no grader and no pairwise judge"
     return Summary(
+        win_basis=basis,
         metrics=mets,
         columns=out,
         primary=primary,
@@ -219,13 +238,32 @@ def _mark_best(out: list[ColumnSummary], mets: list[Metric]) -> None:
             candidates.setdefault("latency", []).append((-c.mean_latency_ms, c))
         if c.cost is not None and c.done:
             candidates.setdefault("cost", []).append((-float(c.cost), c))
+    scored = {m.id for m in mets}
     for key, values in candidates.items():
         if len(values) < 2:
             continue
         top = max(v for v, _ in values)
+        if key in scored:
+            _mark_best_score(key, [c for _, c in values])
+            continue
         for value, c in values:
             if value == top:
                 c.best.add(key)
+
+
+def _mark_best_score(key: str, columns: list[ColumnSummary]) -> None:
+    """A score is "best" only when its interval lies wholly above every other column's; else
+    the columns whose intervals reach the top interval are tied."""
+    intervals = [(c.scores[key], c) for c in columns]
+    top, leader = max(((i, c) for i, c in intervals if i is not None), key=lambda t: t[0].mean)
+    others = [(i, c) for i, c in intervals if c is not leader and i is not None]
+    if all(top.low > i.high for i, _ in others):
+        leader.best.add(key)
+        return
+    leader.tied.add(key)
+    for interval, c in others:
+        if interval.high >= top.low:
+            c.tied.add(key)
 
 
 # --- grid -----------------------------------------------------------------------------------

@@ -279,6 +279,9 @@ class LaunchForm(forms.Form):
         required=False, max_length=1000, help_text="Comma-separated, e.g. support, v2."
     )
     cloned_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    accept_warnings = forms.BooleanField(
+        required=False, label="Launch anyway", help_text="Despite the warnings above."
+    )
 
     HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "beta")
 
@@ -305,7 +308,9 @@ class LaunchForm(forms.Form):
             (d.id, f"{d.name} (#{d.id}, {d.n_examples:,} examples)")
             for d in options.datasets.values()
         ]
-        self.fields["training_dataset"].choices = datasets
+        # A placeholder rather than the first dataset when nothing fits (none valid for
+        # training, or a ``?dataset=`` that names no valid dataset): no silent substitute.
+        self.fields["training_dataset"].choices = [("", "Choose a training dataset"), *datasets]
         self.fields["validation_dataset"].choices = [("", "None"), *datasets]
 
     # --- field checks (shape only: the launch rules are ``services.job_launch``'s) ----------

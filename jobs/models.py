@@ -288,6 +288,9 @@ class Checkpoint(models.Model):
     model_name = models.CharField(max_length=300)
     metrics = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
+    # When we learned the provider no longer serves it: gone from the job's checkpoint list
+    # (OpenAI keeps only the last three epochs'), or its model answered 404.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["step"]
@@ -299,6 +302,13 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return self.model_name
+
+    @property
+    def short_name(self) -> str:
+        """``ft:<base>:<org>:<suffix>:<id>:ckpt-step-N`` as ``…:<id>:ckpt-step-N``: the part
+        that tells checkpoints apart (the full name is one hover or copy away)."""
+        parts = self.model_name.split(":")
+        return "…:" + ":".join(parts[-2:]) if len(parts) > 3 else self.model_name
 
 
 class MetricPoint(models.Model):

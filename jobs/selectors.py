@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from core.models import AuditEntry
 from datasets.models import BaseModel, Dataset
+from datasets.selectors import datasets_overlap
 from datasets.validation import (
     Distribution,
     estimate_hyperparameters,
@@ -110,6 +111,11 @@ class DatasetFacts:
     n_examples: int
     encoding: str
     tokens_by_context: dict[int, int]  # billed tokens per epoch for each catalog context limit
+    split_part: str = ""  # "train", "validation" or "test" for a part of a split, else ""
+
+    @property
+    def is_training_data(self) -> bool:
+        return self.split_part in ("", "train")
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -128,6 +134,11 @@ class LaunchOptions:
             if tuned.name == name:
                 return self.models.get(tuned.catalog_id or "")
         return catalog_model_for(name, self.models)
+
+    def default_training_dataset(self) -> int | None:
+        """The most recent valid dataset that is not the validation or test part of a split
+        (``datasets`` is newest first)."""
+        return next((d.id for d in self.datasets.values() if d.is_training_data), None)
 
     def js_data(self) -> dict[str, Any]:
         """For json_script: each valid dataset's estimated "auto" hyperparameters, shown beside
@@ -197,6 +208,8 @@ def valid_datasets(contexts: set[int]) -> dict[int, DatasetFacts]:
             "report__n_examples",
             "report__tokens__encoding",
             "report__tokens__total__counts",
+            "derivation__kind",
+            "derivation__part",
         )
     )
     facts = {}
@@ -210,8 +223,41 @@ def valid_datasets(contexts: set[int]) -> dict[int, DatasetFacts]:
             n_examples=row["n_examples"] or row["report__n_examples"] or distribution.n,
             encoding=row["report__tokens__encoding"] or "",
             tokens_by_context={limit: distribution.capped_total(limit) for limit in contexts},
+            split_part=str(row["derivation__part"] or "")
+            if row["derivation__kind"] == "split"
+            else "",
         )
     return facts
+
+
+def launch_warnings(*, training_id: Any, validation_id: Any) -> list[str]:
+    """What to point out before launching with this training and validation data: the same
+    dataset twice, or examples the two share (validation loss then measures memorised
+    examples and cannot show overfitting)."""
+    if not (isinstance(training_id, int) and isinstance(validation_id, int)):
+        return []  # no query: the page's query count stays flat without a validation set
+    datasets = {d.pk: d for d in Dataset.objects.filter(pk__in=[training_id, validation_id])}
+    training, validation = datasets.get(training_id), datasets.get(validation_id)
+    if training is None or validation is None:
+        return []
+    if training.pk == validation.pk:
+        return [
+            "The validation dataset is the training dataset: its loss will follow the "
+            "training loss and cannot show overfitting."
+        ]
+    overlap = datasets_overlap(first=training, second=validation)
+    if not overlap.checked:
+        return [
+            "The training and validation datasets were not compared for shared examples "
+            "(the files are too large to compare here)."
+        ]
+    if overlap.shared:
+        return [
+            f"The training and validation datasets share {overlap.shared:,} of "
+            f"{overlap.of:,} examples: validation loss on them measures memorisation, not "
+            "generalisation."
+        ]
+    return []
 
 
 def launch_options() -> LaunchOptions:

@@ -23,7 +23,7 @@ from datasets.validation import provider_limits
 from jobs import selectors
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
-from jobs.models import Job, JobControl, ProviderConnection, ProviderFile
+from jobs.models import Checkpoint, Job, JobControl, ProviderConnection, ProviderFile
 from jobs.providers import (
     BadRequestError,
     JobInfo,
@@ -809,3 +809,11 @@ def job_annotate(
         job.save(update_fields=fields)
         audit_record(actor=user, action="job_annotated", obj=job, detail={"fields": fields})
     return job
+
+
+def checkpoint_mark_deleted(*, model_name: str, connection_id: int) -> int:
+    """The provider answered 404 for this checkpoint model: it was deleted there (pruned or
+    its model deleted), so it is shown as such and no longer offered."""
+    return Checkpoint.objects.filter(
+        model_name=model_name, job__connection_id=connection_id, deleted_at__isnull=True
+    ).update(deleted_at=timezone.now())

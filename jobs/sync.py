@@ -209,12 +209,18 @@ def _store(job: Job, fetched: Fetched) -> None:
         JobEvent.objects.bulk_create(events, ignore_conflicts=True, batch_size=1000)
         metrics.upsert(job.pk, rows)
         if fetched.checkpoints is not None:
+            listed = _checkpoint_rows(job, fetched.checkpoints, now)
             Checkpoint.objects.bulk_create(
-                _checkpoint_rows(job, fetched.checkpoints, now),
+                listed,
                 update_conflicts=True,
                 unique_fields=["job", "provider_checkpoint_id"],
                 update_fields=["metrics", "step", "model_name"],
             )
+            # The list is complete (paging fails rather than stops short): a checkpoint no
+            # longer in it was deleted at the provider and cannot be called any more.
+            Checkpoint.objects.filter(job=job, deleted_at__isnull=True).exclude(
+                provider_checkpoint_id__in=[c.provider_checkpoint_id for c in listed]
+            ).update(deleted_at=now)
         terminal = status in Job.PROVIDER_TERMINAL
         job.status = status
         job.model = storable.text(info.model, MODEL_LENGTH) or job.model

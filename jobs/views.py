@@ -130,14 +130,27 @@ def _clone_source(request: HttpRequest) -> Job | None:
     return job
 
 
-def _get_initial(request: HttpRequest, clone: Job | None) -> dict[str, Any]:
+def _get_initial(
+    request: HttpRequest, clone: Job | None, options: selectors.LaunchOptions
+) -> dict[str, Any]:
     if clone is not None:
         return launch_initial_from(clone)
     initial: dict[str, Any] = {"base_model": selectors.DEFAULT_BASE_MODEL_ID}
-    for key in ("dataset", "connection"):
-        number = whole_number(request.GET.get(key, ""))
-        if number is not None:
-            initial["training_dataset" if key == "dataset" else key] = number
+    connection = whole_number(request.GET.get("connection", ""))
+    if connection is not None:
+        initial["connection"] = connection
+    if "dataset" not in request.GET:
+        initial["training_dataset"] = options.default_training_dataset()
+        return initial
+    raw = request.GET["dataset"]
+    dataset = whole_number(raw)
+    if dataset is not None and dataset in options.datasets:
+        initial["training_dataset"] = dataset
+    else:
+        messages.error(
+            request,
+            f"No dataset “{raw[:40]}” that passed validation: choose a training dataset below.",
+        )
     return initial
 
 
@@ -181,9 +194,15 @@ def launch_estimate(request: HttpRequest) -> HttpResponse:
 def job_new(request: HttpRequest) -> HttpResponse:
     options = selectors.launch_options()
     clone: Job | None = None
+    warnings: list[str] = []
     if request.method == "POST":
         form = LaunchForm(request.POST, options=options)
         if form.is_valid():
+            warnings = selectors.launch_warnings(
+                training_id=form.cleaned_data["training_dataset"],
+                validation_id=form.cleaned_data.get("validation_dataset"),
+            )
+        if form.is_valid() and (not warnings or form.cleaned_data["accept_warnings"]):
             source_id = form.cleaned_data.get("cloned_from")
             clone = selectors.job_for_clone(source_id) if source_id else None
             try:
@@ -205,8 +224,14 @@ def job_new(request: HttpRequest) -> HttpResponse:
                 return redirect("jobs:detail", pk=job.pk)
     else:
         clone = _clone_source(request)
-        form = LaunchForm(initial=_get_initial(request, clone), options=options)
+        initial = _get_initial(request, clone, options)
+        form = LaunchForm(initial=initial, options=options)
+        warnings = selectors.launch_warnings(
+            training_id=initial.get("training_dataset"),
+            validation_id=initial.get("validation_dataset"),
+        )
     context = {
+        "warnings": warnings,
         **_estimate_context(form, _estimate(form, options)),
         "form": form,
         "options": options,

@@ -18,6 +18,7 @@ from sandbox.catalog import base_model, base_of
 from sandbox.engine import hyperparameters_json
 from sandbox.models import (
     SandboxAccount,
+    SandboxCheckpoint,
     SandboxFault,
     SandboxFile,
     SandboxJob,
@@ -441,6 +442,12 @@ def model_delete(*, caller: Caller, model_id: str) -> None:
     updated = SandboxModel.objects.filter(pk=model_id, owner=caller.owner, deleted=False).update(
         deleted=True
     )
+    if not updated:
+        # A checkpoint's model: gone from its job's checkpoint list and from chat, as when
+        # it is pruned (only the last three epochs' are kept).
+        updated, _ = SandboxCheckpoint.objects.filter(
+            fine_tuned_model_checkpoint=model_id, job__owner=caller.owner
+        ).delete()
     if not updated:
         raise ApiError(
             404, f"The model '{model_id}' does not exist", param="model", code="model_not_found"

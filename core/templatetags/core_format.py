@@ -23,6 +23,7 @@ NONE = "—"
 # Every status word any page shows (runs, datasets, evaluations, event levels) → badge class.
 STATUS_BADGES = {
     "succeeded": "badge-ok",
+    "partial": "badge-warn",
     "valid": "badge-ok",
     "failed": "badge-bad",
     "launch_failed": "badge-bad",

@@ -21,6 +21,7 @@ from evals.services import (
 )
 from tests.conftest import LiveRequests, Sandbox
 from tests.evals.conftest import Trained
+from tests.permissions import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,7 +86,11 @@ def test_fine_tuned_models_beat_the_base_model_and_improve_over_checkpoints(
     assert final_column.win is not None
     assert (final_column.win.wins, final_column.win.losses) == (12, 0)
     assert final_column.win.rate == 1.0
-    assert "exact_match" in final_column.best
+    # 12 examples: 0.75 and the three 1.0 columns overlap within their 95% intervals, so
+    # none is "best" and those four are tied; the base model is clearly below them.
+    assert not any("exact_match" in c.best for c in summary.columns)
+    assert [("exact_match" in c.tied) for c in summary.columns] == [False, True, True, True, True]
+    assert "compares the grader “Exact match” row by row" in summary.win_basis
     assert summary.cost is not None and summary.prompt_tokens > 0
 
 
@@ -96,8 +101,15 @@ def test_provider_errors_fail_cells_not_the_evaluation(trained: Trained, sdk) ->
     # The fine-tuned model is deleted at the provider after the evaluation was set up.
     assert sdk.models.delete(trained.job.fine_tuned_model).deleted
     evaluation = run_to_end(evaluation)
-    assert evaluation.status == "succeeded"
+    # Finished, but not "Succeeded": half its cells have no answer.
+    assert evaluation.status == "partial"
+    assert evaluation.get_status_display() == "Finished with failed cells"
     assert (evaluation.cells_done, evaluation.cells_failed) == (24, 12)
+    html = client_for("viewer").get(f"/evaluations/{evaluation.pk}/").content.decode()
+    assert ">Finished with failed cells</span>" in html
+    assert (
+        "12 of 24 cells failed (no answer): scores and win rates cover answered cells only." in html
+    )
     failed = EvalOutput.objects.filter(evaluation=evaluation, status="failed")
     assert set(failed.values_list("column__position", flat=True)) == {1}
     assert all("404" in o.error and o.attempts == 1 for o in failed)  # a 4xx is not retried
@@ -138,7 +150,7 @@ def test_cells_out_of_tries_fail_and_can_be_run_again(
     evaluation = create(trained, [choices[-1].key])
     sandbox.control("faults", {"kinds": ["500"], "path": "chat/completions", "count": 3})
     evaluation = run_to_end(evaluation)
-    assert (evaluation.status, evaluation.cells_failed) == ("succeeded", 3)
+    assert (evaluation.status, evaluation.cells_failed) == ("partial", 3)
     assert evaluation_rerun_failed(evaluation=evaluation, user=None) == 3
     evaluation.refresh_from_db()
     assert (evaluation.status, evaluation.cells_done, evaluation.cells_failed) == ("queued", 9, 0)
@@ -171,6 +183,11 @@ def test_llm_judge_scores_and_pairwise_against_the_baseline(trained: Trained) ->
     summary = selectors.summary(evaluation)
     assert summary.columns[1].scores["judge"].mean == 1.0
     assert summary.columns[1].pairwise.rate == 1.0 and summary.columns[1].pairwise.wins == 12
+    # With a pairwise judge, its verdicts (not the grader) are the win rate, and the page says so.
+    assert summary.columns[1].win == summary.columns[1].pairwise
+    assert "the LLM judge's pairwise verdict" in summary.win_basis
+    html = client_for("viewer").get(f"/evaluations/{evaluation.pk}/").content.decode()
+    assert "Win rate vs baseline is the LLM judge&#x27;s pairwise verdict" in html
 
 
 def test_requests_that_cannot_be_evaluated_are_refused(
