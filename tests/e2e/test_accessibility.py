@@ -80,6 +80,36 @@ def crawl(page: Page, extra: list[str] = []) -> list[str]:  # noqa: B006 - read 
     return sorted(seen)
 
 
+# Text in every status colour the pages use, on the tints it sits on, with the app's stylesheet;
+# and two things axe must catch (an image without a text alternative, a field without a label).
+PROBE = """<!doctype html><html lang="en"><head><title>probe</title>
+<link rel="stylesheet" href="/static/css/app.css"></head><body><main><h1>Probe</h1>
+<p><span class="badge">Queued</span> <span class="badge badge-ok">Succeeded</span>
+<span class="badge badge-warn">Running</span> <span class="badge badge-bad">Failed</span></p>
+<p class="muted">Muted</p><p class="error">Error</p><p class="ds-ok">Valid</p>
+<div class="jb-banner jb-banner-warn"><span class="muted">warn</span> <a href="#a">link</a></div>
+<div class="ds-banner ds-banner-bad"><span class="error">bad</span> <a href="#b">link</a></div>
+<table class="table"><thead><tr><th>Column</th></tr></thead><tbody><tr class="tb-best"><td>
+<span class="ev-good">good</span> <span class="ev-mid">mid</span> <span class="ev-bad">bad</span>
+</td></tr></tbody></table>
+<img src="/static/favicon.svg" id="no-alt"><input type="text" id="no-label"></main></body></html>"""
+
+
+def test_axe_names_the_rule_and_the_element_and_the_status_colours_pass(
+    page_as: Callable[[str], Page], browser_problems: PageProblems
+) -> None:
+    page = page_as("viewer")
+    browser_problems.errors.clear()
+    page.set_content(PROBE)
+    page.wait_for_function("() => getComputedStyle(document.body).margin === '0px'")
+    axe_checked(page)
+    found = sorted(line.split(":")[0] for line in browser_problems.errors)
+    assert found == ["axe image-alt (critical)", "axe label (critical)"], browser_problems.errors
+    assert "#no-alt" in "".join(browser_problems.errors)
+    assert "#no-label" in "".join(browser_problems.errors)
+    browser_problems.errors.clear()
+
+
 def _data(sandbox_url: str, sandbox_key: str, connection: ProviderConnection) -> dict[str, Any]:
     sdk = make_client(sandbox_url, key=sandbox_key)
     first = train(sdk, connection)
