@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Form widgets' templates, for FORM_RENDERER below.
+    "django.forms",
     # In layer order: each app may import only the apps above it (see README, Architecture).
     "core",
     "datasets",
@@ -154,6 +156,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise EnvError("DATABASE_URL must point to PostgreSQL (postgres://…)")
+# Widgets render through TEMPLATES, so templates/ can override one of Django's (the admin's
+# date-and-time boxes get accessible names: templates/admin/widgets/split_datetime.html).
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -49,3 +51,20 @@ class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # the log is evidence: not even a superuser may rewrite it
+
+
+# Django's two-box filter widget (filter_horizontal) labels its search icon with an aria-label
+# on a bare <span>, which axe-core counts as a serious violation; Tuneboard's three role groups
+# and few permissions read as well in a plain multiple select, which is labelled.
+class AccessibleGroupAdmin(GroupAdmin):
+    filter_horizontal = ()
+
+
+class AccessibleUserAdmin(UserAdmin[User]):
+    filter_horizontal = ()
+
+
+admin.site.unregister(Group)
+admin.site.register(Group, AccessibleGroupAdmin)
+admin.site.unregister(User)
+admin.site.register(User, AccessibleUserAdmin)

@@ -105,6 +105,11 @@ def _seed_field() -> forms.IntegerField:
 
 
 class SplitForm(forms.Form):
+    # Shown beside SubsetForm on one page: distinct ids keep each label on its own field.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "split_%s")
+        super().__init__(*args, **kwargs)
+
     train = _fraction_field("0.8", "Train fraction")
     validation = _fraction_field("0.2", "Validation fraction")
     test = _fraction_field("0", "Test fraction (optional)")
@@ -124,6 +129,10 @@ class SplitForm(forms.Form):
 
 
 class SubsetForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "subset_%s")
+        super().__init__(*args, **kwargs)
+
     MODES = [
         ("first", "First N lines"),
         ("random", "N random lines"),

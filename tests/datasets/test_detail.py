@@ -160,7 +160,7 @@ def test_histograms_carry_the_report_buckets_and_the_context_line(viewer: Client
     assert over > 0
     text = page.content.decode()
     assert f"training context 400 tokens, {over} examples above it" in text
-    assert 'role="img"' in text and "Data table" in text
+    assert 'role="figure"' in text and "Data table" in text
     assert f"× {over}" in text  # the exceeds_context finding, recomputed for the model
 
 

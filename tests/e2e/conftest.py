@@ -2,7 +2,9 @@
 live server (with the built-in sandbox as the provider), signed in through the real login page.
 
 Every page a test opens records JavaScript dialogs (an injected ``alert`` is how the XSS probes
-show), uncaught page errors and console errors; any of them fails the test that opened it.
+show), uncaught page errors, console errors and axe-core's critical or serious accessibility
+violations (checked on every page load, and again by ``check_page`` once scripts have run); any
+of them fails the test that opened it.
 """
 
 from __future__ import annotations
@@ -15,15 +17,25 @@ from typing import Any
 
 import pytest
 from django.apps import apps as django_apps
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    sync_playwright,
+)
 
 from datasets.models import BaseModel
 from tests.e2e.pages import (
+    AXE_ON_LOAD,
     BROWSER_MISSING,
     CHROMIUM,
     CHROMIUM_ARGS,
     PASSWORD,
     accessibility_problems,
+    axe_checked,
+    axe_violations,
     screenshot_path,
 )
 from tests.jobs.conftest import make_dataset, sandbox_connection  # noqa: F401 - fixtures
@@ -44,6 +56,39 @@ class PageProblems:
 
 
 PROBLEMS = pytest.StashKey[PageProblems]()
+AXE_FINISH = pytest.StashKey[Callable[[], None]]()
+
+
+class AxeWatch:
+    """axe-core on every page a context loads (``AXE_ON_LOAD``): violations go to the test's
+    problems; pages left before axe finished are opened again at the end and checked then."""
+
+    def __init__(self, context: BrowserContext, role: str, problems: PageProblems) -> None:
+        self.context, self.role, self.problems = context, role, problems
+        self.started: dict[str, str] = {}
+        self.checked: set[str] = set()
+        context.expose_binding("tbAxeStarted", lambda _, key, url: self.start(key, url))
+        context.expose_binding("tbAxeReport", lambda _, key, found: self.report(key, found))
+        context.add_init_script(AXE_ON_LOAD)
+
+    def start(self, key: str, url: str) -> None:
+        self.started[key] = url
+
+    def report(self, key: str, found: list[str]) -> None:
+        url = self.started.pop(key, key.rsplit(" @", 1)[0])
+        self.checked.add(url)
+        self.problems.errors.extend(f"axe {line} on {url} ({self.role})" for line in found)
+
+    def finish(self) -> None:
+        for page in self.context.pages:
+            axe_checked(page)
+        for url in sorted(set(self.started.values()) - self.checked):
+            page = self.context.new_page()
+            try:
+                page.goto(url)
+                axe_checked(page)
+            finally:
+                page.close()
 
 
 def scenario_name(request: pytest.FixtureRequest) -> str:
@@ -106,6 +151,13 @@ def page_as(
     scenario = scenario_name(request)
     contexts = []
     users: dict[str, Any] = {}
+    watches: list[AxeWatch] = []
+
+    def finish_axe() -> None:
+        for watch in watches:
+            watch.finish()
+
+    request.node.stash[AXE_FINISH] = finish_axe
 
     def watch(page: Page, role: str) -> None:
         def on_dialog(dialog: Dialog) -> None:
@@ -130,6 +182,7 @@ def page_as(
             base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-US"
         )
         contexts.append(context)
+        watches.append(AxeWatch(context, role, problems))
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
         page = context.new_page()
@@ -160,14 +213,17 @@ def page_as(
 @pytest.fixture
 def check_page(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
     """``check_page(page, name)``: screenshot the page as var/screenshots/<scenario>--<name>.png,
-    then assert the accessibility basics and that nothing went wrong on it so far."""
+    then assert the accessibility basics, axe-core's verdict and that nothing went wrong on it
+    so far."""
     scenario = scenario_name(request)
 
     def check(page: Page, name: str) -> None:
         page.wait_for_load_state("load")
         page.screenshot(path=screenshot_path(scenario, name), full_page=True)
         problems = accessibility_problems(page)
-        assert not problems, f"{name} ({page.url}): " + "; ".join(problems)
+        # Again here, not only at load: by now the page's scripts have drawn what they draw.
+        problems += axe_violations(page)
+        assert not problems, f"{name} ({page.url}):\n" + "\n".join(problems)
         recorded = request.node.stash.get(PROBLEMS, None)
         assert not (recorded and recorded.summary()), f"{name}: {recorded.summary()}"
 
@@ -176,9 +232,13 @@ def check_page(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """Fail a test whose pages opened a dialog or raised, even when its asserts passed."""
+    """Fail a test whose pages opened a dialog, raised or broke an axe rule, even when its
+    asserts passed."""
     try:
         result = yield
+        finish_axe = item.stash.get(AXE_FINISH, None)
+        if finish_axe is not None:
+            finish_axe()
     except BaseException as exc:
         problems = item.stash.get(PROBLEMS, None)
         if problems and problems.summary():

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_playwright_python.base import AXE_SCRIPT
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
@@ -71,6 +72,44 @@ A11Y_SCRIPT = """() => {
   return problems;
 }"""
 
+# axe-core 4.4 (the copy bundled with axe-playwright-python: no network): every rule, keeping
+# the critical and serious violations. It runs as Playwright's own script, outside the page's
+# Content-Security-Policy, so it neither needs an exception nor causes a violation.
+AXE_RUN = """async () => {
+  const found = await axe.run(document, {resultTypes: ["violations"]});
+  return found.violations
+    .filter((v) => v.impact === "critical" || v.impact === "serious")
+    .map((v) => v.id + " (" + v.impact + "): " + v.help + " at " +
+      v.nodes.slice(0, 5).map((n) => n.target.join(" ") +
+        (n.any.length ? " (" + n.any[0].message + ")" : "")).join("; ") +
+      (v.nodes.length > 5 ? " and " + (v.nodes.length - 5) + " more" : ""));
+}"""
+# Added to every document of a browser context: once the page has loaded and its scripts have
+# drawn (charts, tables filled in after the load event: the document stays still for a moment,
+# or two seconds have passed on a page that keeps changing), axe checks it and hands the verdict
+# to tbAxeReport. tbAxeStarted lets the test tell a page left before axe finished (checked again
+# at the end of the test) from one that was checked.
+AXE_SETTLED = """new Promise((resolve) => {
+  let quiet = null;
+  const done = () => { observer.disconnect(); clearTimeout(cap); resolve(); };
+  const observer = new MutationObserver(() => {
+    clearTimeout(quiet);
+    quiet = setTimeout(done, 150);
+  });
+  observer.observe(document, {subtree: true, childList: true, attributes: true,
+    characterData: true});
+  quiet = setTimeout(done, 150);
+  const cap = setTimeout(done, 2000);
+})"""
+AXE_ON_LOAD = f"""{AXE_SCRIPT}
+window.addEventListener("load", () => {{
+  if (!/^https?:$/.test(location.protocol)) {{ return; }}
+  const key = location.href + " @" + performance.timeOrigin;
+  window.tbAxeStarted(key, location.href);
+  window.tbAxeDone = {AXE_SETTLED}.then({AXE_RUN}).then((found) => window.tbAxeReport(key, found));
+}});
+"""
+
 
 # Records every value the upload bar shows; sessionStorage survives the redirect that follows.
 WATCH_UPLOAD_BAR = """() => {
@@ -97,6 +136,20 @@ def upload(page: Page, path: Path, name: str) -> list[int]:
 
 def accessibility_problems(page: Page) -> list[str]:
     return page.evaluate(A11Y_SCRIPT)
+
+
+def axe_checked(page: Page) -> None:
+    """Waits for the check axe started when the page loaded (see ``AXE_ON_LOAD``)."""
+    evaluate_settled(page, "() => window.tbAxeDone")
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's critical and serious violations on the page as it is now, one line each with
+    the rule id, what it asks for and the elements (CSS selectors) that break it."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_SCRIPT)  # a page opened outside ``page_as``
+    axe_checked(page)  # axe refuses to start while another run is going
+    return [f"axe {line} on {page.url}" for line in page.evaluate(AXE_RUN)]
 
 
 def screenshot_path(scenario: str, name: str) -> Path:

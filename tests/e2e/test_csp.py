@@ -21,7 +21,7 @@ from evals.choices import run_choices
 from evals.services import EvaluationRequest, evaluation_create
 from jobs.models import ProviderConnection
 from tests.e2e.conftest import PageProblems
-from tests.e2e.pages import E2E, PASSWORD
+from tests.e2e.pages import E2E, PASSWORD, axe_checked
 from tests.e2e.plotly_css import (
     STATIC_CSS,
     bundle_rules,
@@ -105,6 +105,7 @@ class Watcher:
             assert count >= 1, path
         # A round trip through the page: violations raised while loading have been delivered.
         self.page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 0))")
+        axe_checked(self.page)  # axe's verdict on this page, before the next one replaces it
         assert not self.violations, f"{path}: {self.violations}"
         assert not self.problems.summary(), f"{path}: {self.problems.summary()}"
 

@@ -15,7 +15,7 @@ from jobs.models import Job, ProviderConnection
 from tests.conftest import wait_until
 from tests.e2e.conftest import PageProblems
 from tests.e2e.data import add_event, make_running_job
-from tests.e2e.pages import E2E, XSS, upload
+from tests.e2e.pages import E2E, XSS, axe_checked, upload
 from tests.sandbox.data import chat_examples, jsonl
 
 pytestmark = [*E2E, pytest.mark.django_db(transaction=True)]
@@ -48,6 +48,7 @@ def test_the_probe_sees_an_injected_script(
     assert browser_problems.dialogs == []  # the policy kept the handler from running
     # ...and the console collector also saw the broken image it loaded.
     assert any(e.endswith("/x]") for e in browser_problems.errors), browser_problems.errors
+    axe_checked(page)  # axe looks at the probe page too, which is no page of ours
     browser_problems.dialogs.clear()
     browser_problems.errors.clear()
 
