@@ -5,6 +5,7 @@ from django.template.response import TemplateResponse
 
 from core.admin_tools import SavesOnlyItsFields, confirm_action
 from dashboard import services
+from dashboard.columns import KEYS as COLUMN_KEYS
 from dashboard.models import RunCurve, RunListPreference, ShareLink
 
 
@@ -74,8 +75,24 @@ class RunCurveAdmin(admin.ModelAdmin):
 
 
 @admin.register(RunListPreference)
-class RunListPreferenceAdmin(admin.ModelAdmin):
+class RunListPreferenceAdmin(admin.ModelAdmin[RunListPreference]):
+    """A person's own choice, made on the runs list: the admin only reads it or resets it."""
+
     list_display = ("user", "hidden_columns", "updated_at")
+    list_filter = ("updated_at",)
     search_fields = ("user__username",)
-    readonly_fields = ("updated_at",)
+    readonly_fields = ("user", "hidden_columns", "updated_at")
     list_select_related = ("user",)
+    actions = ("reset_columns",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.action(description="Show every column again", permissions=["view"])
+    def reset_columns(self, request: HttpRequest, queryset: QuerySet[RunListPreference]) -> None:
+        for preference in queryset.select_related("user"):
+            services.run_list_columns_set(user=preference.user, shown=list(COLUMN_KEYS))
+        self.message_user(request, f"{queryset.count()} runs-list preferences reset.")

@@ -161,10 +161,16 @@
         swapSections(data.sections_html);
         sectionsKey = data.sections_key;
       }
-      document.getElementById("job-status").textContent = data.status_display;
-      showProgress(data);
-      if (data.charts && window.tuneboardRunCharts) { window.tuneboardRunCharts.apply(data.charts); }
-      live.setAttribute("data-polls", String(Number(live.getAttribute("data-polls") || 0) + 1));
+      var charts = data.charts && window.tuneboardRunCharts;
+      var drawn = charts ? window.tuneboardRunCharts.apply(data.charts) : null;
+      function showState() {
+        document.getElementById("job-status").textContent = data.status_display;
+        showProgress(data);
+        live.setAttribute("data-polls", String(Number(live.getAttribute("data-polls") || 0) + 1));
+      }
+      // When the charts need new figures first, the status and progress wait for them: the
+      // text never names a step the chart does not show yet.
+      if (drawn) { drawn.then(showState); } else { showState(); }
     }
 
     function poll() {

@@ -45,7 +45,8 @@
     hidden: {},
     errors: 0,
     timer: null,
-    fetching: false
+    fetching: false,
+    pending: null  // the figures request in flight, if any
   };
 
   function plotConfig(kind) {
@@ -94,7 +95,7 @@
   }
 
   function refetch() {
-    if (state.fetching) { return Promise.resolve(); }
+    if (state.fetching) { return state.pending; }
     state.fetching = true;
     var params = {
       x_axis: axisSelect ? axisSelect.value : state.xAxis,
@@ -105,7 +106,7 @@
     // the run is finished).
     if (config.live_from_page) { params.up_to_step = state.lastStep; }
     var url = withParams(config.figures_url, params);
-    return getJSON(url).then(function (data) {
+    state.pending = getJSON(url).then(function (data) {
       state.xAxis = data.x_axis;
       if (axisSelect && axisSelect.value !== data.x_axis) { axisSelect.value = data.x_axis; }
       if (data.conversion) { state.conversion = data.conversion; }
@@ -117,7 +118,8 @@
       });
     }).catch(function () {
       if (live) { live.textContent = "Could not load the charts; try again in a moment."; }
-    }).then(function () { state.fetching = false; });
+    }).then(function () { state.fetching = false; state.pending = null; });
+    return state.pending;
   }
 
   function xOf(step) {
@@ -230,7 +232,12 @@
       // While new figures load, the page holds its next poll: they are drawn up to the
       // step it shows, and nothing newer may overtake them.
       busy: function () { return state.fetching; },
-      apply: function (data) { if (!state.terminal) { applyUpdate(data); } }
+      // Resolves once the charts show the update (at once, or when new figures are drawn),
+      // so the page can move its status and progress text with them.
+      apply: function (data) {
+        if (!state.terminal) { applyUpdate(data); }
+        return state.pending || Promise.resolve();
+      }
     };
     return;
   }

@@ -84,7 +84,7 @@ def base_env(var_dir: Path, port: int) -> dict[str, str]:
 
 
 def login(base_url: str, username: str, password: str) -> httpx.Response:
-    with httpx.Client(base_url=base_url, follow_redirects=False, timeout=10) as client:
+    with httpx.Client(base_url=base_url, follow_redirects=False, timeout=60) as client:
         page = client.get("/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
         return client.post(
@@ -120,10 +120,10 @@ def test_run_serves_stops_cleanly_and_reuses_var(var_root: Path) -> None:
         assert f"Created admin account 'admin' with password: {password}" in first.output
         assert (var_dir / "admin-password.txt").stat().st_mode & 0o777 == 0o600
 
-        assert httpx.get(url + "accounts/login/").status_code == 200
+        assert httpx.get(url + "accounts/login/", timeout=60).status_code == 200
         assert login(url, "admin", password).status_code == 302
         assert login(url, "admin", "wrong").status_code == 200
-        health = httpx.get(url + "healthz", timeout=10).json()
+        health = httpx.get(url + "healthz", timeout=60).json()
         assert health["database"]["ok"] and health["broker"]["ok"]
 
         # A second `make run` on the same var/ fails fast with a clear message.

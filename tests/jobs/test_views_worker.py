@@ -42,7 +42,9 @@ def launch_form(
 def done(client: Any, job: Job, action: str, data: dict[str, str] | None = None) -> JobControl:
     """Ask for a control on the page and wait until the worker has done it (or failed)."""
     before = set(JobControl.objects.filter(job=job).values_list("pk", flat=True))
-    assert client.post(f"/jobs/{job.pk}/{action}/", data or {}).status_code == 302
+    # Cancel and pause act only once confirmed (tests/jobs/test_confirmations.py).
+    confirm = {"confirm": "yes"} if action in ("cancel", "pause") else {}
+    assert client.post(f"/jobs/{job.pk}/{action}/", {**confirm, **(data or {})}).status_code == 302
     control = JobControl.objects.filter(job=job).exclude(pk__in=before).get()
     assert wait_until(lambda: not JobControl.objects.get(pk=control.pk).pending, timeout=60)
     control.refresh_from_db()
