@@ -71,6 +71,29 @@ def test_member_uploads_a_dataset_and_reads_its_report(
     assert sum(counts) == 60
     check_page(page, "dataset-report")
 
+    # The example browser's search finds message text, marks it, and does not find JSON keys.
+    page.goto(page.url + "examples/")
+    search = page.get_by_role("search").get_by_role("textbox")
+    search.fill("bicycles")
+    search.press("Enter")
+    with_bicycles = [
+        i + 1
+        for i, e in enumerate(chat_examples(60, seed=11))
+        if any("bicycles" in m["content"] for m in e["messages"])
+    ]
+    assert with_bicycles
+    expect(page.locator("#search-summary")).to_contain_text(f"{len(with_bicycles)} match")
+    expect(page.locator("article.ds-example")).to_have_count(len(with_bicycles))
+    marks = page.locator("article.ds-example mark")
+    assert marks.count() >= len(with_bicycles)
+    assert set(marks.all_inner_texts()) == {"bicycles"}
+    check_page(page, "dataset-search")
+    search = page.get_by_role("search").get_by_role("textbox")
+    search.fill('"role"')
+    search.press("Enter")
+    expect(page.locator("#search-summary")).to_contain_text("0 matches")
+    expect(page.get_by_text("No matches.")).to_be_visible()
+
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Datasets").click()
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name="Support chat"))
     expect(row).to_contain_text("Valid")
