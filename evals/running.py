@@ -17,20 +17,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core import leases
 from evals import graders as grading
-from evals.models import EvalExample, EvalOutput, Evaluation
+from evals.models import EvalExample, EvalModel, EvalOutput, Evaluation
 from evals.runner import Answer, Call, run_calls
 from evals.services import enqueue_step
 from jobs.locks import AdvisoryLock
 from jobs.providers import NotFoundError
-from jobs.services import checkpoint_mark_deleted
+from jobs.services import checkpoint_mark_deleted, checkpoints_check_served
 
 log = logging.getLogger("tuneboard.evals")
+
+GONE_CHECKPOINT = (
+    "Not requested: the provider no longer serves this checkpoint model (deleted, or pruned "
+    "after the job finished)."
+)
 
 RUN_LOCK = "evals.run"
 STEP_BUDGET_SECONDS = 60.0
@@ -132,6 +137,7 @@ class _Run:
     # --- phases
 
     def work(self) -> Step:
+        self._skip_gone_checkpoints()
         complete = run_calls(
             self._output_calls(),
             on_answer=self._store_output,
@@ -168,6 +174,40 @@ class _Run:
 
     def _pending_outputs(self) -> bool:
         return EvalOutput.objects.filter(evaluation=self.evaluation, status=Cell.PENDING).exists()
+
+    # --- checkpoints the provider deleted
+
+    def _skip_gone_checkpoints(self) -> None:
+        """Before a checkpoint column's first call, ask the provider whether it still serves
+        the checkpoint: a finished job is no longer synced, so one deleted since would only
+        show as a 404 per cell. Columns whose checkpoint is gone (known already, or answered
+        404 now) fail their pending cells with that reason instead of sending requests."""
+        e = self.evaluation
+        answered = EvalOutput.objects.filter(column=OuterRef("pk"), status=Cell.SUCCEEDED)
+        waiting = EvalOutput.objects.filter(column=OuterRef("pk"), status=Cell.PENDING)
+        columns = list(
+            EvalModel.objects.filter(evaluation=e, checkpoint__isnull=False)
+            .filter(Exists(waiting))
+            .exclude(Exists(answered))  # it answered before: the 404 of a call will tell
+            .select_related("checkpoint", "connection")
+        )
+        gone = {c.pk for c in columns if c.checkpoint.deleted_at is not None}  # type: ignore[union-attr]
+        unknown: dict[int, list[EvalModel]] = {}
+        for column in columns:
+            if column.pk not in gone:
+                unknown.setdefault(column.connection_id, []).append(column)
+        for group in unknown.values():
+            deleted = checkpoints_check_served(
+                connection=group[0].connection, model_names=[c.model_name for c in group]
+            )
+            gone |= {c.pk for c in group if c.model_name in deleted}
+        if not gone:
+            return
+        written = EvalOutput.objects.filter(
+            evaluation=e, column_id__in=gone, status=Cell.PENDING
+        ).update(status=Cell.FAILED, error=GONE_CHECKPOINT, completed_at=timezone.now())
+        self._count(cells_done=written, cells_failed=written)
+        log.info("evaluation %s: %s cells of deleted checkpoints not requested", e.pk, written)
 
     # --- outputs
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -817,3 +819,41 @@ def checkpoint_mark_deleted(*, model_name: str, connection_id: int) -> int:
     return Checkpoint.objects.filter(
         model_name=model_name, job__connection_id=connection_id, deleted_at__isnull=True
     ).update(deleted_at=timezone.now())
+
+
+# At most this many models are looked up per call (an evaluation has at most eight columns),
+# a few at a time: the lookups are one short attempt each (interactive timeouts, no retry).
+CHECK_MAX_MODELS = 8
+CHECK_CONCURRENCY = 4
+
+
+def checkpoints_check_served(
+    *, connection: ProviderConnection, model_names: Sequence[str]
+) -> set[str]:
+    """Ask the provider whether these checkpoint models are still served (``GET /models/{id}``)
+    before anything is sent to them: a finished job is no longer synced, so a checkpoint
+    deleted (or pruned) since is only seen this way. Those answered 404 are marked deleted and
+    returned. Any other failure (timeout, 5xx, 403) proves nothing and leaves the model to the
+    calls that use it. No transaction is open during the lookups."""
+    names = list(dict.fromkeys(n for n in model_names if n))[:CHECK_MAX_MODELS]
+    # Azure serves checkpoints through deployments, not by their model id: a 404 for the id
+    # there does not mean the checkpoint is gone.
+    if not names or connection.kind == ProviderConnection.Kind.AZURE_OPENAI:
+        return set()
+    provider = provider_for_connection(connection, interactive=True)
+
+    def gone(name: str) -> bool:
+        try:
+            provider.retrieve_model(name)
+        except NotFoundError:
+            return True
+        except ProviderError as exc:
+            log.info("checkpoint %s on connection %s not checked: %s", name, connection.pk, exc)
+        return False
+
+    with ThreadPoolExecutor(max_workers=min(CHECK_CONCURRENCY, len(names))) as pool:
+        answers = list(pool.map(gone, names))
+    deleted = {name for name, is_gone in zip(names, answers, strict=True) if is_gone}
+    for name in deleted:
+        checkpoint_mark_deleted(model_name=name, connection_id=connection.pk)
+    return deleted

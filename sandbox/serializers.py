@@ -151,3 +151,12 @@ def base_model_json(model: BaseModelInfo) -> dict[str, Any]:
 
 def ft_model_json(model: SandboxModel) -> dict[str, Any]:
     return {"object": "model", "id": model.id, "created": model.created, "owned_by": model.owner}
+
+
+def checkpoint_model_json(checkpoint: SandboxCheckpoint, *, owner: str) -> dict[str, Any]:
+    return {
+        "object": "model",
+        "id": checkpoint.fine_tuned_model_checkpoint,
+        "created": checkpoint.created_at,
+        "owned_by": owner,
+    }

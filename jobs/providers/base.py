@@ -102,6 +102,8 @@ class Provider(Protocol):
 
     def list_models(self) -> list[ModelInfo]: ...
 
+    def retrieve_model(self, model: str) -> ModelInfo: ...
+
     def chat_completion(
         self,
         *,

@@ -410,6 +410,12 @@ class OpenAICompatibleProvider:
         items = body.get("data") if isinstance(body, dict) else None
         return [ModelInfo.from_api(m) for m in items or [] if isinstance(m, dict)]
 
+    def retrieve_model(self, model: str) -> ModelInfo:
+        # NotFoundError (404) when the provider no longer serves it (deleted, or a pruned
+        # checkpoint).
+        body = self._session.json("GET", f"models/{_segment(model)}")
+        return ModelInfo.from_api(body if isinstance(body, dict) else {})
+
     def chat_completion(
         self,
         *,

@@ -7,8 +7,8 @@ from django.http import HttpRequest
 from sandbox import completion_log, services
 from sandbox.api import Caller, endpoint, model_not_found
 from sandbox.catalog import BASE_MODELS, base_model
-from sandbox.models import SandboxModel
-from sandbox.serializers import base_model_json, ft_model_json
+from sandbox.models import SandboxCheckpoint, SandboxModel
+from sandbox.serializers import base_model_json, checkpoint_model_json, ft_model_json
 
 
 @endpoint("GET")
@@ -27,9 +27,16 @@ def model_detail(request: HttpRequest, caller: Caller, model_id: str) -> dict[st
     if base is not None and base.id == model_id:
         return base_model_json(base)
     tuned = SandboxModel.objects.filter(pk=model_id, owner=caller.owner, deleted=False).first()
-    if tuned is None:
+    if tuned is not None:
+        return ft_model_json(tuned)
+    # A checkpoint's model is a model of its own that chat completions accept, until it is
+    # deleted or pruned: then 404, as for any model (what Tuneboard checks before using one).
+    checkpoint = SandboxCheckpoint.objects.filter(
+        fine_tuned_model_checkpoint=model_id, job__owner=caller.owner
+    ).first()
+    if checkpoint is None:
         raise model_not_found(model_id)
-    return ft_model_json(tuned)
+    return checkpoint_model_json(checkpoint, owner=caller.owner)
 
 
 @endpoint("POST", record=completion_log.start)

@@ -220,6 +220,15 @@ def test_supervised_job_end_to_end(provider: OpenAICompatibleProvider) -> None:
     assert job.fine_tuned_model not in {m.id for m in provider.list_models()}
     with pytest.raises(NotFoundError):
         provider.chat_completion(model=job.fine_tuned_model, messages=question)
+    with pytest.raises(NotFoundError):
+        provider.retrieve_model(job.fine_tuned_model)
+    # A checkpoint's model can be retrieved by its id until it is deleted (or pruned).
+    checkpoint = newest.fine_tuned_model_checkpoint
+    assert provider.retrieve_model(checkpoint).id == checkpoint
+    assert provider.retrieve_model("gpt-4o-mini-2024-07-18").owned_by == "system"
+    assert provider.delete_model(checkpoint) is True
+    with pytest.raises(NotFoundError):
+        provider.retrieve_model(checkpoint)
 
 
 def test_dpo_job(provider: OpenAICompatibleProvider) -> None:
