@@ -20,6 +20,7 @@ from evals.choices import model_choices, run_choices
 from evals.forms import EvaluationForm
 from evals.models import EvalOutput, Evaluation
 from jobs.models import Job
+from jobs.services import job_checkpoints_check
 
 
 def _evaluation_or_404(pk: int) -> Evaluation:
@@ -45,6 +46,7 @@ def _prefill(request: HttpRequest) -> tuple[dict[str, Any], Job | None]:
         except ValueError:
             job = None
     if job is not None:
+        job_checkpoints_check(job=job)  # so that deleted ones are not pre-selected
         choices = run_choices(job)
         initial["models"] = [c.key for c in choices]
         if choices:
@@ -61,10 +63,10 @@ def _prefill(request: HttpRequest) -> tuple[dict[str, Any], Job | None]:
 @require_http_methods(["GET", "POST"])
 @member_required
 def evaluation_new(request: HttpRequest) -> HttpResponse:
-    choices = model_choices()
     estimate = None
     job = None
     if request.method == "POST":
+        choices = model_choices()
         form = EvaluationForm(request.POST, choices=choices)
         if form.is_valid():
             evaluation_request = services.EvaluationRequest(
@@ -98,7 +100,8 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
             except services.EvaluationError as exc:
                 form.add_error(None, str(exc))
     else:
-        initial, job = _prefill(request)
+        initial, job = _prefill(request)  # first: it may learn that checkpoints are gone
+        choices = model_choices()
         form = EvaluationForm(initial=initial, choices=choices)
         if job is not None and not initial.get("models"):
             messages.warning(

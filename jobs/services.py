@@ -857,3 +857,16 @@ def checkpoints_check_served(
     for name in deleted:
         checkpoint_mark_deleted(model_name=name, connection_id=connection.pk)
     return deleted
+
+
+def job_checkpoints_check(*, job: Job) -> set[str]:
+    """Before a finished job's checkpoints are offered ("Evaluate checkpoints"): it is no longer
+    synced, so ask the provider about its newest checkpoints not known to be gone (a running
+    job's sync notices them gone from its checkpoint list)."""
+    if not job.is_terminal or not job.connection.usable:
+        return set()
+    names = job.checkpoints.filter(deleted_at__isnull=True).order_by("-step")
+    return checkpoints_check_served(
+        connection=job.connection,
+        model_names=list(names.values_list("model_name", flat=True)[:CHECK_MAX_MODELS]),
+    )

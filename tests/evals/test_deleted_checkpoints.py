@@ -147,3 +147,16 @@ def test_a_failed_lookup_proves_nothing(trained: Trained, sdk, sandbox: Sandbox)
     gone.refresh_from_db()
     assert gone.deleted_at is not None
     assert not Checkpoint.objects.filter(pk__in=[c.pk for c in kept], deleted_at__isnull=False)
+
+
+def test_evaluate_checkpoints_of_a_finished_job_leaves_out_one_deleted_since(  # type: ignore[no-untyped-def]
+    trained: Trained, sdk
+) -> None:
+    gone, *kept = Checkpoint.objects.filter(job=trained.job).order_by("step")
+    assert sdk.models.delete(gone.model_name).deleted
+    html = client_for("member").get(f"/evaluations/new/?job={trained.job.pk}").content.decode()
+    selected = re.findall(r'<option value="(ckpt:\d+)"[^>]*selected', html)
+    assert selected == [f"ckpt:{c.pk}" for c in kept]
+    assert f'value="ckpt:{gone.pk}"' not in html  # not offered at all
+    gone.refresh_from_db()
+    assert gone.deleted_at is not None
