@@ -37,11 +37,11 @@ class EvaluationAdmin(SavesOnlyItsFields):
     search_fields = ("name", "dataset__name", "columns__model_name", "judge_model")
     readonly_fields = (
         "dataset", "created_by", "created_at", "temperature", "max_tokens", "seed", "graders",
-        "baseline_position", "judge_connection", "judge_model", "judge_prompt", "judge_pairwise",
-        "judge_pairwise_prompt", "status", "examples_skipped", "cells_total", "cells_done",
-        "cells_failed", "judge_total", "judge_done", "estimated_cost", "estimated_prompt_tokens",
-        "started_at", "heartbeat_at", "finished_at", "last_error", "lease_owner",
-        "lease_expires_at", "lease_heartbeat_at",
+        "baseline_position", "win_grader", "judge_connection", "judge_model", "judge_prompt",
+        "judge_pairwise", "judge_pairwise_prompt", "status", "examples_skipped", "cells_total",
+        "cells_done", "cells_failed", "judge_total", "judge_done", "estimated_cost",
+        "estimated_prompt_tokens", "started_at", "heartbeat_at", "finished_at", "last_error",
+        "lease_owner", "lease_expires_at", "lease_heartbeat_at",
     )  # fmt: skip
     inlines = (EvalModelInline,)
     actions = ("rerun_failed", "cancel")

@@ -11,10 +11,19 @@ from django import forms
 from datasets.models import Dataset
 from evals import graders as grading
 from evals.choices import ModelChoice
-from evals.models import MAX_COLUMNS
+from evals.models import JUDGE_METRIC, MAX_COLUMNS
 from evals.services import EVALUABLE_STATUSES
 
 KIND_ORDER = {"base": 0, "checkpoint": 1, "fine_tuned": 2}
+# The graders this form offers (one of each), named by kind, in the order the form shows them.
+FORM_GRADERS = (
+    "exact_match", "token_f1", "contains", "regex", "json_valid", "json_equals", "json_schema",
+)  # fmt: skip
+WIN_CHOICES = [
+    ("", "The first chosen grader"),
+    *[(kind, grading.KINDS[kind]) for kind in FORM_GRADERS],
+    (JUDGE_METRIC, "The LLM judge's score"),
+]
 
 
 def grouped(choices: Sequence[ModelChoice]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -69,6 +78,14 @@ class EvaluationForm(forms.Form):
         max_length=20_000,
         widget=forms.Textarea(attrs={"rows": 4}),
         label="schema (JSON)",
+    )
+
+    win_grader = forms.ChoiceField(
+        choices=WIN_CHOICES,
+        required=False,
+        label="Win rate counted on",
+        help_text="Without a pairwise judge, “win rate vs baseline” compares this score with "
+        "the baseline's row by row (an equal score is a tie). It can be changed afterwards.",
     )
 
     judge = forms.ChoiceField(
@@ -172,7 +189,20 @@ class EvaluationForm(forms.Form):
         baseline = d.get("baseline") or ""
         if baseline and baseline not in d["models"]:
             self.add_error("baseline", "The baseline must be one of the chosen models.")
+        win = d.get("win_grader") or ""
+        if win == JUDGE_METRIC and not d.get("judge"):
+            self.add_error("win_grader", "Choose an LLM judge to count the win rate on its score.")
+        elif win and win != JUDGE_METRIC and win not in {g["kind"] for g in graders}:
+            self.add_error("win_grader", "Choose one of the graders ticked above.")
         return d
+
+    def win_grader_id(self) -> str:
+        """The chosen score's id in the evaluation (a grader's id is given when it is made)."""
+        win = self.cleaned_data.get("win_grader") or ""
+        if not win or win == JUDGE_METRIC:
+            return win
+        specs = grading.parse_specs(self.grader_list())
+        return next((s.id for s in specs if s.kind == win), "")
 
     def baseline_position(self) -> int:
         baseline = self.cleaned_data.get("baseline") or ""

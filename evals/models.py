@@ -16,6 +16,7 @@ from django.db.models import Q
 from core.models import Leased
 
 MAX_COLUMNS = 8
+JUDGE_METRIC = "judge"  # the judge's score, as a pseudo grader id
 
 
 class Evaluation(Leased):
@@ -46,6 +47,14 @@ class Evaluation(Leased):
     graders = models.JSONField(default=list, blank=True)
     baseline_position = models.PositiveSmallIntegerField(
         default=0, help_text="The column others are compared with (win rate, pairwise judge)."
+    )
+    # Without a pairwise judge, the win rate compares this score row by row (a grader's id, or
+    # "judge" for the judge's score); empty or no longer a score of this evaluation: the first.
+    win_grader = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="The grader whose row-by-row scores define the win rate vs the baseline "
+        "(unless a pairwise judge decides it); empty: the first grader.",
     )
     # The optional LLM judge: a model that grades every output against the reference (score)
     # and, when ``judge_pairwise``, against the baseline column's output (win/tie/loss).
@@ -104,6 +113,13 @@ class Evaluation(Leased):
     @property
     def has_judge(self) -> bool:
         return bool(self.judge_model) and self.judge_connection_id is not None
+
+    @property
+    def score_ids(self) -> list[str]:
+        """The scores of each cell, in the order the page shows them: the graders', then the
+        judge's."""
+        ids = [str(g["id"]) for g in self.graders if isinstance(g, dict) and "id" in g]
+        return ids + ([JUDGE_METRIC] if self.has_judge else [])
 
     @property
     def progress_percent(self) -> float:

@@ -16,7 +16,7 @@ from core.params import whole_number
 from evals import graders as grading
 from evals import stats
 from evals.examples import content_text, prompt_preview
-from evals.models import EvalExample, EvalModel, EvalOutput, Evaluation
+from evals.models import JUDGE_METRIC, EvalExample, EvalModel, EvalOutput, Evaluation
 from evals.services import price
 from evals.textdiff import word_diff
 from jobs.models import Job
@@ -25,7 +25,7 @@ from jobs.selectors import catalog, catalog_model_for
 ROWS_PER_PAGE = 25
 PROMPT_MESSAGES_SHOWN = 20
 PROMPT_CHARS_SHOWN = 4000
-JUDGE = "judge"  # the judge's score, as a pseudo grader id
+JUDGE = JUDGE_METRIC  # the judge's score, as a pseudo grader id
 FILTERS = ("all", "disagree", "fails")
 
 
@@ -62,6 +62,14 @@ def metrics(evaluation: Evaluation) -> list[Metric]:
     if evaluation.has_judge:
         out.append(Metric(JUDGE, "LLM judge"))
     return out
+
+
+def win_metric(evaluation: Evaluation, mets: Sequence[Metric]) -> Metric | None:
+    """The score the win rate compares row by row, when no pairwise judge decides it: the
+    chosen one, else the first (a choice no longer among the scores falls back to it too)."""
+    if evaluation.judge_pairwise or not mets:
+        return None
+    return next((m for m in mets if m.id == evaluation.win_grader), mets[0])
 
 
 def _score(row: dict[str, Any], metric: str) -> float | None:
@@ -104,6 +112,8 @@ class Summary:
     completion_tokens: int
     # What "win rate vs baseline" counts, in words the page shows.
     win_basis: str = ""
+    # The score the win rate compares (None: the pairwise judge decides, or no score).
+    win_metric: str | None = None
 
     def chart_data(self) -> dict[str, Any]:
         """Mean score per model per metric, for the bar chart (and its text alternative)."""
@@ -149,14 +159,15 @@ def summary(
     cols = list(cols) if cols is not None else columns(evaluation)
     mets = metrics(evaluation)
     primary = mets[0].id if mets else None
+    chosen = win_metric(evaluation, mets)
     rows = rows if rows is not None else light_rows(evaluation)
     by_column: dict[int, list[dict[str, Any]]] = {c.pk: [] for c in cols}
     for row in rows:
         by_column.setdefault(row["column_id"], []).append(row)
     baseline = next((c for c in cols if c.position == evaluation.baseline_position), None)
-    baseline_primary: dict[int, float | None] = {}
-    if baseline is not None and primary is not None:
-        baseline_primary = {r["example_id"]: _score(r, primary) for r in by_column[baseline.pk]}
+    baseline_scores: dict[int, float | None] = {}
+    if baseline is not None and chosen is not None:
+        baseline_scores = {r["example_id"]: _score(r, chosen.id) for r in by_column[baseline.pk]}
     models = catalog()
     out = []
     for column in cols:
@@ -171,10 +182,10 @@ def summary(
                 # A pairwise judgement says which reply is better; it defines the win rate.
                 pairwise = stats.pairwise_rate([r["pairwise_score"] for r in mine])
                 win = pairwise
-            elif primary is not None:
+            elif chosen is not None:
                 win = stats.win_rate(
-                    [_score(r, primary) for r in mine],
-                    [baseline_primary.get(r["example_id"]) for r in mine],
+                    [_score(r, chosen.id) for r in mine],
+                    [baseline_scores.get(r["example_id"]) for r in mine],
                 )
         out.append(
             ColumnSummary(
@@ -205,15 +216,17 @@ def summary(
             f"Win rate vs baseline is the LLM judge's pairwise verdict ({evaluation.judge_model}"
             " picks reply A, reply B or a tie)"
         )
-    elif mets:
+    elif chosen is not None:
+        what = "the LLM judge's score" if chosen.id == JUDGE else f"the grader “{chosen.label}”"
         basis = (
-            f"Win rate vs baseline compares the grader “{mets[0].label}” row by row: a higher "
-            "score wins, an equal score is a tie"
+            f"Win rate vs baseline compares {what} row by row: a higher score wins, an equal "
+            "score is a tie"
         )
     else:
         basis = "No win rate: the evaluation has no grader and no pairwise judge"
     return Summary(
         win_basis=basis,
+        win_metric=chosen.id if chosen is not None else None,
         metrics=mets,
         columns=out,
         primary=primary,

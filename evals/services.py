@@ -21,7 +21,14 @@ from datasets.validation.tokens import count_tokens
 from evals import graders as grading
 from evals.choices import ModelChoice, choice_for_key
 from evals.examples import TestExample, message_tokens, read_examples
-from evals.models import MAX_COLUMNS, EvalExample, EvalModel, EvalOutput, Evaluation
+from evals.models import (
+    JUDGE_METRIC,
+    MAX_COLUMNS,
+    EvalExample,
+    EvalModel,
+    EvalOutput,
+    Evaluation,
+)
 from jobs.selectors import catalog, catalog_model_for
 
 ENCODING_FALLBACK = "o200k_base"
@@ -120,6 +127,8 @@ class EvaluationRequest:
     judge_prompt: str = ""
     judge_pairwise: bool = False
     judge_pairwise_prompt: str = ""
+    # The score the win rate compares (a grader id, or "judge"); empty: the first grader.
+    win_grader: str = ""
 
 
 def resolve_models(keys: Sequence[str]) -> list[ModelChoice]:
@@ -192,6 +201,9 @@ def evaluation_create(
     if not 0 <= request.temperature <= 2:
         raise EvaluationError("Temperature must be between 0 and 2.")
     judge, judge_prompt, pairwise_prompt = _judge(request)
+    scores = [s.id for s in specs] + ([JUDGE_METRIC] if judge else [])
+    if request.win_grader and request.win_grader not in scores:
+        raise EvaluationError("The win rate can only be counted on one of the chosen graders.")
     examples, skipped = load_examples(request.dataset, request.max_examples)
     cost = estimate(examples, skipped, choices)
     judge_cells = len(examples) * len(choices) if judge else 0
@@ -207,6 +219,7 @@ def evaluation_create(
             seed=request.seed,
             graders=[s.to_dict() for s in specs],
             baseline_position=request.baseline_position,
+            win_grader=request.win_grader,
             judge_connection_id=judge.connection_id if judge else None,
             judge_model=judge.model_name if judge else "",
             judge_prompt=judge_prompt,
@@ -281,6 +294,27 @@ def evaluation_cancel(*, evaluation: Evaluation, user: AbstractBaseUser | None) 
     if cancelled:
         audit_record(actor=user, action="evaluation_cancelled", obj=evaluation)
     return bool(cancelled)
+
+
+def evaluation_set_win_grader(
+    *, evaluation: Evaluation, grader: str, user: AbstractBaseUser | None
+) -> None:
+    """Count the win rate vs baseline on another of the evaluation's scores (it is computed
+    when shown, so nothing else changes). A pairwise judge's verdict, when there is one, still
+    decides it."""
+    if grader not in evaluation.score_ids:
+        raise EvaluationError("Choose one of this evaluation's graders.")
+    if evaluation.judge_pairwise:
+        raise EvaluationError("The pairwise judge's verdict defines this evaluation's win rate.")
+    previous = evaluation.win_grader
+    Evaluation.objects.filter(pk=evaluation.pk).update(win_grader=grader)
+    evaluation.win_grader = grader
+    audit_record(
+        actor=user,
+        action="evaluation_win_grader",
+        obj=evaluation,
+        detail={"from": previous, "to": grader},
+    )
 
 
 def evaluation_rerun_failed(

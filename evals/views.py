@@ -83,6 +83,7 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
                 judge_prompt=form.cleaned_data["judge_prompt"],
                 judge_pairwise=form.cleaned_data["judge_pairwise"],
                 judge_pairwise_prompt=form.cleaned_data["judge_pairwise_prompt"],
+                win_grader=form.win_grader_id(),
             )
             try:
                 if request.POST.get("action") == "start":
@@ -189,6 +190,21 @@ def evaluation_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Evaluation cancelled; answered cells are kept.")
     else:
         messages.error(request, "Only a queued or running evaluation can be cancelled.")
+    return redirect("evals:detail", pk=pk)
+
+
+@require_POST
+@member_required
+def evaluation_win_grader(request: HttpRequest, pk: int) -> HttpResponse:
+    evaluation = _evaluation_or_404(pk)
+    try:
+        services.evaluation_set_win_grader(
+            evaluation=evaluation, grader=request.POST.get("win_grader", ""), user=request.user
+        )
+    except services.EvaluationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Win rate vs baseline counted on the chosen grader.")
     return redirect("evals:detail", pk=pk)
 
 

@@ -40,6 +40,7 @@ def test_permission_matrix(finished: Evaluation) -> None:
     posts = {**READ, "viewer": 403, "member": 302, "staff": 302}
     assert_matrix(f"/evaluations/{pk}/rerun-failed/", posts, method="post")
     assert_matrix(f"/evaluations/{pk}/cancel/", posts, method="post")
+    assert_matrix(f"/evaluations/{pk}/win-rate/", posts, method="post")
     assert Evaluation.objects.get(pk=pk).status == "succeeded"  # a finished one stays so
     assert client_for("member").get("/evaluations/999999/").status_code == 404
 
