@@ -186,7 +186,7 @@ SORTS: dict[str, str] = {
     "lr": "LR multiplier",
     "tokens": "Trained tokens",
     "cost": "Cost",
-    "train_loss": "Final train loss",
+    "train_loss": "Train loss",
     "valid_loss": "Best full-valid loss",
     "valid_step": "Step of best",
     "duration": "Duration",
