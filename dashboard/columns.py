@@ -15,7 +15,7 @@ CHOOSABLE: tuple[tuple[str, str], ...] = (
     ("lr", "LR ×"),
     ("tokens", "Trained tokens"),
     ("cost", "Cost"),
-    ("train_loss", "Final train loss"),
+    ("train_loss", "Train loss"),  # last reported: "latest" on a running run
     ("valid_loss", "Best full-valid loss"),
     ("valid_step", "at step"),
     ("duration", "Duration"),

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.templatetags.core_format import count, duration, exact, metric, money, status_badge
 from dashboard.selectors_runs import RunRow
-from dashboard.templatetags.dashboard_extras import hp_value
+from dashboard.templatetags.dashboard_extras import hp_value, soft_breaks
 from jobs.costs import COST_FINAL_STATUSES
 from jobs.models import Job
 
@@ -74,6 +74,9 @@ class ListRow(TypedDict):
     id: str
     url: str
     name: str
+    # Texts shown in the table with a line-break opportunity after each joiner (escaped,
+    # safe): long identifiers wrap between their parts, not mid-word.
+    name_html: str
     notes: str
     notes_short: str
     status: str
@@ -81,13 +84,13 @@ class ListRow(TypedDict):
     status_class: str
     archived: bool
     base_model: str
-    base_model_short: str
-    provider: str
-    dataset: str
-    creator: str
+    base_model_html: str
+    provider_html: str
+    dataset_html: str
+    creator_html: str
     created_iso: str
     created_text: str
-    tags: list[str]
+    tags_html: list[str]
     tags_text: str
     n_epochs: Cell
     batch_size: Cell
@@ -95,6 +98,7 @@ class ListRow(TypedDict):
     tokens: Cell
     cost: Cell
     train_loss: Cell
+    train_loss_latest: bool  # the run is not over: its last train loss is not its final one
     valid_loss: Cell
     valid_step: Cell
     duration: Cell
@@ -117,6 +121,7 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                 id=pk,
                 url=detail(pk),
                 name=job.display_name,
+                name_html=soft_breaks(job.display_name),
                 notes=notes,
                 notes_short=notes if len(notes) <= 120 else notes[:119] + "…",
                 status=job.status,
@@ -124,13 +129,15 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                 status_class=status_badge(job.status),
                 archived=job.archived,
                 base_model=job.base_model,
-                base_model_short=compact_model(job.base_model),
-                provider=job.connection.name,
-                dataset=job.training_dataset.name if job.training_dataset else "—",
-                creator=job.created_by.username if job.created_by else "—",
+                base_model_html=soft_breaks(compact_model(job.base_model)),
+                provider_html=soft_breaks(job.connection.name),
+                dataset_html=soft_breaks(
+                    job.training_dataset.name if job.training_dataset else "—"
+                ),
+                creator_html=soft_breaks(job.created_by.username if job.created_by else "—"),
                 created_iso=created.isoformat(),
                 created_text=created.strftime("%Y-%m-%d %H:%M"),
-                tags=list(job.tags or []),
+                tags_html=[soft_breaks(tag) for tag in job.tags or []],
                 tags_text=", ".join(job.tags or []),
                 n_epochs=_cell(hp_value(row.n_epochs), exact(row.n_epochs)),
                 batch_size=_cell(hp_value(row.batch_size), exact(row.batch_size)),
@@ -144,6 +151,8 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                     _cost_title(row.cost, final=job.status in COST_FINAL_STATUSES),
                 ),
                 train_loss=_cell(metric(job.final_train_loss), exact(job.final_train_loss)),
+                train_loss_latest=job.final_train_loss is not None
+                and job.status not in Job.TERMINAL,
                 valid_loss=_cell(metric(job.best_full_valid_loss), exact(job.best_full_valid_loss)),
                 valid_step=_cell(count(job.best_full_valid_step), exact(job.best_full_valid_step)),
                 duration=_cell(duration(row.duration_seconds), exact(row.duration_seconds)),

@@ -186,7 +186,7 @@ SORTS: dict[str, str] = {
     "lr": "LR multiplier",
     "tokens": "Trained tokens",
     "cost": "Cost",
-    "train_loss": "Final train loss",
+    "train_loss": "Train loss",
     "valid_loss": "Best full-valid loss",
     "valid_step": "Step of best",
     "duration": "Duration",
@@ -723,6 +723,11 @@ class Comparison:
         return [axis for axis in X_AXES if all(r.run.supports(axis) for r in self.runs)]
 
     @property
+    def any_latest(self) -> bool:
+        """Whether a run is still going, so some of its values are only the latest."""
+        return any(cell["latest"] for column in self.metric_columns for cell in column["cells"])
+
+    @property
     def any_varying(self) -> bool:
         return any(not row["same"] for row in self.hyperparameter_table)
 
@@ -734,7 +739,8 @@ class Comparison:
                 "run": run,
                 "cells": [
                     {"key": column["key"], "best": column["cells"][i]["best"],
-                     "value": column["cells"][i]["value"]}
+                     "value": column["cells"][i]["value"],
+                     "latest": column["cells"][i]["latest"]}
                     for column in self.metric_columns
                 ],
             }
@@ -766,16 +772,24 @@ def run_extras(job: Job, cost: Decimal | None) -> dict[str, Any]:
 
 METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (key, heading, which value is best: "min", "max" or "")
-    ("final_train_loss", "Final train loss", "min"),
+    ("final_train_loss", "Train loss", "min"),
     ("best_full_valid_loss", "Best full-valid loss", "min"),
     ("best_full_valid_step", "Step of best", ""),
-    ("final_full_valid_loss", "Final full-valid loss", "min"),
-    ("final_train_accuracy", "Final train accuracy", "max"),
-    ("final_full_valid_accuracy", "Final full-valid accuracy", "max"),
+    ("final_full_valid_loss", "Full-valid loss", "min"),
+    ("final_train_accuracy", "Train accuracy", "max"),
+    ("final_full_valid_accuracy", "Full-valid accuracy", "max"),
     ("trained_tokens", "Trained tokens", ""),
     ("cost", "Cost (USD)", "min"),
     ("duration_seconds", "Duration", "min"),
 )
+
+
+# Columns holding a run's last reported value: final once it has finished, only the latest
+# while it has not (the headings are neutral; such cells say "latest").
+LAST_VALUE_COLUMNS = frozenset(
+    {"final_train_loss", "final_full_valid_loss", "final_train_accuracy",
+     "final_full_valid_accuracy"}
+)  # fmt: skip
 
 
 def _best_positions(rows: list[dict[str, Any]], key: str, best: str) -> set[int]:
@@ -829,6 +843,12 @@ def build_comparison(
     rows = comparison_rows(series)
     for row, extra in zip(rows, extras, strict=True):
         row["metrics"].update(extra)
+    statuses = list(statuses) if statuses is not None else [("", "")] * len(series)
+    # A run of unknown status (none given) is not marked: nothing says it is still going.
+    unfinished = [bool(status) and status not in Job.TERMINAL for status, _ in statuses]
+    if statuses and any(status for status, _ in statuses):
+        for row, (status, _) in zip(rows, statuses, strict=True):
+            row["status"] = status  # the CSV export says which values are only the latest
     metric_columns = []
     for key, heading, best in METRIC_COLUMNS:
         positions = _best_positions(rows, key, best)
@@ -838,13 +858,18 @@ def build_comparison(
                 "heading": heading,
                 "best": best,
                 "cells": [
-                    {"value": row["metrics"].get(key), "best": i in positions}
+                    {
+                        "value": row["metrics"].get(key),
+                        "best": i in positions,
+                        "latest": key in LAST_VALUE_COLUMNS
+                        and unfinished[i]
+                        and row["metrics"].get(key) is not None,
+                    }
                     for i, row in enumerate(rows)
                 ],
             }
         )
     jobs = list(jobs) if jobs is not None else [None] * len(series)
-    statuses = list(statuses) if statuses is not None else [("", "")] * len(series)
     compared = [
         ComparedRun(
             run=run, colour=row["colour"], label=run.label, job=job, status=st[0],

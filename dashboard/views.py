@@ -70,7 +70,8 @@ def home(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     page = selectors_runs.runs_page(filters, page_number=request.GET.get("page") or 1)
     hidden = selectors_list.run_list_hidden_columns(request.user)
-    any_filter = any(request.GET.get(name) for name in form.fields if name not in ("sort", "dir"))
+    in_use = [name for name in form.fields if name not in ("sort", "dir") and request.GET.get(name)]
+    any_filter = bool(in_use)
     steps, no_provider = (
         selectors_list.first_steps(request.user)
         if not page.rows and not any_filter
@@ -84,6 +85,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "sorts": _sort_links(filters),
         "next_url": request.get_full_path(),
         "any_filter": any_filter,
+        "active_filters": len(in_use),
         "hidden_classes": " ".join(f"tb-hide-{key}" for key in sorted(hidden)),
         "columns": selectors_list.column_choices(hidden),
         "first_steps": steps,

@@ -32,6 +32,7 @@ class Summary:
     over_context: int
     error_count: int
     warning_count: int
+    info_count: int  # notes: accepted as it is, worth knowing; never a problem
 
 
 def summary(report: Report) -> Summary:
@@ -49,6 +50,7 @@ def summary(report: Report) -> Summary:
         over_context=estimate.n_examples_over_context if estimate else 0,
         error_count=report.error_count,
         warning_count=report.warning_count,
+        info_count=report.info_count,
     )
 
 

@@ -3,7 +3,8 @@ re-run failed cells, share. Running them is ``evals.running``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from django.utils import timezone
 from core import leases, queue
 from core.services import audit_record
 from datasets.models import BaseModel, Dataset
+from datasets.validation import TokenizerError
 from datasets.validation.tokens import count_tokens
 from evals import graders as grading
 from evals.choices import ModelChoice, choice_for_key
@@ -82,6 +84,19 @@ def _encoding(model: BaseModel | None) -> str:
     return model.encoding if model is not None else ENCODING_FALLBACK
 
 
+@contextmanager
+def _counting_tokens() -> Iterator[None]:
+    """Token counts need the tokenizer: when its files are missing or damaged, say so (the
+    same words as a dataset validation), never a server error or a fault of the dataset."""
+    try:
+        yield
+    except TokenizerError as exc:
+        raise EvaluationError(
+            f"The tokenizer could not be loaded, so the prompts cannot be counted and no "
+            f"evaluation can be estimated or started: {exc}."
+        ) from exc
+
+
 def estimate(
     examples: Sequence[TestExample], skipped: int, choices: Sequence[ModelChoice]
 ) -> Estimate:
@@ -94,10 +109,11 @@ def estimate(
         model = catalog_model_for(choice.model_name, models)
         encoding = _encoding(model)
         if encoding not in counted:
-            counted[encoding] = (
-                sum(message_tokens(e.messages, encoding) for e in examples),
-                sum(grading_tokens(e.reference, encoding) for e in examples),
-            )
+            with _counting_tokens():
+                counted[encoding] = (
+                    sum(message_tokens(e.messages, encoding) for e in examples),
+                    sum(grading_tokens(e.reference, encoding) for e in examples),
+                )
         prompt, completion = counted[encoding]
         columns.append(
             ColumnEstimate(choice.label, prompt, completion, price(model, prompt, completion))
@@ -206,6 +222,9 @@ def evaluation_create(
         raise EvaluationError("The win rate can only be counted on one of the chosen graders.")
     examples, skipped = load_examples(request.dataset, request.max_examples)
     cost = estimate(examples, skipped, choices)
+    encoding = _encoding(catalog_model_for(choices[0].model_name, catalog()))
+    with _counting_tokens():  # before the transaction: a failure leaves nothing half-written
+        prompt_tokens = [message_tokens(e.messages, encoding) for e in examples]
     judge_cells = len(examples) * len(choices) if judge else 0
     if judge and request.judge_pairwise:
         judge_cells += len(examples) * (len(choices) - 1)
@@ -246,7 +265,6 @@ def evaluation_create(
             )
             for i, c in enumerate(choices)
         )
-        encoding = _encoding(catalog_model_for(choices[0].model_name, catalog()))
         rows = EvalExample.objects.bulk_create(
             (
                 EvalExample(
@@ -255,9 +273,9 @@ def evaluation_create(
                     line_number=e.line_number,
                     messages=e.messages,
                     reference=e.reference,
-                    prompt_tokens=message_tokens(e.messages, encoding),
+                    prompt_tokens=tokens,
                 )
-                for i, e in enumerate(examples)
+                for i, (e, tokens) in enumerate(zip(examples, prompt_tokens, strict=True))
             ),
             batch_size=500,
         )

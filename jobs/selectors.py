@@ -306,6 +306,17 @@ def launch_estimate(
     )
 
 
+def dataset_validation_failure(pk: int) -> tuple[str, str] | None:
+    """(name, message) of a dataset whose validation could not run (a tokenizer that cannot
+    be loaded, say): the launch page says why it is not offered instead of "not valid"."""
+    row = (
+        Dataset.objects.filter(pk=pk, status=Dataset.Status.ERROR)
+        .values_list("name", "error_message")
+        .first()
+    )
+    return (row[0], row[1]) if row else None
+
+
 def job_for_clone(pk: Any) -> Job | None:
     return Job.objects.filter(pk=pk).first()
 

@@ -146,6 +146,15 @@ def _get_initial(
     dataset = whole_number(raw)
     if dataset is not None and dataset in options.datasets:
         initial["training_dataset"] = dataset
+        return initial
+    failure = selectors.dataset_validation_failure(dataset) if dataset is not None else None
+    if failure is not None:
+        name, error = failure
+        messages.error(
+            request,
+            f"The dataset “{name}” could not be validated. {error} Choose a training dataset "
+            "below.",
+        )
     else:
         messages.error(
             request,

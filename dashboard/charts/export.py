@@ -144,13 +144,17 @@ def _metric_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def comparison_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """Header and raw values, one row per run: ``run``, ``run_id``, the hyperparameters (known
-    ones first) then the metrics (``SUMMARY_METRICS`` order); a hyperparameter named like a
+    """Header and raw values, one row per run: ``run``, ``run_id``, ``status`` (when the rows
+    carry one), the hyperparameters (known ones first) then the metrics (``SUMMARY_METRICS`` order); a hyperparameter named like a
     metric is headed ``hyperparameter:<name>``. Missing values are None."""
     hyper_keys, metric_keys = _hyperparameter_keys(rows), _metric_keys(rows)
+    # With the runs' statuses, a ``status`` column tells final values from the latest ones of
+    # a run still going (the ``final_*`` metrics are each run's last reported value).
+    status = ["status"] if any("status" in row for row in rows) else []
     header = [
         "run",
         "run_id",
+        *status,
         *(f"hyperparameter:{key}" if key in metric_keys else key for key in hyper_keys),
         *metric_keys,
     ]
@@ -158,6 +162,7 @@ def comparison_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list
         [
             row.get("label", ""),
             row.get("id", ""),
+            *([row.get("status", "")] if status else []),
             *((row.get("hyperparameters") or {}).get(key) for key in hyper_keys),
             *((row.get("metrics") or {}).get(key) for key in metric_keys),
         ]

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.charts.hyperparameters import HYPERPARAMETER_LABELS
 from dashboard.charts.traces import METRIC_LABELS
@@ -46,6 +49,28 @@ def metric_label(name: str) -> str:
 @register.filter
 def hp_label(key: str) -> str:
     return HYPERPARAMETER_LABELS.get(key, key)
+
+
+# Joiners after which an identifier may break onto the next line. Browsers break only at
+# spaces and after hyphens, so "support_tickets_2024_q3.jsonl" or "ft:gpt-4o-mini:bot" would
+# otherwise either widen their column or, with overflow-wrap: anywhere, break mid-word.
+_JOINERS = re.compile(r"[_.:/@=+,;|\\]+(?=[^\W_])")
+
+
+@register.filter(is_safe=True)
+def soft_breaks(value: Any) -> SafeString:
+    """``value`` escaped, with a <wbr> after each joiner between two parts (never after a
+    leading one, nor inside a number such as 1.85)."""
+    text = "" if value is None else str(value)
+    parts, start = [], 0
+    for joiner in _JOINERS.finditer(text):
+        before = text[joiner.start() - 1] if joiner.start() else ""
+        if not before or (before.isdigit() and text[joiner.end()].isdigit()):
+            continue
+        parts += [escape(text[start : joiner.end()]), "<wbr>"]
+        start = joiner.end()
+    parts.append(escape(text[start:]))
+    return mark_safe("".join(parts))  # noqa: S308 - every piece of text is escaped above
 
 
 @register.filter

@@ -50,12 +50,30 @@
 
   function say(text) { if (status) { status.textContent = text; } }
 
+  // The server's soft_breaks filter: a <wbr> after each joiner between two parts (never after
+  // a leading one, nor inside a number), so a long tag wraps between its parts.
+  var JOINERS = /[_.:\/@=+,;|\\]+(?=[\p{L}\p{N}])/gu;
+  function appendSoftBroken(element, text) {
+    var start = 0;
+    var match;
+    JOINERS.lastIndex = 0;
+    while ((match = JOINERS.exec(text)) !== null) {
+      var end = match.index + match[0].length;
+      var before = match.index > 0 ? text.charAt(match.index - 1) : "";
+      if (!before || (/\d/.test(before) && /\d/.test(text.charAt(end)))) { continue; }
+      element.appendChild(document.createTextNode(text.slice(start, end)));
+      element.appendChild(document.createElement("wbr"));
+      start = end;
+    }
+    element.appendChild(document.createTextNode(text.slice(start)));
+  }
+
   function renderTags(cell, tags) {
     while (cell.firstChild) { cell.removeChild(cell.firstChild); }
     tags.forEach(function (tag) {
       var badge = document.createElement("span");
       badge.className = "badge tb-tag";
-      badge.textContent = tag;
+      appendSoftBroken(badge, tag);
       cell.appendChild(badge);
       cell.appendChild(document.createTextNode(" "));
     });

@@ -98,6 +98,53 @@ def test_hyperparameter_and_metric_tables(make_job) -> None:
     assert sorted(scatters[0]["data"][0]["x"]) == [1, 4]
 
 
+def latest_cells(html: str) -> dict[str, list[bool]]:
+    """Per metric column of the compare table, which runs' cells say "latest"."""
+    cells = re.findall(
+        r'<td class="num(?: tb-best)?" data-key="([a-z_]+)" data-value="[^"]*"'
+        r'( data-latest="true" title="[^"]*")?>(.*?)</td>',
+        html,
+    )
+    found: dict[str, list[bool]] = {}
+    for key, marked, inner in cells:
+        assert bool(marked) == ('<span class="tb-latest">latest</span>' in inner), inner
+        found.setdefault(key, []).append(bool(marked))
+    return found
+
+
+def test_last_values_of_a_run_still_going_read_latest(make_job) -> None:
+    done = make_job(steps=30, seed=1, name="done")
+    going = make_job(steps=20, seed=2, name="going", status="running", finished_at=None)
+    html = client_for("viewer").get(url(done, going)).content.decode()
+    headings = re.findall(r'<th scope="col" class="num">([^<]+)</th>', html)
+    assert headings[:6] == ["Train loss", "Best full-valid loss", "Step of best",
+                            "Full-valid loss", "Train accuracy", "Full-valid accuracy"]  # fmt: skip
+    assert not any(heading.startswith("Final") for heading in headings)
+    marks = latest_cells(html)
+    # Per run: the running one's last values are marked, the finished one's are not; a best
+    # so far, a step, tokens, cost and duration are never called "latest".
+    for key in ("final_train_loss", "final_full_valid_loss", "final_train_accuracy",
+                "final_full_valid_accuracy"):  # fmt: skip
+        assert marks[key] == [False, True], key
+    for key in ("best_full_valid_loss", "best_full_valid_step", "trained_tokens", "cost"):
+        assert marks[key] == [False, False], key
+    assert 'title="Latest value: going has not finished"' in html
+    assert 'id="tb-latest-note"' in html
+    # Both finished: nothing is latest, and no note.
+    Job.objects.filter(pk=going.pk).update(status="succeeded", finished_at=done.finished_at)
+    html = client_for("viewer").get(url(done, going)).content.decode()
+    assert not any(any(v) for v in latest_cells(html).values())
+    assert "tb-latest" not in html.split('id="tb-metrics-title"')[1].split("</section>")[0]
+    # The CSV says which run's values are only the latest: its status.
+    Job.objects.filter(pk=going.pk).update(status="running", finished_at=None)
+    table = list(csv.DictReader(io.StringIO(
+        client_for("viewer").get(f"/compare/export.csv?runs={done.pk},{going.pk}").content.decode()
+    )))  # fmt: skip
+    assert [(row["run"], row["status"]) for row in table] == [("done", "succeeded"),
+                                                             ("going", "running")]  # fmt: skip
+    assert float(table[1]["final_train_loss"]) == db_points(going, "train_loss")[-1][1]
+
+
 def test_bookmarkable_urls_add_and_remove(make_job) -> None:
     a, b, c = make_job(steps=10), make_job(steps=10), make_job(steps=10)
     viewer = client_for("viewer")

@@ -14,6 +14,7 @@ from django.test import override_settings
 from dashboard.columns import CHOOSABLE, DEFAULT_HIDDEN
 from dashboard.models import RunListPreference
 from dashboard.presentation import compact_model
+from dashboard.templatetags.dashboard_extras import soft_breaks
 from jobs.services import connection_save
 from tests.permissions import LOGIN, SHARE, assert_matrix, client_for
 
@@ -132,11 +133,30 @@ def test_model_names_are_compact_with_the_full_id_on_hover(make_job) -> None:
     job = make_job(base_model=full)
     content = client_for("viewer").get("/").content.decode()
     cell = re.search(
-        rf'<tr data-run="{job.pk}">.*?<td class="mono tb-model"[^>]*title="([^"]+)"[^>]*>([^<]+)</td>',
+        rf'<tr data-run="{job.pk}">.*?<td class="mono tb-model"[^>]*title="([^"]+)"[^>]*>(.*?)</td>',
         content,
         re.S,
     )
-    assert cell and cell.groups() == (full, "ft:gpt-4o-mini:support-bot")
+    assert cell and cell.group(1) == full
+    # It may break after its colons (and hyphens), never inside a part.
+    assert cell.group(2) == '<span class="tb-text">ft:<wbr>gpt-4o-mini:<wbr>support-bot</span>'
+
+
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("support_tickets_2024_q3.jsonl", "support_<wbr>tickets_<wbr>2024_<wbr>q3.<wbr>jsonl"),
+        ("ft:gpt-4o-mini:bot_v2", "ft:<wbr>gpt-4o-mini:<wbr>bot_<wbr>v2"),
+        ("alexandra.montgomery@acme.example", "alexandra.<wbr>montgomery@<wbr>acme.<wbr>example"),
+        ("sweep.lr.1.85", "sweep.<wbr>lr.<wbr>1.85"),  # never inside a number
+        ("_private__name_", "_private__<wbr>name_"),  # nor after a leading or trailing joiner
+        ("Plain words, with spaces", "Plain words, with spaces"),
+        ("<b>_x&amp;", "&lt;b&gt;_<wbr>x&amp;amp;"),  # escaped, piece by piece
+        ("", ""),
+    ],
+)
+def test_soft_breaks_after_joiners(text: str, html: str) -> None:
+    assert soft_breaks(text) == html
 
 
 def first_steps(role: str) -> dict[str, str]:

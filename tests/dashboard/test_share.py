@@ -144,6 +144,9 @@ def test_a_running_run_is_live_then_frozen_when_it_finishes(make_job) -> None:
     )
     assert config["last_step"] == 10
     assert ShareLink.objects.get().snapshot is None
+    # While it runs, its last values are the latest, not the final ones.
+    assert "Latest training loss" in html and "Latest full-validation accuracy" in html
+    assert "Final training loss" not in html and "Final full-validation accuracy" not in html
     # The run finishes (its final sync done): the next view freezes what the page shows.
     metrics.upsert(job.pk, [{"step": s, "train_loss": 2 / s, "full_valid_loss": 0.5 if s == 30 else None}
                             for s in range(11, 31)])  # fmt: skip
@@ -153,6 +156,7 @@ def test_a_running_run_is_live_then_frozen_when_it_finishes(make_job) -> None:
     link = ShareLink.objects.get()
     assert link.snapshot is not None and link.snapshot_at is not None
     assert json_script(html, "tb-run-config")["terminal"] is True
+    assert "Final training loss" in html and "Latest training loss" not in html
     frozen = json_script(html, "tb-run-figures")
     assert set(link.snapshot) >= {"figures", "runs", "diagnosis"}
     assert link.snapshot["runs"][0]["hyperparameters"]["n_epochs"] == 3
@@ -191,6 +195,21 @@ def test_a_shared_comparison(make_job) -> None:
     assert ShareLink.objects.get().snapshot is not None  # both finished: frozen at once
     assert client_for(SHARE).get(f"/share/{token}/metrics.json?run=r2").status_code == 200
     assert client_for(SHARE).get(f"/share/{token}/metrics.json?run=r3").status_code == 404
+
+
+def test_a_shared_comparison_marks_the_latest_values_of_a_run_still_going(make_job) -> None:
+    done = make_job(steps=30, name="done", seed=1)
+    going = make_job(steps=20, name="going", seed=2, status="running", finished_at=None)
+    token = create_link(client_for("member"), runs=f"{done.pk},{going.pk}")
+    html = client_for(SHARE).get(f"/share/{token}/").content.decode()
+    assert ShareLink.objects.get().snapshot is None  # live: one run is still going
+    table = html.split('id="tb-metrics-title"')[1].split("</section>")[0]
+    rows = re.findall(r"<tr><th scope=\"row\">.*?</tr>", table, re.S)
+    assert len(rows) == 2
+    marked = [re.findall(r'data-key="([a-z_]+)"[^>]*data-latest="true"', row) for row in rows]
+    assert marked == [[], ["final_train_loss", "final_full_valid_loss", "final_train_accuracy",
+                           "final_full_valid_accuracy"]]  # fmt: skip
+    assert "Final train loss" not in html and ">Train loss<" in html
 
 
 def test_creating_listing_and_revoking_is_audited_and_scoped(make_job) -> None:

@@ -66,6 +66,46 @@ def test_summary_cards_equal_the_report(viewer: Client) -> None:
     assert b"vendor/plotly.min.js" in page.content
 
 
+def findings_heading(page: Any) -> str:
+    match = re.search(r'<h2 id="findings-title">(.*?)</h2>', page.content.decode(), re.S)
+    assert match
+    return html.unescape(re.sub(r"<[^>]+>", "", match.group(1)))
+
+
+def test_findings_heading_counts_info_notes_apart(viewer: Client) -> None:
+    # Three info notes (two weights written 1.0 / 0.0, one spelled special token), no problem.
+    weighted = chat(0)
+    weighted["messages"][1]["weight"] = 1.0
+    zero = chat(1, answer="First answer.")
+    zero["messages"].append({"role": "user", "content": "And again?"})
+    zero["messages"].append({"role": "assistant", "content": "Second answer.", "weight": 0.0})
+    token = chat(2, answer="Done.<|endoftext|>")
+    lines = [weighted, zero, token] + [chat(i) for i in range(3, 60)]
+    dataset = validate_now(create_dataset(jsonl(lines)))
+    report = Report.from_dict(dataset.report)
+    assert (report.error_count, report.warning_count, report.info_count) == (0, 0, 3)
+    page = viewer.get(f"/datasets/{dataset.pk}/")
+    assert findings_heading(page) == "Findings 0 errors, 0 warnings · 3 info notes"
+    text = page.content.decode()
+    assert "No problems found; the notes below are for information." in text
+    assert '<span class="badge ">info note</span>' in text
+    assert dataset.status == Dataset.Status.VALID
+
+    # With a warning too (a duplicate line), each kind is counted on its own.
+    dataset = validate_now(create_dataset(jsonl([token, *lines]), "dup.jsonl"))
+    report = Report.from_dict(dataset.report)
+    assert report.warning_count == 1 and report.info_count == 4
+    page = viewer.get(f"/datasets/{dataset.pk}/")
+    assert findings_heading(page) == "Findings 0 errors, 1 warning · 4 info notes"
+    assert "No problems found" not in page.content.decode()
+
+    # A clean file: no notes mentioned at all.
+    clean = validate_now(create_dataset(chat_file(60, start=100), "clean.jsonl"))
+    page = viewer.get(f"/datasets/{clean.pk}/")
+    assert findings_heading(page) == "Findings 0 errors, 0 warnings"
+    assert b"No problems found." in page.content
+
+
 def test_cost_card_for_a_priced_dataset(viewer: Client, cookbook) -> None:  # type: ignore[no-untyped-def]
     dataset = validate_now(create_dataset((cookbook / "drone_training.jsonl").read_bytes()))
     page = viewer.get(f"/datasets/{dataset.pk}/")

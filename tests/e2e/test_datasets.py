@@ -148,3 +148,29 @@ def test_an_invalid_upload_shows_its_findings_and_cannot_be_launched(
     assert page.locator("#id_training_dataset").input_value() != str(broken.pk)
     expect(page.locator("#launch-form")).not_to_contain_text("Broken one")
     check_page(page, "launch-form")
+
+
+def test_info_notes_are_counted_apart_from_problems(
+    page_as: Callable[[str], Page],
+    check_page: Callable[[Page, str], None],
+    make_dataset: Callable[..., Dataset],
+) -> None:
+    examples = chat_examples(60, seed=7)
+    examples[0]["messages"][-1]["weight"] = 1.0  # accepted: the JSON number 1, with a note
+    examples[1]["messages"][-1]["content"] += " <|endoftext|>"  # spelled, not the token
+    dataset = make_dataset(examples, name="Noted one")
+    page = page_as("viewer")
+    page.goto(f"/datasets/{dataset.pk}/")
+    expect(page.locator("#dataset-status")).to_have_text("Valid")
+    expect(page.locator("#findings-title")).to_have_text(
+        "Findings 0 errors, 0 warnings · 2 info notes"
+    )
+    expect(
+        page.get_by_text("No problems found; the notes below are for information.")
+    ).to_be_visible()
+    notes = page.locator("details.ds-finding-info")
+    expect(notes).to_have_count(2)
+    expect(notes.locator(".badge")).to_have_text(["info note", "info note"])
+    # Notes stay folded: nothing to act on.
+    assert notes.first.get_attribute("open") is None
+    check_page(page, "info-notes")

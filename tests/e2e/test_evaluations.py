@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -14,6 +15,7 @@ from jobs.models import ProviderConnection
 from tests.e2e.pages import E2E, XSS
 from tests.evals.conftest import train
 from tests.sandbox.conftest import make_client
+from tests.support.tokenizer import damaged_bpe
 
 pytestmark = [*E2E, pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -106,3 +108,29 @@ def test_evaluate_checkpoints_from_a_run_and_compare_in_the_playground(
     trained_reply = trained.examples[0]["messages"][2]["content"]
     expect(page.get_by_text(trained_reply, exact=True).first).to_be_visible()
     check_page(page, "playground-replies")
+
+
+def test_a_damaged_tokenizer_is_named_on_the_evaluation_form(
+    page_as: Callable[[str], Page],
+    check_page: Callable[[Page, str], None],
+    sandbox_url: str,
+    sandbox_key: str,
+    sandbox_connection: ProviderConnection,
+    tmp_path: Path,
+) -> None:
+    trained = train(make_client(sandbox_url, key=sandbox_key), sandbox_connection)
+    page = page_as("member")
+    with damaged_bpe(tmp_path / "bpe"):
+        page.goto(f"/evaluations/new/?job={trained.job.pk}")
+        alert = page.get_by_role("alert").filter(has_text="tokenizer")
+        for button in ("Estimate cost", "Start evaluation"):
+            page.get_by_role("button", name=button).click()
+            page.wait_for_load_state("load")
+            expect(alert).to_contain_text(
+                "The tokenizer could not be loaded, so the prompts cannot be counted"
+            )
+            expect(alert).to_contain_text("o200k_base.tiktoken is damaged or replaced")
+            expect(page.locator("#estimate-total")).to_have_count(0)
+            assert "/evaluations/new/" in page.url
+        check_page(page, "tokenizer-damaged")
+    assert not Evaluation.objects.exists()

@@ -25,7 +25,8 @@ pytestmark = [*E2E, pytest.mark.django_db(transaction=True)]
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:acme-research-org:support-bot-v2:AbC123xyZ"
 
 # Widths in the page: the document, the table and its box, and every number cell that does
-# not show its whole value on one line.
+# not show its whole value on one line (the value: a running run's "latest" below its train
+# loss is a note, on a line of its own).
 MEASURE = """() => {
   const table = document.querySelector("table.tb-runs");
   const wrap = table.closest(".tb-table-wrap");
@@ -34,6 +35,8 @@ MEASURE = """() => {
     if (!td.checkVisibility()) { continue; }
     const range = document.createRange();
     range.selectNodeContents(td);
+    const note = td.querySelector(".tb-latest");
+    if (note) { range.setEndBefore(note); }
     const lines = new Set(Array.from(range.getClientRects()).map((r) => Math.round(r.top)));
     if (td.scrollWidth > td.clientWidth || lines.size > 1) { cut.push(td.textContent); }
   }
@@ -94,6 +97,97 @@ def make_runs(count: int) -> list[Job]:
     return jobs
 
 
+# Every line break inside a word of the table (letters or digits on both sides, in one text
+# node: a <wbr> between two nodes is a break the page offers on purpose), and every cell whose
+# content sticks out of it.
+BREAKS = """() => {
+  const table = document.querySelector("table.tb-runs");
+  const letter = /[\\p{L}\\p{N}]/u;
+  const broken = [];
+  const overflowing = [];
+  for (const cell of table.querySelectorAll("th, td")) {
+    if (!cell.checkVisibility()) { continue; }
+    if (cell.scrollWidth > cell.clientWidth) { overflowing.push(cell.textContent.trim().slice(0, 60)); }
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.parentElement.checkVisibility() || node.parentElement.closest(".sr-only")) { continue; }
+      const text = node.data;
+      let before = null;
+      for (let i = 0; i < text.length; i++) {
+        const range = document.createRange();
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const rect = range.getClientRects()[0];
+        const top = rect && rect.width > 0 ? Math.round(rect.top) : null;
+        if (before && top !== null && top > before.top + 2 && letter.test(before.ch) && letter.test(text[i])) {
+          let start = i, end = i;
+          while (start > 0 && letter.test(text[start - 1])) { start--; }
+          while (end < text.length && letter.test(text[end])) { end++; }
+          broken.push(text.slice(start, end));
+        }
+        before = top === null ? null : {ch: text[i], top};
+      }
+    }
+  }
+  return {broken, overflowing};
+}"""
+
+LONG_MODEL = "ft:gpt-4o-mini-2024-07-18:acme-research-org:customer_support_tone_v2:AbC123xyZ"
+UNBREAKABLE = "b7e4c1d09f2a6e3b8c5d7a1f"  # a tag with no word boundary at all
+
+
+def make_long_runs(count: int) -> list[Job]:
+    """Runs whose texts are as long as people make them, in each of the ways they join words:
+    spaces, hyphens, underscores, dots, colons; and one tag that cannot break anywhere."""
+    connection = connection_save(
+        name="Acme OpenAI production (EU data residency)", kind="openai",
+        base_url="https://api.acme.example/v1", api_key="sk-e2e-key",
+    )  # fmt: skip
+    creator = get_user_model().objects.create_user(username="alexandra.montgomery_smith")
+    datasets = [
+        Dataset.objects.create(
+            name=name,
+            file="datasets/layout.jsonl",
+            size=10,
+            line_count=1,
+            status="valid",
+            sha256=f"{i:02d}" * 32,
+        )
+        for i, name in enumerate(
+            (
+                "support_tickets_2024_q3_cleaned_deduplicated_train.jsonl",
+                "Customer support tickets, third quarter, cleaned and deduplicated",
+            )
+        )
+    ]
+    now = timezone.now()
+    names = (
+        "customer_support_tone_experiment_with_the_new_system_prompt_{n:02d}",
+        "Customer support tone experiment with the new system prompt, run {n:02d}",
+        "customer-support-tone-experiment-with-the-new-system-prompt-{n:02d}",
+    )
+    return [
+        Job.objects.create(
+            connection=connection,
+            name=names[n % 3].format(n=n),
+            provider_job_id=f"ftjob-long{n:04d}",
+            base_model=LONG_MODEL if n % 2 == 0 else "gpt-4.1-mini-2025-04-14",
+            status="succeeded" if n % 4 else "running",
+            hyperparameters={"n_epochs": 12, "batch_size": 256, "learning_rate_multiplier": 1.85},
+            trained_tokens=123_456_789 + n,
+            final_train_loss=0.123456 + n / 1000,
+            best_full_valid_loss=0.234567 + n / 1000,
+            best_full_valid_step=12_345 + n,
+            tags=["production-candidate", "customer_support_tone", "sweep.lr.1.85", UNBREAKABLE],
+            created_by=creator,
+            training_dataset=datasets[n % 2],
+            started_at=now - timedelta(hours=26, minutes=n),
+            finished_at=now - timedelta(minutes=1) if n % 4 else None,
+        )
+        for n in range(count)
+    ]
+
+
 def measure(page: Page) -> dict[str, Any]:
     return page.evaluate(MEASURE)
 
@@ -117,6 +211,9 @@ def test_the_runs_list_fits_a_laptop_screen(
     numbers = measure(page)
     assert numbers["columns"] == 18, numbers  # every column, the selection box included
     assert_fits(numbers, width)
+    # The filters are on show, with no fold to open.
+    expect(page.get_by_label("Search")).to_be_visible()
+    expect(page.locator("#tb-filter-box > summary")).to_be_hidden()
 
     # A fine-tuned model is shown short, its full id on hover.
     models = page.locator("td.tb-model")
@@ -134,6 +231,40 @@ def test_the_runs_list_fits_a_laptop_screen(
     top = head.evaluate("(th) => th.getBoundingClientRect().top")
     assert 0 <= top < 5
     check_page(page, f"runs-{width}")
+
+
+@pytest.mark.parametrize("width", [1280, 1440])
+def test_long_names_wrap_between_words(
+    width: int, page_as: Callable[[str], Page], check_page: Callable[[Page, str], None]
+) -> None:
+    make_long_runs(12)
+    page = page_as("member")
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto("/")
+    expect(page.locator("table.tb-runs tbody tr")).to_have_count(12)
+    numbers = measure(page)
+    assert numbers["columns"] == 18, numbers
+    assert_fits(numbers, width)
+    breaks = page.evaluate(BREAKS)
+    # Only the tag without any boundary is broken inside a word (it must be, to fit), and
+    # nothing sticks out of its cell.
+    assert set(breaks["broken"]) <= {UNBREAKABLE}, breaks
+    assert breaks["overflowing"] == [], breaks
+    # The compact model name, with its full id on hover.
+    model = page.locator("td.tb-model").filter(has_text="customer_support_tone_v2").first
+    expect(model).to_have_attribute("title", LONG_MODEL)
+    check_page(page, f"long-{width}")
+
+    # Tags saved in place (by the page's script) wrap between their parts too.
+    row = page.locator("table.tb-runs tbody tr").first
+    row.get_by_text("Edit tags").click()
+    row.get_by_label("Tags, comma-separated").fill("holdout_set_march_2025, tone")
+    row.get_by_role("button", name="Save tags").click()
+    expect(page.locator("#tb-inline-status")).to_have_text("Saved the tags.")
+    badge = row.locator(".tb-tag").first
+    expect(badge).to_have_text("holdout_set_march_2025")
+    assert badge.inner_html() == "holdout_<wbr>set_<wbr>march_<wbr>2025"
+    assert set(page.evaluate(BREAKS)["broken"]) <= {UNBREAKABLE}
 
 
 def test_the_column_choice_is_remembered(page_as: Callable[[str], Page]) -> None:
@@ -171,7 +302,8 @@ def test_on_a_phone_the_navigation_folds_away(
     header = page.locator("header.topbar").bounding_box()
     assert header and header["height"] <= 64, header  # not 40% of the screen
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 390, measure(page)
-    # The filter fields stay inside their card.
+    # The filter fields stay inside their card (folded until asked for).
+    page.locator("#tb-filter-box > summary").click()
     outside = page.evaluate("""() => {
       const card = document.querySelector("form.tb-filters").getBoundingClientRect();
       return Array.from(document.querySelectorAll("form.tb-filters input, form.tb-filters select"))
@@ -201,6 +333,67 @@ def test_on_a_phone_the_navigation_folds_away(
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
 
 
+# What sticks out of the window on a phone: the page's own width against the window's, and
+# every element right of it (the runs table scrolls inside its own box, so not its cells).
+PHONE = """() => ({
+  page: document.scrollingElement.scrollWidth,
+  window: document.scrollingElement.clientWidth,
+  wide: Array.from(document.querySelectorAll("body *"))
+    .filter((el) => el.checkVisibility() && el.getBoundingClientRect().right > document.scrollingElement.clientWidth + 0.5
+      && !el.closest(".tb-runs-wrap"))
+    .map((el) => el.tagName + "." + el.className + " " + el.textContent.trim().slice(0, 30)),
+  box: (() => {
+    const wrap = document.querySelector(".tb-runs-wrap");
+    const r = wrap.getBoundingClientRect();
+    return {left: r.left, right: r.right, scrolls: wrap.scrollWidth > wrap.clientWidth};
+  })(),
+  card: document.querySelector("#tb-filter-box").getBoundingClientRect().toJSON(),
+})"""
+
+
+def test_on_a_phone_the_filters_fold_and_nothing_scrolls_sideways(
+    page_as: Callable[[str], Page], check_page: Callable[[Page, str], None]
+) -> None:
+    make_long_runs(8)
+    page = page_as("member")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/")
+    filters = page.locator("#tb-filter-box")
+    summary = filters.locator("summary")
+    # No filter in use: the card is one line, its fields folded away.
+    expect(summary).to_have_text("Filters")
+    expect(page.get_by_label("Search")).to_be_hidden()
+    card = filters.bounding_box()
+    assert card and card["height"] < 80, card
+    numbers = page.evaluate(PHONE)
+    assert numbers["window"] == 390 and numbers["page"] <= numbers["window"], numbers
+    assert numbers["wide"] == [], numbers
+    # The table is the one thing wider than the phone, and it scrolls inside its own box.
+    assert numbers["box"]["left"] >= 0 and numbers["box"]["right"] <= 390, numbers
+    assert numbers["box"]["scrolls"], numbers
+    check_page(page, "filters-folded")
+
+    # Unfolded, every field fits; a filter applied keeps the card open and says so.
+    summary.click()
+    expect(page.get_by_label("Search")).to_be_visible()
+    numbers = page.evaluate(PHONE)
+    assert numbers["page"] <= 390 and numbers["wide"] == [], numbers
+    page.get_by_role("form", name="Filter runs").get_by_label("Status").select_option("running")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url("**/?*status=running*")
+    expect(filters).to_have_attribute("open", "")
+    expect(summary).to_have_text("Filters · 1 in use")
+    expect(page.get_by_label("Search")).to_be_visible()
+    expect(page.locator("table.tb-runs tbody tr")).to_have_count(2)
+    numbers = page.evaluate(PHONE)
+    assert numbers["page"] <= 390 and numbers["wide"] == [], numbers
+    check_page(page, "filters-in-use")
+
+    # Folded again by hand, like any <details>.
+    summary.click()
+    expect(page.get_by_label("Search")).to_be_hidden()
+
+
 def test_without_javascript_the_phone_navigation_is_still_there(
     browser: Browser, page_as: Callable[[str], Page], live_server: Any
 ) -> None:
@@ -216,6 +409,10 @@ def test_without_javascript_the_phone_navigation_is_still_there(
         nav = page.get_by_role("navigation", name="Main")
         expect(nav.get_by_role("link", name="Datasets")).to_be_visible()
         assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+        # The folded filters open without the script too.
+        expect(page.get_by_label("Search")).to_be_hidden()
+        page.locator("#tb-filter-box > summary").click()
+        expect(page.get_by_label("Search")).to_be_visible()
         # Without the script "Compare selected" still answers, with a message.
         page.get_by_role("button", name="Compare selected").click()
         expect(page.get_by_role("status").filter(has_text="No runs were selected")).to_be_visible()
