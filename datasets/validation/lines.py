@@ -113,6 +113,14 @@ def _prefix(parts: list[bytes]) -> bytes:
     return bytes(out)
 
 
+def _more(prefix: bytes, data: bytes) -> bytes:
+    """``prefix`` topped up from ``data``: an oversized line's prefix is its first
+    _PREFIX_BYTES bytes however the stream was chunked."""
+    if len(prefix) >= _PREFIX_BYTES:
+        return prefix
+    return prefix + data[: _PREFIX_BYTES - len(prefix)]
+
+
 def iter_lines(
     chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[bytes | OversizedLine]:
@@ -129,7 +137,7 @@ def iter_lines(
         tail = pieces.pop()
         for piece in pieces:
             if skipping is not None:
-                yield OversizedLine(skipping, carry_size + len(piece))
+                yield OversizedLine(_more(skipping, piece), carry_size + len(piece))
                 skipping, carry_size = None, 0
             elif carry:
                 size = carry_size + len(piece)
@@ -147,6 +155,7 @@ def iter_lines(
             continue
         carry_size += len(tail)
         if skipping is not None:
+            skipping = _more(skipping, tail)
             continue
         carry.append(tail)
         if carry_size > max_line_bytes:
@@ -176,9 +185,10 @@ def iter_blocks(
         if skipping is not None:
             end = chunk.find(b"\n")
             if end < 0:
+                skipping = _more(skipping, chunk)
                 skipped += len(chunk)
                 continue
-            yield OversizedLine(skipping, skipped + end)
+            yield OversizedLine(_more(skipping, chunk[:end]), skipped + end)
             skipping = None
             chunk = chunk[end + 1 :]
         last = chunk.rfind(b"\n")
