@@ -1,6 +1,6 @@
 """Validating a large file with every core, with exactly the report of the single pass.
 
-The parent reads the file and cuts it at line boundaries into blocks of about 4 MB
+The parent reads the file and cuts it at line boundaries into blocks of about 2 MB
 (``lines.iter_blocks``). It hands each block to a worker process while one has room (see
 ``processes``) and validates the others itself, so N processes keep N cores busy and the
 parent's own core is not spent waiting. Every block is validated by the single pass's own
@@ -57,7 +57,7 @@ from .vision import MAX_IMAGE_EXAMPLES
 log = logging.getLogger(__name__)
 
 PARALLEL_MIN_BYTES = 16 << 20
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 2 << 20
 WORKER_MODULE = "datasets.validation.worker"
 
 
@@ -220,9 +220,10 @@ class ParallelValidation(Validation):
             bpe_directory=bpe_directory(),
         )
         self._repeats = RepeatCache()
-        # Results wait here until every block before them is merged; a slow worker holds
-        # back at most this many blocks (memory: blocks × block_bytes).
-        self.max_pending = 4 * self.processes
+        # Blocks wait here until every block before them is merged: at most this many, so
+        # the memory they hold is bounded (about max_pending × block_bytes) whatever the
+        # file's size. Enough for each worker's queue plus the blocks done here meanwhile.
+        self.max_pending = 3 * self.processes
         self.blocks_here = 0
         self.blocks_in_workers = 0
         self.worker_pids: list[int] = []
