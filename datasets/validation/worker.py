@@ -32,7 +32,9 @@ def main() -> None:
         try:
             first_line, block = pickle.load(requests)  # noqa: S301 - from our parent
         except EOFError:
-            return
+            # Every reply is written and flushed; skip the interpreter's teardown (freeing the
+            # tokenizer's tables takes a while) so the parent, which waits for us, is not held.
+            os._exit(0)
         try:
             reply: tuple[str, object] = (
                 "ok",
@@ -44,7 +46,7 @@ def main() -> None:
             pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
             replies.flush()
         except BrokenPipeError:
-            return  # the parent is gone
+            os._exit(0)  # the parent is gone
 
 
 if __name__ == "__main__":
