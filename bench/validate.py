@@ -1,7 +1,7 @@
 """Benchmark of the dataset validator against raw tiktoken, on two kinds of file.
 
     python bench/validate.py [--sizes 50,500] [--files synthetic,unique] [--processes 2]
-                             [--model gpt-4o-mini-2024-07-18] [--keep DIR]
+                             [--quiet 0.25] [--model gpt-4o-mini-2024-07-18] [--keep DIR]
 
 Two synthetic chat fine-tuning files are generated at the largest size (system prompts,
 multi-turn conversations, tools and tool calls, weight-0 assistant messages, a few very long
@@ -16,8 +16,9 @@ For each file, measured in one run:
 
 a) raw tiktoken: single-thread ``encode_ordinary`` over exactly the strings the validator's
    counting rule counts (every string field, tool definitions as compact JSON), timed around
-   the encode calls only — the floor for any validator that counts tokens — over the first N MB
-   of the file for every N of ``--sizes``;
+   the encode calls only — the floor for any validator that counts tokens — over the same
+   bytes as each validator run, in the same subprocess, right after it (the machine's load
+   changes from minute to minute: each ratio compares neighbouring measurements);
 b) the validator, in a fresh subprocess, over the first N MB (cut at a line boundary): with
    ``--processes`` processes at every size (``ParallelValidation``: this process and
    ``processes - 1`` workers); and at the largest size in one process, with one thread and
@@ -54,6 +55,7 @@ sys.path.insert(0, str(REPO))
 MB = 1_000_000
 RATIO_TARGET = 1.6  # with 2 processes, on the unique file
 RSS_TARGET_MB = 150.0
+QUIET_TIMEOUT = 600.0
 
 # --- synthetic data -------------------------------------------------------------------------
 
@@ -368,6 +370,9 @@ def child(
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, all waited for
     loads.append(os.getloadavg()[0])
     reader.close()
+    # The baseline right after, in the same process, over the same bytes: on a shared
+    # machine the load changes from minute to minute, so each ratio compares neighbours.
+    (raw,) = raw_baseline(path, model.encoding, [limit])
     n_workers = len(getattr(runner, "worker_pids", []))
     worker_peak_mb = workers.ru_maxrss / 1024 if n_workers else 0.0
     return {
@@ -387,6 +392,7 @@ def child(
         "load": loads,
         "errors": report.error_count,
         "over_context": report.count("exceeds_context"),
+        "raw": raw,
     }
 
 
@@ -411,7 +417,7 @@ def line_boundary(path: Path, approx: int) -> int:
 
 
 def bench_file(
-    kind: str, path: Path, sizes: list[float], model: Any, processes: int
+    kind: str, path: Path, sizes: list[float], model: Any, processes: int, quiet: float
 ) -> dict[str, Any]:
     from datasets.validation.tokens import default_threads
 
@@ -423,21 +429,21 @@ def bench_file(
         f"\n== {kind}: {size / MB:.1f} MB, {n_lines:,} examples, generated in "
         f"{time.perf_counter() - start:.1f} s -> {path}  (load {_load()})"
     )
-    raws = raw_baseline(path, model.encoding, limits)
-    for raw in raws:
+    runs: list[tuple[int, int, int | None]] = [(i, processes, None) for i in range(len(limits))]
+    last = len(limits) - 1
+    runs += [(last, 1, 1), (last, 1, None)]
+    results = []
+    for index, n_processes, threads in runs:
+        before = wait_for_quiet(quiet, QUIET_TIMEOUT) if quiet < 1 else ""
+        result = run_child(path, model.id, limits[index], n_processes, threads)
+        result["before"] = before
+        raw = result["raw"]
         print(
             f"(a) raw tiktoken encode_ordinary, 1 thread, {model.encoding}, first "
             f"{raw['bytes'] / MB:.0f} MB: {raw['text_bytes'] / MB / raw['seconds']:.1f} MB/s "
             f"of text ({raw['tokens']:,} tokens) = {raw['bytes'] / MB / raw['seconds']:.1f} MB/s "
             f"of file; {raw['cpu_seconds']:.1f} s CPU"
         )
-    runs: list[tuple[int, int, int | None]] = [(i, processes, None) for i in range(len(limits))]
-    last = len(limits) - 1
-    runs += [(last, 1, 1), (last, 1, None)]
-    results = []
-    for index, n_processes, threads in runs:
-        raw = raws[index]
-        result = run_child(path, model.id, limits[index], n_processes, threads)
         result.update(processes=n_processes, threads=threads or default_threads())
         result["ratio"] = (result["bytes"] / result["seconds"]) / (raw["bytes"] / raw["seconds"])
         if n_processes > 1:
@@ -453,16 +459,44 @@ def bench_file(
             f"(c) RSS growth {result['rss_growth_mb']:.1f} MB (parent "
             f"{result['parent_growth_mb']:.1f} + {result['n_workers']} x worker "
             f"{result['worker_peak_mb']:.1f}); load {result['load'][0]:.1f}->"
-            f"{result['load'][1]:.1f}"
+            f"{result['load'][1]:.1f}{'; ' + before if before else ''}"
         )
         results.append(result)
     full = results[last]
-    agree = "agree" if full["tokens"] == raws[-1]["tokens_with_overhead"] else "DIFFER"
+    expected = full["raw"]["tokens_with_overhead"]
+    agree = "agree" if full["tokens"] == expected else "DIFFER"
     print(
         f"token totals: validator {full['tokens']:,}, raw + per-message/example overhead "
-        f"{raws[-1]['tokens_with_overhead']:,} ({agree}); {full['duplicates']} duplicate lines"
+        f"{expected:,} ({agree}); {full['duplicates']} duplicate lines"
     )
-    return {"kind": kind, "raw": raws, "runs": results, "parallel": results[: len(limits)]}
+    return {"kind": kind, "runs": results, "parallel": results[: len(limits)]}
+
+
+def _cpu_busy(seconds: float = 2.0) -> float:
+    """Fraction of all CPUs busy over ``seconds`` (from /proc/stat; 0 where it is missing)."""
+
+    def sample() -> tuple[int, int]:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except OSError:
+            return 0, 0
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / (total1 - total0) if total1 > total0 else 0.0
+
+
+def wait_for_quiet(max_busy: float, timeout: float) -> str:
+    """On a shared machine, wait (up to ``timeout`` s) until at most ``max_busy`` of the CPUs
+    are busy, so that a run is not measured while other work takes its cores."""
+    deadline = time.monotonic() + timeout
+    busy = _cpu_busy()
+    while busy > max_busy and time.monotonic() < deadline:
+        busy = _cpu_busy(5.0)
+    state = "quiet" if busy <= max_busy else "BUSY"
+    return f"{state}: {busy:.0%} of CPUs busy before the run"
 
 
 def _load() -> str:
@@ -475,6 +509,13 @@ def main() -> None:
     parser.add_argument("--files", default="synthetic,unique", help="synthetic, unique or both")
     parser.add_argument(
         "--processes", type=int, default=os.cpu_count() or 1, help="for the parallel runs"
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0.25,
+        help="before each run wait (up to 10 min) until at most this fraction of the CPUs is "
+        "busy; 1 runs at once",
     )
     parser.add_argument("--model", default="gpt-4o-mini-2024-07-18")
     parser.add_argument("--keep", type=Path, help="write the files in this folder and keep them")
@@ -503,7 +544,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for kind in kinds:
             summaries.append(
-                bench_file(kind, folder / f"{kind}.jsonl", sizes, model, args.processes)
+                bench_file(kind, folder / f"{kind}.jsonl", sizes, model, args.processes, args.quiet)
             )
             if not args.keep:
                 (folder / f"{kind}.jsonl").unlink()
