@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -334,6 +335,12 @@ WATCHED_SYNC_WINDOW = env_int("WATCHED_SYNC_WINDOW", 60, minimum=1)
 # Most list pages one sync (or an import's job listing) requests before giving up with an
 # error on the job: a provider whose paging never ends cannot hold a worker.
 SYNC_MAX_PAGES = env_int("SYNC_MAX_PAGES", 500, minimum=1)
+# Processes that validate one large dataset file at once (the Celery worker's process plus
+# VALIDATION_PROCESSES - 1 worker processes it starts for that file): one per core by default.
+# Files under VALIDATION_PARALLEL_MIN_MB MiB are validated in one pass, in the task's process:
+# starting a worker costs about half a second of CPU. 1 turns parallel validation off.
+VALIDATION_PROCESSES = env_int("VALIDATION_PROCESSES", os.cpu_count() or 1, minimum=1)
+VALIDATION_PARALLEL_MIN_MB = env_int("VALIDATION_PARALLEL_MIN_MB", 16, minimum=0)
 # Seconds a worker's claim on a piece of work (validation, launch, import, evaluation) lasts
 # without being renewed, and how long queued work may wait before the reaper sends it again.
 WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 60, minimum=1)

@@ -12,6 +12,7 @@ from fractions import Fraction
 from typing import Any, BinaryIO
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
@@ -206,6 +207,8 @@ def dataset_validate(*, dataset_id: int, model_id: str | None) -> bool:
                 model=spec,
                 total_bytes=dataset.size,
                 progress=ProgressPublisher(dataset_id, claim),
+                processes=settings.VALIDATION_PROCESSES,
+                parallel_min_bytes=settings.VALIDATION_PARALLEL_MIN_MB << 20,
             )
     except ClaimLost:
         return False

@@ -10,10 +10,10 @@ Usage (one streaming pass; the report is JSON-ready for a JSONField)::
 
 from .categories import CATEGORIES, CategoryInfo, Severity
 from .encodings import TokenizerError
-from .engine import validate_stream
 from .estimates import TrainingEstimate, estimate_hyperparameters, estimate_training_cost
 from .findings import CategoryFindings, Finding
 from .models import DEFAULT_MODELS, ModelSpec, get_default_model
+from .parallel import validate_stream
 from .report import (
     EncodingMismatchError,
     LargeExample,

@@ -2,18 +2,25 @@
 
 Lines are remembered by a 64-bit hash in an open-addressing table made of two arrays (hash and
 first line number): 12 bytes a slot, at most 70% full, so roughly 17–34 bytes per distinct
-example instead of the ~100+ a set of Python ints or strings would take. Python's bytes hash is
-SipHash, so two different lines collide with probability ~n²/2⁶⁵ — negligible next to the
-cost of storing the lines.
+example instead of the ~100+ a set of Python ints or strings would take. The hash is a 64-bit
+BLAKE2b digest, so two different lines collide with probability ~n²/2⁶⁵ — negligible next to
+the cost of storing the lines. It is not Python's ``hash()``: that one is salted per process,
+and the parallel validator computes the hashes in worker processes and compares them in the
+parent.
 """
 
 from __future__ import annotations
 
 from array import array
+from hashlib import blake2b
 
-_MASK64 = (1 << 64) - 1
 _EMPTY = 0
 _MAX_LOAD = 0.7
+
+
+def line_key(data: bytes) -> int:
+    """The 64-bit key of a line, the same in every process (never 0: 0 marks an empty slot)."""
+    return int.from_bytes(blake2b(data, digest_size=8).digest(), "little") or 1
 
 
 class SeenLines:
@@ -34,7 +41,10 @@ class SeenLines:
 
     def add(self, data: bytes, line: int) -> int | None:
         """Remember ``data`` as seen on ``line``; return the earlier line if already seen."""
-        key = (hash(data) & _MASK64) or 1  # 0 marks an empty slot
+        return self.add_key(line_key(data), line)
+
+    def add_key(self, key: int, line: int) -> int | None:
+        """``add`` for a line whose ``line_key`` is known."""
         keys, mask = self._keys, self._mask
         slot = key & mask
         while True:

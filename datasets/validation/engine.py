@@ -4,6 +4,11 @@ One pass reads the source in chunks, splits lines, parses each as JSON, checks i
 its strings for token counting. What is kept per example is a 64-bit hash (duplicates); all
 other state — counts, value→frequency maps, the first 20 findings per category, the 20
 longest examples — is bounded by constants or by the largest token count.
+
+``parallel`` runs this same per-line code over blocks of a large file in several processes
+and merges their results into what this single pass would have reported; the only findings
+that need the whole file before them (duplicates, the image-example cap) go through the two
+hooks ``_duplicate`` and ``_image_example``.
 """
 
 from __future__ import annotations
@@ -41,18 +46,22 @@ from .report import (
     family_counts,
     group_from_samples,
 )
-from .tokens import ExampleTokens, TokenTally, default_threads
+from .tokens import ExampleTokens, RepeatCache, TokenTally, default_threads
 from .vision import MAX_IMAGE_EXAMPLES
 
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
 N_LARGEST = MAX_EXAMPLES_PER_CATEGORY
-_JSON_WHITESPACE = b" \t\r\n"
+JSON_WHITESPACE = b" \t\r\n"
 _FAMILY_LABELS = {
     FAMILY_CHAT: "chat",
     FAMILY_DPO: "preference (DPO)",
     FAMILY_LEGACY: "prompt/completion",
 }
+
+
+# (total tokens, -line, line, excerpt source) of one of the longest examples
+Largest = tuple[int, int, int, bytes]
 
 
 def _reject_constant(name: str) -> object:
@@ -63,25 +72,10 @@ def _reject_constant(name: str) -> object:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def validate_stream(
-    source: Source,
-    *,
-    model: ModelSpec | None = None,
-    total_bytes: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> Report:
-    """Validate a JSONL training file in one streaming pass.
-
-    ``source`` is a binary file object, an iterable of bytes chunks, or bytes. ``progress``
-    gets the number of bytes read so far, at most every ~1 MB (or 1% of ``total_bytes``) and
-    once at the end; an exception it raises aborts the validation (a way to cancel).
-    """
-    return Validation(model=model).run(source, total_bytes=total_bytes, progress=progress)
-
-
 class Validation:
-    """One validation run; ``validate_stream`` is the supported entry point, this class
-    exposes the tuning knobs (line cap, tokenizer threads) to tests and the benchmark."""
+    """One validation run in one pass; ``validate_stream`` (in ``parallel``) is the supported
+    entry point, this class exposes the tuning knobs (line cap, tokenizer threads) to tests
+    and the benchmark."""
 
     def __init__(
         self,
@@ -89,15 +83,18 @@ class Validation:
         model: ModelSpec | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
         threads: int | None = None,
+        encoding: str | None = None,
+        repeats: RepeatCache | None = None,
     ) -> None:
         self.model = model
         self.max_line_bytes = max_line_bytes
-        encoding = model.encoding if model else DEFAULT_ENCODING
+        if encoding is None:
+            encoding = model.encoding if model else DEFAULT_ENCODING
         self.findings = FindingCollector()
         self.tokens = TokenStats(encoding)
-        self._largest: list[tuple[int, int, int, bytes]] = []  # min-heap of the longest
+        self._largest: list[Largest] = []  # min-heap of the longest
         self.tally = TokenTally(
-            encoding, self._on_tokens, default_threads() if threads is None else threads
+            encoding, self._on_tokens, default_threads() if threads is None else threads, repeats
         )
         self.checker = ExampleChecker(self.findings, self.tally)
         self.seen = SeenLines()
@@ -122,10 +119,7 @@ class Validation:
         try:
             for number, raw in enumerate(lines, 1):
                 self.n_lines = number
-                try:
-                    self._line(number, raw)
-                except Exception as exc:  # one odd line must not sink the report
-                    self._internal_error(number, raw, exc)
+                self._safe_line(number, raw)
             self.tally.flush()
         finally:
             self.tally.close()
@@ -133,6 +127,12 @@ class Validation:
         return self._report(counter.read)
 
     # --- per line --------------------------------------------------------------------
+
+    def _safe_line(self, number: int, raw: bytes | OversizedLine) -> None:
+        try:
+            self._line(number, raw)
+        except Exception as exc:  # one odd line must not sink the report
+            self._internal_error(number, raw, exc)
 
     def _line(self, number: int, raw: bytes | OversizedLine) -> None:
         if isinstance(raw, OversizedLine):
@@ -148,12 +148,12 @@ class Validation:
         if number == 1 and raw.startswith(UTF8_BOM):
             raw = raw[len(UTF8_BOM) :]
             self.findings.add("bom", 1, "file starts with a UTF-8 byte order mark", raw)
-        stripped = raw.strip(_JSON_WHITESPACE)
+        stripped = raw.strip(JSON_WHITESPACE)
         if not stripped:
             self.n_blank += 1
             self.findings.add("blank_line", number, "line is blank", raw)
             return
-        lead = len(raw) - len(raw.lstrip(_JSON_WHITESPACE))
+        lead = len(raw) - len(raw.lstrip(JSON_WHITESPACE))
         try:
             text = stripped.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -196,11 +196,14 @@ class Validation:
         self.n_examples += 1
         if may_hold_lone_surrogates(text):
             self._check_surrogates(number, obj, text)
+        self._duplicate(number, stripped, text)
+        outcome = self.checker.check(obj, number, text, stripped)
+        self._record_format(number, text, outcome.family, outcome.kind, outcome.n_images)
+
+    def _duplicate(self, number: int, stripped: bytes, text: str) -> None:
         first = self.seen.add(stripped, number)
         if first is not None:
             self.findings.add("duplicate_example", number, f"same as line {first}", text)
-        outcome = self.checker.check(obj, number, text, stripped)
-        self._record_format(number, text, outcome.family, outcome.kind, outcome.n_images)
 
     def _check_surrogates(self, number: int, obj: dict[str, object], text: str) -> None:
         found = find_lone_surrogate(obj)
@@ -221,14 +224,18 @@ class Validation:
         if n_images:
             self.n_image_examples += 1
             self._sample(SAMPLE_IMAGES, number, text)
-            if self.n_image_examples > MAX_IMAGE_EXAMPLES:
-                self.findings.add(
-                    "too_many_image_examples",
-                    number,
-                    f"image example number {self.n_image_examples:,}; a file may hold at most "
-                    f"{MAX_IMAGE_EXAMPLES:,}",
-                    text,
-                )
+            self._image_example(number, text)
+
+    def _image_example(self, number: int, text: str) -> None:
+        """Called after ``n_image_examples`` counted this line's example."""
+        if self.n_image_examples > MAX_IMAGE_EXAMPLES:
+            self.findings.add(
+                "too_many_image_examples",
+                number,
+                f"image example number {self.n_image_examples:,}; a file may hold at most "
+                f"{MAX_IMAGE_EXAMPLES:,}",
+                text,
+            )
 
     def _sample(self, key: str, number: int, text: str) -> None:
         samples = self.samples.setdefault(key, [])
@@ -248,8 +255,10 @@ class Validation:
         tokens.trained.add(example.trained)
         if example.n_messages is not None:
             tokens.messages.add(example.n_messages)
-        # Ties keep the earlier line, so results do not depend on batching.
-        entry = (example.total, -example.line, example.line, example.excerpt_source)
+        # Ties keep the earlier line, so results do not depend on batching (or on blocks).
+        self._keep_largest((example.total, -example.line, example.line, example.excerpt_source))
+
+    def _keep_largest(self, entry: Largest) -> None:
         if len(self._largest) < N_LARGEST:
             heapq.heappush(self._largest, entry)
         elif entry[:2] > self._largest[0][:2]:

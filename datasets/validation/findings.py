@@ -126,6 +126,23 @@ class FindingCollector:
             text = scrub_text(message)
             group.examples.append(Finding(code, info.severity, line, make_excerpt(source), text))
 
+    def has_room(self, code: str) -> bool:
+        """Whether the next finding of ``code`` would be kept as an example (its excerpt is
+        worth building)."""
+        group = self.groups.get(code)
+        return group is None or len(group.examples) < MAX_EXAMPLES_PER_CATEGORY
+
+    def merge(self, group: CategoryFindings) -> None:
+        """Add the findings of a later part of the file: counts add up, the examples kept are
+        still the first ones."""
+        mine = self.groups.get(group.code)
+        if mine is None:
+            mine = self.groups[group.code] = CategoryFindings(group.code)
+        mine.count += group.count
+        room = MAX_EXAMPLES_PER_CATEGORY - len(mine.examples)
+        if room > 0:
+            mine.examples.extend(group.examples[:room])
+
     def set_group(self, group: CategoryFindings) -> None:
         if group.count:
             self.groups[group.code] = group

@@ -88,11 +88,15 @@ class ByteProgress:
 
     def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
-            self.read += len(chunk)
-            if self.progress is not None and (self.read - (self._reported or 0) >= self.every):
-                self._reported = self.read
-                self.progress(self.read)
+            self.update(self.read + len(chunk))
             yield chunk
+
+    def update(self, done: int) -> None:
+        """``done`` bytes are through (the parallel validator counts bytes merged, not read)."""
+        self.read = done
+        if self.progress is not None and (done - (self._reported or 0) >= self.every):
+            self._reported = done
+            self.progress(done)
 
     def finish(self) -> None:
         if self.progress is not None and self._reported != self.read:
@@ -107,6 +111,14 @@ def _prefix(parts: list[bytes]) -> bytes:
         if len(out) >= _PREFIX_BYTES:
             break
     return bytes(out)
+
+
+def _more(prefix: bytes, data: bytes) -> bytes:
+    """``prefix`` topped up from ``data``: an oversized line's prefix is its first
+    _PREFIX_BYTES bytes however the stream was chunked."""
+    if len(prefix) >= _PREFIX_BYTES:
+        return prefix
+    return prefix + data[: _PREFIX_BYTES - len(prefix)]
 
 
 def iter_lines(
@@ -125,7 +137,7 @@ def iter_lines(
         tail = pieces.pop()
         for piece in pieces:
             if skipping is not None:
-                yield OversizedLine(skipping, carry_size + len(piece))
+                yield OversizedLine(_more(skipping, piece), carry_size + len(piece))
                 skipping, carry_size = None, 0
             elif carry:
                 size = carry_size + len(piece)
@@ -143,6 +155,7 @@ def iter_lines(
             continue
         carry_size += len(tail)
         if skipping is not None:
+            skipping = _more(skipping, tail)
             continue
         carry.append(tail)
         if carry_size > max_line_bytes:
@@ -152,3 +165,72 @@ def iter_lines(
         yield OversizedLine(skipping, carry_size)
     elif carry:
         yield b"".join(carry)
+
+
+def iter_blocks(
+    chunks: Iterable[bytes], block_bytes: int, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[bytes | OversizedLine]:
+    """The stream cut at line boundaries into blocks of about ``block_bytes`` (whole lines:
+    every block but the file's last ends with b"\\n"), for validating blocks in parallel.
+
+    A line that grows past ``max_line_bytes`` before its end is read comes out on its own as
+    an ``OversizedLine`` (what ``iter_lines`` makes of it), so a block never holds more than
+    about ``block_bytes + max_line_bytes``.
+    """
+    buf = bytearray()
+    cut = 0  # just past the last b"\\n" in buf
+    skipping: bytes | None = None  # prefix of the oversized line being skipped
+    skipped = 0
+    for chunk in chunks:
+        if skipping is not None:
+            end = chunk.find(b"\n")
+            if end < 0:
+                skipping = _more(skipping, chunk)
+                skipped += len(chunk)
+                continue
+            yield OversizedLine(_more(skipping, chunk[:end]), skipped + end)
+            skipping = None
+            chunk = chunk[end + 1 :]
+        last = chunk.rfind(b"\n")
+        if last >= 0:
+            cut = len(buf) + last + 1
+        buf += chunk
+        if len(buf) < block_bytes:
+            continue
+        if cut:
+            with memoryview(buf) as view, view[:cut] as head:
+                block = bytes(head)  # one copy, not two (a bytearray slice, then bytes)
+            del buf[:cut]
+            cut = 0
+            yield block
+        if len(buf) > max_line_bytes:  # the tail is one unfinished line, already too long
+            skipping, skipped = bytes(buf[:_PREFIX_BYTES]), len(buf)
+            buf = bytearray()
+    if skipping is not None:
+        yield OversizedLine(skipping, skipped)
+    elif buf:
+        yield bytes(buf)
+
+
+def count_lines(block: bytes) -> int:
+    """Lines in a block, counted the way ``iter_lines`` yields them."""
+    if not block:
+        return 0
+    return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+
+
+def block_lines(
+    block: bytes, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | OversizedLine]]:
+    """(offset in ``block``, line) for each line of a block from ``iter_blocks``: the lines
+    ``iter_lines`` would give, with where each one starts."""
+    pieces = block.split(b"\n")
+    if not pieces[-1]:
+        pieces.pop()  # a final newline does not start an empty last line
+    offset = 0
+    for piece in pieces:
+        if len(piece) > max_line_bytes:
+            yield offset, OversizedLine(piece[:_PREFIX_BYTES], len(piece))
+        else:
+            yield offset, piece
+        offset += len(piece) + 1

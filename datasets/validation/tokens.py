@@ -96,19 +96,47 @@ class ExampleTokens:
 ExampleSink = Callable[[ExampleTokens], None]
 
 
+class RepeatCache:
+    """Token counts of strings met more than once, bounded in characters (emptied when full).
+
+    A tally makes its own; the parallel validator hands one to every block a process
+    validates, so a system prompt repeated all over the file is counted once per process,
+    not once per block.
+    """
+
+    def __init__(self, max_chars: int | None = None) -> None:
+        self.max_chars = _REPEAT_CACHE_CHARS if max_chars is None else max_chars
+        self.counts: dict[str, int] = {}
+        self.chars = 0
+
+    def remember(self, text: str, tokens: int) -> None:
+        if self.chars + len(text) > self.max_chars:
+            self.counts.clear()  # in place: tallies hold this dict
+            self.chars = 0
+        if len(text) <= self.max_chars:
+            self.counts[text] = tokens
+            self.chars += len(text)
+
+
 class TokenTally:
     """Collects the strings of examples, counts them a batch at a time, and hands each
     example's totals to ``sink`` in file order."""
 
-    def __init__(self, encoding_name: str, sink: ExampleSink, threads: int = 1) -> None:
+    def __init__(
+        self,
+        encoding_name: str,
+        sink: ExampleSink,
+        threads: int = 1,
+        repeats: RepeatCache | None = None,
+    ) -> None:
         self.encoding_name = encoding_name
         self._encode = get_encoding(encoding_name).encode_ordinary
         self._sink = sink
         self._threads = max(1, threads)
         self._executor: Executor | None = None
         self._short: dict[str, int] = {}
-        self._repeated: dict[str, int] = {}
-        self._repeated_chars = 0
+        self._repeats = RepeatCache() if repeats is None else repeats
+        self._repeated = self._repeats.counts
         self._reset_batch()
         self._fixed = 0
         self._fixed_trained = 0
@@ -214,14 +242,9 @@ class TokenTally:
         self._reset_batch()
 
     def _remember_repeats(self, counts: list[int]) -> None:
+        remember, texts = self._repeats.remember, self._texts
         for index in self._dups:
-            text = self._texts[index]
-            if self._repeated_chars + len(text) > _REPEAT_CACHE_CHARS:
-                self._repeated.clear()
-                self._repeated_chars = 0
-            if len(text) <= _REPEAT_CACHE_CHARS:
-                self._repeated[text] = counts[index]
-                self._repeated_chars += len(text)
+            remember(texts[index], counts[index])
 
     def _count(self, texts: list[str]) -> list[int]:
         encode = self._encode

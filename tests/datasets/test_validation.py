@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import psutil
 import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
@@ -16,7 +18,7 @@ from django.utils import timezone
 from datasets import services
 from datasets.models import BaseModel, Dataset
 from datasets.validation import get_default_model, validate_stream
-from tests.conftest import wait_until
+from tests.conftest import Spawned, wait_until
 from tests.datasets.helpers import (
     GPT4O,
     GPT4O_MINI,
@@ -159,6 +161,45 @@ def test_progress_is_published_while_validating(celery_worker: str, worker_files
     dataset.refresh_from_db()
     assert dataset.status == Status.VALID
     assert dataset.progress_bytes == dataset.progress_total == len(big)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_task_validates_in_worker_processes_of_its_own(
+    spawn: Callable[..., Spawned], worker_files: None
+) -> None:
+    # VALIDATION_PARALLEL_MIN_MB=0: this small file goes the way a large one does, from a
+    # Celery prefork pool process.
+    worker = spawn(
+        "worker",
+        "parallel",
+        queues="validation",
+        VALIDATION_PROCESSES="2",
+        VALIDATION_PARALLEL_MIN_MB="0",
+    )
+    client = _member_client()
+    content = chat_file(3000) + chat_file(2)  # the first two examples again at the end
+    upload(client, content, model=GPT4O_MINI)
+    dataset = Dataset.objects.get()
+    assert wait_until(lambda: _done(dataset.pk), timeout=120), worker.tail()
+    dataset.refresh_from_db()
+    assert dataset.status == Status.VALID, (dataset.error_message, worker.tail())
+    assert dataset.progress_bytes == dataset.size == len(content)
+    # The report the single pass makes, duplicates included.
+    expected = validate_stream(content, model=get_default_model(GPT4O_MINI))
+    assert dataset.report == expected.to_dict()
+    assert expected.lines("duplicate_example") == [3001, 3002]
+    # Blocks went to a worker process the task's process started (parallel.py logs who did
+    # what), and it is gone once the validation is over.
+    done = re.search(
+        r"validated (\d+) bytes in \d+ blocks: \d+ here, (\d+) in worker processes \[(\d+)\]",
+        worker.tail(),
+    )
+    assert done, worker.tail()
+    assert int(done[1]) == len(content) and int(done[2]) >= 1
+    assert not psutil.pid_exists(int(done[3])) or psutil.Process(int(done[3])).status() == (
+        psutil.STATUS_ZOMBIE
+    )
 
 
 # --- in-process service behaviour --------------------------------------------------------------

@@ -103,6 +103,18 @@ def test_oversized_line_cut_in_chunks_and_last_line() -> None:
     assert len(lines) == 4
 
 
+def test_an_oversized_line_keeps_its_first_kilobyte_however_it_is_chunked() -> None:
+    # The excerpt of a line_too_long finding must not depend on how the file was read (the
+    # parallel validator cuts the same file into other pieces).
+    line = bytes(range(256)).replace(b"\n", b"-") * 12
+    for size in (1, 7, 100, 5000):
+        chunks = [line[i : i + size] for i in range(0, len(line), size)] + [b"\nok"]
+        assert list(iter_lines(chunks, max_line_bytes=50)) == [
+            OversizedLine(line[:1024], len(line)),
+            b"ok",
+        ]
+
+
 def test_default_cap_reports_a_real_33_mib_line() -> None:
     huge = b'{"messages": [{"role": "user", "content": "' + b"z" * (33 << 20) + b'"}]}'
     report = validate_stream(iter([b'{"a": 1}\n', huge, b"\n", b'{"b": 2}\n']))
