@@ -28,9 +28,9 @@ def test_notes_are_shown_as_info_and_the_estimate_is_the_cookbooks(viewer: Clien
     assert estimate and estimate.group(1) == "8"  # 100 // 12, not ⌈100 / 12⌉ = 9
     for title in ("Weight written as a decimal", "Text spells a special token"):
         summary = re.search(
-            rf'<span class="badge ([^"]*)">(\w+)</span> <strong>{title}</strong>', text
+            rf'<span class="badge ([^"]*)">([\w ]+)</span> <strong>{title}</strong>', text
         )
         assert summary, title
-        assert summary.groups() == ("", "info")
+        assert summary.groups() == ("", "info note")
     assert "line 4</span> message 2: weight 1.0 is the number 1; accepted" in html.unescape(text)
     assert "line 6</span> message 1: text contains &lt;|endoftext|&gt;" in text
