@@ -10,6 +10,7 @@ server that someone else runs is never touched.
 
 from __future__ import annotations
 
+import abc
 import ctypes
 import logging
 import os
@@ -42,7 +43,7 @@ def die_with_parent() -> None:
         pass
 
 
-class EmbeddedServer:
+class EmbeddedServer(abc.ABC):
     """A server process of ours: ``prepare`` before each start, ``argv`` to run it in the
     foreground, ``ready`` once it accepts clients."""
 
@@ -54,22 +55,22 @@ class EmbeddedServer:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
 
-    def prepare(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def prepare(self) -> None: ...
 
-    def argv(self) -> list[str]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def argv(self) -> list[str]: ...
 
-    def ready(self) -> bool:
-        raise NotImplementedError
-
-    @property
-    def url(self) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def ready(self) -> bool: ...
 
     @property
-    def log_path(self) -> Path:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def url(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def log_path(self) -> Path: ...
 
     def launch(self, *, output: Output = None) -> subprocess.Popen[bytes]:
         """Start the server without waiting for it; ``output`` None appends to its log file."""
