@@ -18,7 +18,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
@@ -239,22 +238,25 @@ def list_body(data: list[dict[str, Any]], has_more: bool, **extra: Any) -> dict[
 
 
 def _claim_fault(owner: str, path: str) -> SandboxFault | None:
-    with transaction.atomic():
-        faults = (
-            SandboxFault.objects.select_for_update(skip_locked=True)
-            .filter(owner=owner)
-            .filter(Q(remaining__isnull=True) | Q(remaining__gt=0))
-            .order_by("pk")
-        )
-        for fault in faults:
-            if fault.path_regex and not re.search(fault.path_regex, path):
-                continue
-            if fault.rate < 1 and random.random() >= fault.rate:  # noqa: S311 - not crypto
-                continue
-            updates: dict[str, Any] = {"injected": F("injected") + 1}
-            if fault.remaining is not None:
-                updates["remaining"] = F("remaining") - 1
-            SandboxFault.objects.filter(pk=fault.pk).update(**updates)
+    # No row locks: concurrent requests must each see every fault (a skip-locked scan let a
+    # request for another path hide a fault from a concurrent one). The conditional UPDATE
+    # alone keeps a counted fault from firing more often than asked.
+    faults = (
+        SandboxFault.objects.filter(owner=owner)
+        .filter(Q(remaining__isnull=True) | Q(remaining__gt=0))
+        .order_by("pk")
+    )
+    for fault in faults:
+        if fault.path_regex and not re.search(fault.path_regex, path):
+            continue
+        if fault.rate < 1 and random.random() >= fault.rate:  # noqa: S311 - not crypto
+            continue
+        claim = SandboxFault.objects.filter(pk=fault.pk)
+        updates: dict[str, Any] = {"injected": F("injected") + 1}
+        if fault.remaining is not None:
+            claim = claim.filter(remaining__gt=0)
+            updates["remaining"] = F("remaining") - 1
+        if claim.update(**updates):
             return fault
     return None
 

@@ -7,12 +7,14 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
+from django.db import connections, transaction
 
-from sandbox.models import SandboxWebhookDelivery
+from sandbox.models import SandboxFault, SandboxWebhookDelivery
 from tests.conftest import Sandbox, wait_until
 from tests.sandbox.conftest import make_client
 from tests.sandbox.data import chat_examples, jsonl
@@ -30,6 +32,48 @@ def test_next_n_requests_fail_on_matching_path(sandbox: Sandbox, sdk: openai.Ope
     assert sdk.models.list().data
     faults = sandbox.control("faults", method="GET")["data"]
     assert faults[0]["injected"] == 2 and faults[0]["remaining"] == 0
+
+
+def test_a_fault_fires_for_a_request_that_meets_it_mid_claim(sandbox: Sandbox) -> None:
+    # Another request holding the fault's row (claiming it, or scanning faults for its own
+    # path) must not hide the fault: the request waits for the row, then gets the fault.
+    sandbox.control("faults", {"kinds": ["503"], "path": "/models$"})
+    statuses: list[int] = []
+    with transaction.atomic():
+        SandboxFault.objects.select_for_update().get()  # what a concurrent claim holds
+        request = threading.Thread(
+            target=lambda: statuses.append(
+                httpx.get(f"{sandbox.url}/models", headers=sandbox.auth, timeout=60).status_code
+            )
+        )
+        request.start()
+        assert wait_until(waiting_on_a_lock, timeout=30)
+    request.join(60)
+    assert statuses == [503]
+
+
+def waiting_on_a_lock() -> bool:
+    with connections["default"].cursor() as cursor:
+        # Statistics views are a snapshot for the whole transaction unless cleared.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def test_a_counted_fault_fires_exactly_that_often_under_concurrency(sandbox: Sandbox) -> None:
+    sandbox.control("faults", {"kinds": ["500"], "count": 5, "path": "/models$"})
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: httpx.get(f"{sandbox.url}/models", headers=sandbox.auth).status_code,
+                range(24),
+            )
+        )
+    assert sorted(statuses).count(500) == 5 and statuses.count(200) == 19
+    assert sandbox.control("faults", method="GET")["data"][0]["injected"] == 5
 
 
 def test_503_and_429_with_retry_after(sandbox: Sandbox, sdk: openai.OpenAI) -> None:
