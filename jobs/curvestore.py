@@ -14,8 +14,10 @@ rebuild and an ingest never interleave.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from django.db import connection, transaction
@@ -58,8 +60,26 @@ def _ranges(steps: Iterable[int], width: int) -> Ranges:
     return ranges
 
 
-def _columns_in(job_id: Any, ranges: Ranges) -> tuple[list[int], list[tuple[Any, ...]]]:
-    """Steps and metric columns of the job's rows within ``ranges``, in step order."""
+def _gaps(ranges: Ranges, steps: Sequence[int]) -> Ranges:
+    """The parts of ``ranges`` outside the sorted, unique ``steps`` (all inside them)."""
+    gaps: Ranges = []
+    at = 0
+    for lo, hi in ranges:
+        start = lo
+        while at < len(steps) and steps[at] <= hi:
+            if steps[at] > start:
+                gaps.append((start, steps[at] - 1))
+            start = steps[at] + 1
+            at += 1
+        if start <= hi:
+            gaps.append((start, hi))
+    return gaps
+
+
+def _rows_in(job_id: Any, ranges: Ranges) -> list[tuple[Any, ...]]:
+    """(step, metric columns…) of the job's rows within ``ranges``, in step order."""
+    if not ranges:
+        return []
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT p.step, {', '.join(f'p.{c}' for c in METRIC_COLUMNS)} "  # noqa: S608 - constant names
@@ -68,9 +88,15 @@ def _columns_in(job_id: Any, ranges: Ranges) -> tuple[list[int], list[tuple[Any,
             "WHERE p.job_id = %s ORDER BY p.step",
             [[lo for lo, _ in ranges], [hi for _, hi in ranges], job_id],
         )
-        rows = cursor.fetchall()
-    steps = [row[0] for row in rows]
-    return steps, list(zip(*(row[1:] for row in rows), strict=True)) if rows else []
+        return list(cursor.fetchall())
+
+
+def _as_columns(rows: Sequence[Sequence[Any]]) -> tuple[list[int], list[tuple[Any, ...]]]:
+    """Rows (step, metric columns…) as steps and one value list per metric."""
+    if not rows:
+        return [], []
+    columns = list(zip(*rows, strict=True))
+    return list(columns[0]), columns[1:]
 
 
 def _fresh(
@@ -83,11 +109,13 @@ def _fresh(
     }
 
 
-def update(job_id: Any, steps: Iterable[int]) -> None:
-    """Bring the stored curves of a run up to date after its rows at ``steps`` were inserted
-    or changed. A fixed number of queries; reads only the rows of the buckets touched."""
-    changed = sorted(set(steps))
-    if not changed:
+def update(job_id: Any, changed: Iterable[Sequence[Any]]) -> None:
+    """Bring the stored curves of a run up to date after the rows ``changed`` — (step, metric
+    columns…) as now stored — were inserted or changed. A fixed number of queries; reads only
+    the other rows of the buckets touched."""
+    by_step = {row[0]: row for row in changed}
+    fresh_rows = [by_step[step] for step in sorted(by_step)]
+    if not fresh_rows:
         return
     with transaction.atomic(savepoint=False):
         _lock(job_id)
@@ -95,7 +123,8 @@ def update(job_id: Any, steps: Iterable[int]) -> None:
         if max_step is None:
             return
         widths = reduction.widths_for(max_step)
-        ranges = _ranges(changed, max(widths.values()))
+        steps = [row[0] for row in fresh_rows]
+        ranges = _ranges(steps, max(widths.values()))
         touched = {level: _chunk_spans(ranges, widths[level]) for level in LEVELS}
         wanted = Q()
         for level in LEVELS:
@@ -112,16 +141,18 @@ def update(job_id: Any, steps: Iterable[int]) -> None:
             # Narrower than stored: rows were deleted. Only a pass over all of them can say.
             _rebuild(job_id, MetricPoint, MetricCurve)
             return
-        row_steps, columns = _columns_in(job_id, ranges)
-        fresh = _fresh(row_steps, columns, widths) if row_steps else {}
-        writes: list[MetricCurve] = []
+        # The rows just written came back from the upsert; only the others are read.
+        others = _rows_in(job_id, _gaps(ranges, steps))
+        rows = sorted([*fresh_rows, *others], key=itemgetter(0)) if others else fresh_rows
+        fresh = _fresh(*_as_columns(rows), widths)
+        writes: list[tuple[int, int, int, dict[str, list[float]]]] = []
         stale = Q()
         for level in LEVELS:
             width = widths[level]
-            rows = [(chunk, w, data) for lvl, chunk, w, data in stored if lvl == level]
-            old_width = rows[0][1] if rows else width
+            kept = [(chunk, w, data) for lvl, chunk, w, data in stored if lvl == level]
+            old_width = kept[0][1] if kept else width
             buckets: dict[str, Buckets] = defaultdict(dict)
-            for _chunk, _w, data in rows:
+            for _chunk, _w, data in kept:
                 for name, flat in data.items():
                     buckets[name].update(reduction.unpack(flat, old_width))
             widened = old_width != width
@@ -141,19 +172,30 @@ def update(job_id: Any, steps: Iterable[int]) -> None:
                     for chunk, data in chunks.items()
                     if any(a <= chunk <= b for a, b in touched[level])
                 }
-            writes += [
-                MetricCurve(job_id=job_id, level=level, chunk=chunk, width=width, buckets=data)
-                for chunk, data in chunks.items()
-            ]
+            writes += [(level, chunk, width, data) for chunk, data in chunks.items()]
         if stale:
             MetricCurve.objects.filter(stale, job_id=job_id).delete()
-        if writes:
-            MetricCurve.objects.bulk_create(
-                writes,
-                update_conflicts=True,
-                unique_fields=["job", "level", "chunk"],
-                update_fields=["width", "buckets"],
-            )
+        _write(job_id, writes)
+
+
+_WRITE = """
+INSERT INTO jobs_metriccurve (job_id, level, chunk, width, buckets)
+SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::int[], %s::jsonb[])
+ON CONFLICT (job_id, level, chunk) DO UPDATE SET width = EXCLUDED.width, buckets = EXCLUDED.buckets
+"""
+
+
+def _write(job_id: Any, rows: list[tuple[int, int, int, dict[str, list[float]]]]) -> None:
+    """Insert or replace stored rows (level, chunk, width, buckets) in one statement."""
+    if not rows:
+        return
+    dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+    levels, chunks, widths, buckets = zip(*rows, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WRITE,
+            [job_id, list(levels), list(chunks), list(widths), [dumps(b) for b in buckets]],
+        )
 
 
 def _chunk_spans(ranges: Ranges, width: int) -> list[tuple[int, int]]:
@@ -188,9 +230,8 @@ def _rebuild(job_id: Any, points: type[Model], curves: type[Model]) -> int:
     curves._default_manager.filter(job_id=job_id).delete()
     if not rows:
         return 0
-    steps = [row[0] for row in rows]
-    widths = reduction.widths_for(steps[-1])
-    fresh = _fresh(steps, list(zip(*(row[1:] for row in rows), strict=True)), widths)
+    widths = reduction.widths_for(rows[-1][0])
+    fresh = _fresh(*_as_columns(rows), widths)
     curves._default_manager.bulk_create(
         [
             curves(job_id=job_id, level=level, chunk=chunk, width=widths[level], buckets=data)

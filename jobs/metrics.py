@@ -97,7 +97,7 @@ ON CONFLICT (job_id, step) DO UPDATE SET
 WHERE ({", ".join(f"p.{c}" for c in COLUMNS)}, p.extra)
   IS DISTINCT FROM ({", ".join(f"COALESCE(EXCLUDED.{c}, p.{c})" for c in COLUMNS)},
                     p.extra || EXCLUDED.extra)
-RETURNING step
+RETURNING step, {", ".join(COLUMNS)}
 """  # noqa: S608 - only constant column names are interpolated
 
 
@@ -117,6 +117,6 @@ def upsert(job_id: Any, rows: Iterable[Row]) -> int:
     with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute(_UPSERT, params)
-            changed = [row[0] for row in cursor.fetchall()]
+            changed = cursor.fetchall()
         curvestore.update(job_id, changed)
     return len(merged)

@@ -139,8 +139,9 @@ def test_an_ingest_runs_a_bounded_number_of_queries(provider: ProviderConnection
         with CaptureQueriesContext(db_connection) as queries:  # the next sync: widening
             metrics.upsert(job.pk, [{"step": size * 5, "train_loss": 0.0}])
         counts.append(len(queries.captured_queries))
-    # upsert, lock, highest step, stored rows, metric rows, write (+ delete when widened)
-    assert counts[0] == counts[2] == 6 and max(counts) == 7
+    # upsert, lock, highest step, stored rows, write; the other metric rows of the buckets
+    # touched (none on a first ingest), and a delete when a level was widened.
+    assert max(counts) <= 7, counts
 
 
 def test_drawing_up_to_a_step_cuts_inside_a_bucket(provider: ProviderConnection) -> None:
@@ -189,3 +190,17 @@ def test_rows_written_around_the_ingest_are_reduced_by_the_backfill_and_the_comm
     assert curvestore.read([jobs[1].pk], 2000)[str(jobs[1].pk)] == {
         "train_loss": list(truth(rows)[2000]["train_loss"])
     }
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 300)), st.sampled_from([1, 4, 16, 64]))
+def test_the_rows_read_besides_those_written_are_exactly_the_gaps(
+    written: set[int], width: int
+) -> None:
+    steps = sorted(written)
+    ranges = curvestore._ranges(steps, width)
+    covered = {s for lo, hi in ranges for s in range(lo, hi + 1)}
+    gaps = curvestore._gaps(ranges, steps)
+    in_gaps = [s for lo, hi in gaps for s in range(lo, hi + 1)]
+    assert len(in_gaps) == len(set(in_gaps)) and set(in_gaps) == covered - written
+    assert all(lo <= hi for lo, hi in gaps)
