@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from core.admin_tools import SavesOnlyItsFields, confirm_action
 from dashboard import services
 from dashboard.columns import KEYS as COLUMN_KEYS
-from dashboard.models import RunCurve, RunListPreference, ShareLink
+from dashboard.models import RunDiagnosis, RunListPreference, ShareLink
 
 
 @admin.register(ShareLink)
@@ -60,11 +60,11 @@ class ShareLinkAdmin(SavesOnlyItsFields):
         return None
 
 
-@admin.register(RunCurve)
-class RunCurveAdmin(admin.ModelAdmin):
-    list_display = ("job", "points", "computed_at")
+@admin.register(RunDiagnosis)
+class RunDiagnosisAdmin(admin.ModelAdmin):
+    list_display = ("job", "computed_at")
     search_fields = ("job__name", "job__id")
-    fields = ("job", "fingerprint", "points", "computed_at")
+    fields = ("job", "fingerprint", "diagnosis", "computed_at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -1,15 +1,15 @@
-"""Display-ready curves of runs, read from their metric rows or from the ``RunCurve`` cache.
+"""Display-ready curves of runs (``jobs.curvestore``) and the fit diagnosis of their rows.
 
-A page never draws more than ``LEVELS[0]`` points per series, so a run's curves are reduced
-once, with the chart core's min/max-per-bucket ``downsample`` (every spike and dip, the first
-and last point and the global extremes survive), to a few point budgets: ``2000`` for a run's
-own page, smaller ones for comparisons of many runs. The final value and the best
-(lowest-loss / highest-accuracy) point of each metric are therefore exact at every level.
+The ingest keeps every run's curves reduced for display at a few point budgets (``LEVELS``:
+``2000`` for a run's own page, smaller ones for comparisons of many runs; see
+``jobs.reduction``), so a page reads a few small rows per run whatever its length, the first
+time as every time. The final value and the best (lowest-loss / highest-accuracy) point of
+each metric are exact at every level.
 
-Finished runs never change, so their reduced curves and fit diagnosis are kept in
-``RunCurve`` (written by ``services.run_curves_save``) and reused while the run's
-``fingerprint`` is unchanged; a running run is read from its metric rows on every request.
-Every function runs a fixed number of queries, whatever the number of runs and rows.
+The fit diagnosis reads all of a run's metric rows. Finished runs never change, so theirs is
+kept in ``RunDiagnosis`` (computed when the run finishes, ``warm``) and reused while the run's
+``fingerprint`` is unchanged; a running run's is computed on each request. Every function
+runs a fixed number of queries, whatever the number of runs and rows.
 """
 
 from __future__ import annotations
@@ -28,20 +28,21 @@ from django.db import transaction
 
 from dashboard.charts import METRICS, CheckpointMark, RunSeries
 from dashboard.diagnosis import CHECKPOINTS_KEPT, RULE_TEXT, diagnose
-from dashboard.models import RunCurve
+from dashboard.models import RunDiagnosis
+from jobs import curvestore, reduction
 from jobs.models import Checkpoint, Job, MetricPoint
 
 logger = logging.getLogger("tuneboard.dashboard")
 
-LEVELS: tuple[int, ...] = (2000, 1000, 500, 250, 150)
+LEVELS: tuple[int, ...] = reduction.LEVELS
 # metric column -> [steps, values]: two flat lists (JSON-ready, and far fewer objects to
 # decode and collect than one pair per point).
-CurveLevel = dict[str, list[list[Any]]]
+CurveLevel = curvestore.Curve
 
 
-# Part of every fingerprint: a new number makes old cached curves stale. Raise it when the
-# reduced curves or the diagnosis rules change (the cache holds the verdict too).
-CURVE_FORMAT = 3
+# Part of every fingerprint: a new number makes old cached diagnoses stale. Raise it when the
+# diagnosis rules change.
+DIAGNOSIS_FORMAT = 3
 
 
 def level_for(budget: int) -> int:
@@ -51,11 +52,11 @@ def level_for(budget: int) -> int:
 
 
 def fingerprint(job: Job) -> str:
-    """What a cached curve depends on; ``""`` when the run may still change (not cached)."""
+    """What a cached diagnosis depends on; ``""`` when the run may still change (not cached)."""
     if job.status not in Job.TERMINAL or job.next_poll_at is not None:
         return ""
     parts = (
-        f"v{CURVE_FORMAT}",
+        f"v{DIAGNOSIS_FORMAT}",
         job.status,
         job.last_synced_at.isoformat() if job.last_synced_at else "",
         job.last_step,
@@ -145,48 +146,6 @@ def series_from_points(
     )
 
 
-def reduce_points(steps: list[int], values: list[float], budget: int) -> tuple[list, list]:
-    """``charts.downsample`` for points already clean (finite, sorted, unique steps), which
-    is all a ``RunSeries`` holds: the same min/max-per-bucket choice, without re-checking
-    every value (a test compares both on the same inputs)."""
-    n = len(values)
-    if n <= budget:
-        return list(steps), list(values)
-    kept = [0]
-    interior = n - 2
-    buckets = (budget - 2) // 2
-    at = values.__getitem__
-    for bucket in range(buckets):
-        start = 1 + bucket * interior // buckets
-        stop = 1 + (bucket + 1) * interior // buckets
-        lowest = min(range(start, stop), key=at)
-        highest = max(range(start, stop), key=at)
-        if lowest == highest:
-            kept.append(lowest)
-        elif lowest < highest:
-            kept += (lowest, highest)
-        else:
-            kept += (highest, lowest)
-    kept.append(n - 1)
-    return [steps[i] for i in kept], [values[i] for i in kept]
-
-
-def levels_of(columns: dict[str, tuple[list[int], list[float]]]) -> dict[int, CurveLevel]:
-    """Every metric reduced to each level, each level from the one above it (cheap, and the
-    first, last, lowest and highest points survive every step)."""
-    levels: dict[int, CurveLevel] = {}
-    previous = columns
-    for level in LEVELS:
-        reduced = {
-            name: reduce_points(steps, values, level)
-            for name, (steps, values) in previous.items()
-            if steps
-        }
-        levels[level] = {name: [steps, values] for name, (steps, values) in reduced.items()}
-        previous = reduced
-    return levels
-
-
 def diagnosis_dict(run: RunSeries) -> dict[str, Any]:
     result = diagnose(run, checkpoint_steps_available=available_checkpoint_steps(run.checkpoints))
     data = dataclasses.asdict(result)
@@ -200,13 +159,11 @@ def with_rule_text(diagnosis: dict[str, Any] | None) -> dict[str, Any] | None:
 
 @dataclass
 class Curves:
-    """One run's curves at one level, its diagnosis (when asked for) and where they came from."""
+    """One run's curves at one level and its diagnosis (when asked for)."""
 
     job_id: str
     points: CurveLevel
     diagnosis: dict[str, Any] | None
-    cached: bool
-    row_count: int
 
     @property
     def last_step(self) -> int | None:
@@ -251,13 +208,49 @@ def _full_series(job: Job, columns: Columns, marks: Sequence[CheckpointMark]) ->
     return series_from_points(job, flat, label="", run_id=str(job.pk), checkpoints=marks)
 
 
-def compute(
-    job: Job, columns: Columns, marks: Sequence[CheckpointMark], *, with_diagnosis: bool
-) -> tuple[dict[int, CurveLevel], dict[str, Any] | None]:
-    """All levels of a run's curves (and its diagnosis) from its metric columns."""
-    levels = levels_of(columns)
-    diagnosis = diagnosis_dict(_full_series(job, columns, marks)) if with_diagnosis else None
-    return levels, diagnosis
+def compute_diagnosis(
+    job: Job, columns: Columns, marks: Sequence[CheckpointMark]
+) -> dict[str, Any]:
+    """A run's diagnosis from all its metric columns."""
+    return diagnosis_dict(_full_series(job, columns, marks))
+
+
+def diagnoses_for(
+    jobs: Sequence[Job],
+    *,
+    checkpoints: dict[str, list[CheckpointMark]],
+    up_to_step: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each run's diagnosis (without its rule text): the stored one of a finished run (one
+    query), else from its metric rows (one query), stored for next time when finished (one
+    write)."""
+    prints = {str(job.pk): fingerprint(job) for job in jobs}
+    cacheable = [job_id for job_id, value in prints.items() if value]
+    found: dict[str, dict[str, Any]] = {}
+    if cacheable:
+        rows = RunDiagnosis.objects.filter(job_id__in=cacheable).values_list(
+            "job_id", "fingerprint", "diagnosis"
+        )
+        found = {
+            str(job_id): data for job_id, print_, data in rows if print_ == prints[str(job_id)]
+        }
+    missing = [job for job in jobs if str(job.pk) not in found]
+    # ``up_to_step``: what the job page's poll reported (runs still going are never stored).
+    columns = metric_columns([job.pk for job in missing], up_to_step=up_to_step)
+    to_store: list[RunDiagnosis] = []
+    for job in missing:
+        job_id = str(job.pk)
+        _count, job_columns = columns.get(job_id, (0, {}))
+        found[job_id] = compute_diagnosis(job, job_columns, checkpoints.get(job_id, []))
+        if prints[job_id] and up_to_step is None:
+            to_store.append(
+                RunDiagnosis(job_id=job.pk, fingerprint=prints[job_id], diagnosis=found[job_id])
+            )
+    if to_store:
+        from dashboard.services import run_diagnoses_save
+
+        run_diagnoses_save(diagnoses=to_store)
+    return found
 
 
 def curves_for(
@@ -268,96 +261,34 @@ def curves_for(
     with_diagnosis: bool = False,
     up_to_step: int | None = None,
 ) -> dict[str, Curves]:
-    """Each run's curves at ``level`` (one of ``LEVELS``): cached curves of finished runs
-    (one query), the metric rows of the others (one query), and the newly finished runs'
-    curves at every level stored for next time (one query)."""
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}")
-    prints = {str(job.pk): fingerprint(job) for job in jobs}
-    cacheable = [job_id for job_id, value in prints.items() if value]
-    cached: dict[str, dict[str, Any]] = {}
-    if cacheable:
-        fields = ["job_id", "fingerprint", "row_count", "points"]
-        if with_diagnosis:
-            fields.append("diagnosis")
-        rows = RunCurve.objects.filter(job_id__in=cacheable, level=level).values(*fields)
-        for row in rows:
-            job_id = str(row["job_id"])
-            usable = row["fingerprint"] == prints[job_id] and (
-                not with_diagnosis or row["diagnosis"] is not None
-            )
-            if usable:
-                cached[job_id] = row
-    missing = [job for job in jobs if str(job.pk) not in cached]
-    # ``up_to_step``: what the job page's poll reported (runs still going are never cached).
-    columns = metric_columns([job.pk for job in missing], up_to_step=up_to_step)
-    result: dict[str, Curves] = {}
-    to_store: list[RunCurve] = []
-    for job in jobs:
-        job_id = str(job.pk)
-        if job_id in cached:
-            row = cached[job_id]
-            result[job_id] = Curves(
-                job_id=job_id,
-                points=row["points"],
-                diagnosis=with_rule_text(row.get("diagnosis")) if with_diagnosis else None,
-                cached=True,
-                row_count=row["row_count"],
-            )
-            continue
-        count, job_columns = columns.get(job_id, (0, {}))
-        levels, diagnosis = compute(
-            job, job_columns, checkpoints.get(job_id, []), with_diagnosis=with_diagnosis
+    """Each run's curves at ``level`` (one of ``LEVELS``) as the ingest stored them (one
+    query; one more for a run with rows past ``up_to_step``), and with ``with_diagnosis``
+    its diagnosis (``diagnoses_for``)."""
+    points = curvestore.read([job.pk for job in jobs], level, up_to_step=up_to_step)
+    diagnoses = (
+        diagnoses_for(jobs, checkpoints=checkpoints, up_to_step=up_to_step)
+        if with_diagnosis
+        else {}
+    )
+    return {
+        str(job.pk): Curves(
+            job_id=str(job.pk),
+            points=points[str(job.pk)],
+            diagnosis=with_rule_text(diagnoses.get(str(job.pk))) if with_diagnosis else None,
         )
-        if prints[job_id] and up_to_step is None:
-            to_store += curve_rows(job, prints[job_id], levels, diagnosis, count)
-        result[job_id] = Curves(
-            job_id=job_id,
-            points=levels[level],
-            diagnosis=with_rule_text(diagnosis) if with_diagnosis else None,
-            cached=False,
-            row_count=count,
-        )
-    if to_store:
-        from dashboard.services import run_curves_save
-
-        run_curves_save(curves=to_store)
-    return result
-
-
-def curve_rows(
-    job: Job,
-    print_: str,
-    levels: dict[int, CurveLevel],
-    diagnosis: dict[str, Any] | None,
-    count: int,
-) -> list[RunCurve]:
-    return [
-        RunCurve(
-            job_id=job.pk,
-            level=level,
-            fingerprint=print_,
-            row_count=count,
-            points=points,
-            diagnosis=diagnosis if level == LEVELS[0] else None,
-        )
-        for level, points in levels.items()
-    ]
+        for job in jobs
+    }
 
 
 def warm(job_id: Any) -> bool:
-    """Compute and store a finished run's curves and diagnosis unless they are cached already
-    (called when a run finishes, so pages never pay for it). True when it computed them."""
+    """Compute and store a finished run's diagnosis unless it is stored already (called when
+    a run finishes, so pages never pay for it). True when it computed it."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None or not fingerprint(job):
         return False
-    current = RunCurve.objects.filter(
-        job_id=job.pk, level=LEVELS[0], fingerprint=fingerprint(job), diagnosis__isnull=False
-    )
-    if current.exists():
+    if RunDiagnosis.objects.filter(job_id=job.pk, fingerprint=fingerprint(job)).exists():
         return False
-    marks = checkpoints_for([job.pk])
-    curves_for([job], level=LEVELS[0], checkpoints=marks, with_diagnosis=True)
+    diagnoses_for([job], checkpoints=checkpoints_for([job.pk]))
     return True
 
 
@@ -368,8 +299,8 @@ def warm_finished_run(
     sender: type, instance: Job, update_fields: Iterable[str] | None = None, **kwargs: object
 ) -> None:
     """``post_save`` of a Job (connected in DashboardConfig.ready): a run saved in its final
-    state (its last sync) gets its display curves and diagnosis computed once the transaction
-    commits, so no page has to read its metric rows again."""
+    state (its last sync) gets its diagnosis computed once the transaction commits, so no
+    page has to read its metric rows."""
     if instance.status not in Job.TERMINAL or instance.next_poll_at is not None:
         return
     if update_fields is not None and not _WARM_FIELDS & set(update_fields):
@@ -382,4 +313,4 @@ def _warm_safely(job_id: Any) -> None:
     try:
         warm(job_id)
     except Exception:  # a cache: never let it break the sync that finished the run
-        logger.exception("could not cache curves of %s", job_id)
+        logger.exception("could not store the diagnosis of %s", job_id)

@@ -72,29 +72,23 @@ class ShareLink(models.Model):
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
-class RunCurve(models.Model):
-    """Display-ready curves of a finished run at one point budget (``level``): every metric
-    downsampled (min/max per bucket) from all its metric rows; the top level also keeps the
-    run's fit diagnosis.
+class RunDiagnosis(models.Model):
+    """The fit diagnosis of a finished run, computed from all its metric rows when it
+    finished (the curves themselves are ``jobs.MetricCurve``, kept by the ingest).
 
     A cache: ``fingerprint`` names the state of the run it was computed from, and a run whose
-    fingerprint changed (or that is not finished) is read from its metric rows again."""
+    fingerprint changed (or that is not finished) is diagnosed from its metric rows again."""
 
-    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="+")
-    level = models.PositiveIntegerField(help_text="At most this many points per series.")
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="+")
     fingerprint = models.CharField(max_length=200)
-    row_count = models.PositiveIntegerField(help_text="Metric rows the curves were made from.")
-    points = models.JSONField(help_text="{metric: [[step, …], [value, …]]}")
-    diagnosis = models.JSONField(null=True, blank=True)
+    diagnosis = models.JSONField()
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["job", "level"], name="runcurve_one_per_level")
-        ]
+        verbose_name_plural = "run diagnoses"
 
     def __str__(self) -> str:
-        return f"curves of {self.job_id} ({self.level} points)"
+        return f"diagnosis of {self.job_id}"
 
 
 class RunListPreference(models.Model):

@@ -525,7 +525,8 @@ def run_charts(
     up_to_step: int | None = None,
 ) -> RunCharts:
     """Figures, text alternatives and diagnosis of one run (checkpoints: one query; curves:
-    one query when cached, else the metric rows and, for a finished run, one write)."""
+    one query; diagnosis: one query when stored, else the metric rows and, for a finished
+    run, one write)."""
     options = options or ChartOptions()
     marks = curves.checkpoints_for([job.pk]).get(str(job.pk), [])
     curve = curves.curves_for([job], level=curves.LEVELS[0], checkpoints={str(job.pk): marks},
@@ -896,7 +897,7 @@ def build_comparison(
 
 def comparison(ids: Sequence[str], options: ChartOptions | None = None) -> Comparison:
     """Everything the compare page shows, in a fixed number of queries: runs, catalog,
-    checkpoints and curves (cached, else every run's metric rows in one query)."""
+    checkpoints and the curves the ingest stored (never the metric rows)."""
     options = options or ChartOptions()
     jobs = compare_jobs(ids)
     found = {str(job.pk) for job in jobs}
@@ -959,5 +960,4 @@ def live_diagnosis(job: Job, *, up_to_step: int | None) -> dict[str, Any] | None
     _count, columns = curves.metric_columns([job.pk], up_to_step=up_to_step).get(
         str(job.pk), (0, {})
     )
-    _levels, diagnosis = curves.compute(job, columns, marks, with_diagnosis=True)
-    return curves.with_rule_text(diagnosis)
+    return curves.with_rule_text(curves.compute_diagnosis(job, columns, marks))

@@ -13,18 +13,18 @@ from dashboard.models import MAX_COMPARE, ShareLink
 from evals.models import Evaluation
 from jobs.models import Job
 
-# --- Dashboard: cached run curves and share links --------------------------------------------
+# --- Dashboard: cached run diagnoses and share links --------------------------------------------
 
 
-def run_curves_save(*, curves: list[Any]) -> None:
-    """Store (or replace) the reduced curves of finished runs in one statement."""
-    from dashboard.models import RunCurve
+def run_diagnoses_save(*, diagnoses: list[Any]) -> None:
+    """Store (or replace) the diagnoses of finished runs in one statement."""
+    from dashboard.models import RunDiagnosis
 
-    RunCurve.objects.bulk_create(
-        curves,
+    RunDiagnosis.objects.bulk_create(
+        diagnoses,
         update_conflicts=True,
-        unique_fields=["job", "level"],
-        update_fields=["fingerprint", "row_count", "points", "diagnosis", "computed_at"],
+        unique_fields=["job"],
+        update_fields=["fingerprint", "diagnosis", "computed_at"],
     )
 
 

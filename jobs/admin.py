@@ -17,6 +17,7 @@ from jobs.models import (
     Job,
     JobControl,
     JobEvent,
+    MetricCurve,
     MetricPoint,
     Notification,
     NotificationSetting,
@@ -261,6 +262,16 @@ class MetricPointAdmin(ReadOnlyAdmin):
     list_display = ("job", "step", "train_loss", "valid_loss", "full_valid_loss")
     search_fields = ("job__name", "job__provider_job_id")
     list_filter = ("job__status",)
+    raw_id_fields = ("job",)
+
+
+@admin.register(MetricCurve)
+class MetricCurveAdmin(ReadOnlyAdmin):
+    """Derived from the metric rows (``manage.py reduce_curves`` rebuilds it)."""
+
+    list_display = ("job", "level", "chunk", "width")
+    search_fields = ("job__name", "job__provider_job_id")
+    list_filter = ("level",)
     raw_id_fields = ("job",)
 
 

@@ -46,7 +46,7 @@ from datasets.incoming import UploadRejected, check_file_name, incoming_from_chu
 from datasets.models import MAX_TAG_LENGTH, MAX_TAGS, Dataset
 from datasets.services import dataset_create_from_upload
 from datasets.uploads import max_upload_bytes
-from jobs import metrics
+from jobs import curvestore, metrics
 from jobs.models import Checkpoint, Job, JobEvent, MetricPoint, ProviderConnection
 
 FORMAT = "tuneboard-bundle"
@@ -465,6 +465,9 @@ def bundle_import(
             connections = _import_connections(zf, outcome, actor)
             created = _import_jobs(zf, outcome, connections, datasets)
             _import_children(zf, outcome, created)
+            # Rows written in bulk, around the ingest: their display curves from all of them.
+            for job_id in sorted(created):
+                curvestore.rebuild(job_id)
         label = f"bundle of {manifest.get('created_at', 'unknown date')}"
         audit_record(
             actor=actor,

@@ -10,18 +10,12 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
-from jobs import storable
+from jobs import curvestore, storable
+from jobs.models import METRIC_COLUMNS
 
-COLUMNS = (
-    "train_loss",
-    "train_accuracy",
-    "valid_loss",
-    "valid_accuracy",
-    "full_valid_loss",
-    "full_valid_accuracy",
-)
+COLUMNS = METRIC_COLUMNS
 ALIASES = {
     "train_loss": "train_loss",
     "train_mean_token_accuracy": "train_accuracy",
@@ -95,17 +89,23 @@ def merge(rows: Iterable[Row]) -> list[Row]:
 
 
 _UPSERT = f"""
-INSERT INTO jobs_metricpoint (job_id, step, {", ".join(COLUMNS)}, extra)
+INSERT INTO jobs_metricpoint AS p (job_id, step, {", ".join(COLUMNS)}, extra)
 SELECT %s, * FROM unnest(%s::int[], {", ".join("%s::float8[]" for _ in COLUMNS)}, %s::jsonb[])
 ON CONFLICT (job_id, step) DO UPDATE SET
-  {", ".join(f"{c} = COALESCE(EXCLUDED.{c}, jobs_metricpoint.{c})" for c in COLUMNS)},
-  extra = jobs_metricpoint.extra || EXCLUDED.extra
+  {", ".join(f"{c} = COALESCE(EXCLUDED.{c}, p.{c})" for c in COLUMNS)},
+  extra = p.extra || EXCLUDED.extra
+WHERE ({", ".join(f"p.{c}" for c in COLUMNS)}, p.extra)
+  IS DISTINCT FROM ({", ".join(f"COALESCE(EXCLUDED.{c}, p.{c})" for c in COLUMNS)},
+                    p.extra || EXCLUDED.extra)
+RETURNING step, {", ".join(COLUMNS)}
 """  # noqa: S608 - only constant column names are interpolated
 
 
 def upsert(job_id: Any, rows: Iterable[Row]) -> int:
     """Insert or merge metric rows in one statement: a value already stored is never replaced
-    by a missing one, so events and the results CSV can arrive in any order."""
+    by a missing one, so events and the results CSV can arrive in any order. A row whose
+    values are all already stored is left alone; the steps inserted or changed bring the
+    run's display curves up to date in the same transaction (``jobs.curvestore``)."""
     import json
 
     merged = merge(rows)
@@ -114,6 +114,9 @@ def upsert(job_id: Any, rows: Iterable[Row]) -> int:
     params: list[Any] = [job_id, [r["step"] for r in merged]]
     params += [[r.get(column) for r in merged] for column in COLUMNS]
     params.append([json.dumps(r["extra"]) for r in merged])
-    with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, params)
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute(_UPSERT, params)
+            changed = cursor.fetchall()
+        curvestore.update(job_id, changed)
     return len(merged)

@@ -311,6 +311,17 @@ class Checkpoint(models.Model):
         return "…:" + ":".join(parts[-2:]) if len(parts) > 3 else self.model_name
 
 
+# The metrics MetricPoint keeps as columns (and the curves show).
+METRIC_COLUMNS = (
+    "train_loss",
+    "train_accuracy",
+    "valid_loss",
+    "valid_accuracy",
+    "full_valid_loss",
+    "full_valid_accuracy",
+)
+
+
 class MetricPoint(models.Model):
     """One row per job and step; known metrics as columns (fast charts), others in ``extra``."""
 
@@ -332,6 +343,31 @@ class MetricPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} step {self.step}"
+
+
+class MetricCurve(models.Model):
+    """A run's metric curves reduced for display at one point budget (``level``), maintained
+    by the metric ingest (``jobs.curvestore``): ``CHUNK`` buckets of ``width`` steps per row,
+    ``{metric: [first step, first value, lowest step, lowest value, highest step, highest
+    value, last step, last value, …]}`` (see ``jobs.reduction``). Derived from the metric rows
+    alone: ``manage.py reduce_curves`` rebuilds it from them."""
+
+    # Indexed by the unique constraint, which starts with the job.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+", db_index=False)
+    level = models.PositiveIntegerField(help_text="At most this many points per series.")
+    chunk = models.PositiveIntegerField(help_text="Buckets chunk × CHUNK onwards.")
+    width = models.PositiveIntegerField(help_text="Steps per bucket.")
+    buckets = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "level", "chunk"], name="jobs_metriccurve_one_per_chunk"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"curves of {self.job_id} ({self.level} points, chunk {self.chunk})"
 
 
 # --- History: imports from a provider ---------------------------------------------------------

@@ -60,6 +60,10 @@ def _hover(style: TraceStyle, body: str, axis: str) -> str:
 
 def _downsampled(run: RunSeries, metric: str, budget: int) -> tuple[list[float], list[float]]:
     points = run.metric(metric)
+    if len(points) <= budget:
+        # What downsample returns for a series that fits, without checking again every point
+        # a RunSeries already holds clean (the stored curves always fit their page's budget).
+        return [float(step) for step, _ in points], [value for _, value in points]
     return downsample([step for step, _ in points], [value for _, value in points], budget)
 
 

@@ -11,8 +11,7 @@ from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 
 from dashboard.charts import ema
-from dashboard.curves import LEVELS
-from dashboard.models import RunCurve
+from dashboard.models import RunDiagnosis
 from jobs import metrics
 from jobs.models import Checkpoint, Job
 from tests.dashboard.conftest import XSS
@@ -65,7 +64,7 @@ def test_the_include_shows_controls_exports_and_the_diagnosis(make_job) -> None:
                  "Fit diagnosis", "How the verdict is reached", "Best checkpoint:", "Evidence",
                  "Create share link"):  # fmt: skip
         assert text in html, text
-    curve = RunCurve.objects.get(job=job, level=2000)
+    curve = RunDiagnosis.objects.get(job=job)
     assert curve.diagnosis["verdict"] in html or curve.diagnosis["summary"] in html
     assert curve.diagnosis["summary"] in html
     assert "Rules, checked in this order" in html  # the rule text, inside <details>
@@ -171,26 +170,31 @@ def test_figures_json_changes_axis_scale_and_smoothing(make_job) -> None:
     )
 
 
-def test_finished_runs_are_read_from_the_curve_cache(make_job) -> None:
+def test_figures_are_read_from_the_stored_curves_and_diagnosis(make_job) -> None:
     job = make_job(steps=300)
     viewer = client_for("viewer")
     url = f"/runs/{job.pk}/figures.json"
+    # The first request already reads no metric row: the ingest stored the curves, and the
+    # diagnosis of the finished run is computed once and stored.
     first = viewer.get(url).json()
-    assert RunCurve.objects.filter(job=job).count() == len(LEVELS)
+    assert RunDiagnosis.objects.filter(job=job).exists()
     with CaptureQueriesContext(db_connection) as queries:
         second = viewer.get(url).json()
     assert second["figures"] == first["figures"]
     assert not any("jobs_metricpoint" in q["sql"] for q in queries.captured_queries)
-    # A new sync of the run changes its fingerprint: the curves are read again.
+    # A new sync of the run: the curves move with the ingest, the diagnosis with the run.
     metrics.upsert(job.pk, [{"step": 301, "train_loss": 0.001}])
     Job.objects.filter(pk=job.pk).update(last_step=301, total_steps=301)
     third = viewer.get(url).json()
     (train,) = traces(third["figures"]["loss"], "train_loss", "smoothed")
     assert train["x"][-1] == 301.0
-    # A running run is never cached.
+    # A running run's diagnosis is never stored; its curves come from the ingest as well.
     running = make_job(steps=30, status="running", finished_at=None)
-    viewer.get(f"/runs/{running.pk}/figures.json")
-    assert not RunCurve.objects.filter(job=running).exists()
+    with CaptureQueriesContext(db_connection) as queries:
+        data = viewer.get(f"/runs/{running.pk}/figures.json").json()
+    assert not RunDiagnosis.objects.filter(job=running).exists()
+    assert data["last_step"] == 30
+    assert sum("jobs_metricpoint" in q["sql"] for q in queries.captured_queries) == 1
 
 
 def test_the_include_runs_a_constant_number_of_queries(make_job) -> None:

@@ -436,3 +436,24 @@ def test_compare_selected_form_targets_the_compare_page(make_job) -> None:
     assert 'id="tb-compare-form" method="get" action="/compare/"' in page
     assert 'form="tb-compare-form"' in page
     assert "js/runs_list.js" in page
+
+
+def test_every_sort_filter_and_page_runs_the_same_number_of_queries(make_job) -> None:
+    from dashboard.selectors_runs import SORTS
+
+    for i in range(60):
+        make_job(name=f"run {i}", tags=["t1"] if i % 2 else [], trained_tokens=1000 * (i % 7),
+                 archived=i % 9 == 0)  # fmt: skip
+    viewer = client_for("viewer")
+    viewer.get("/")  # warm the session
+
+    def count(query: str) -> int:
+        with CaptureQueriesContext(db_connection) as queries:
+            assert viewer.get("/" + query).status_code == 200
+        return len(queries.captured_queries)
+
+    base = count("")
+    queries = [f"?sort={key}&dir={d}" for key in SORTS for d in ("asc", "desc")]
+    queries += ["?page=2", "?page=999", "?tag=t1", "?q=run&tag=t1&status=succeeded&sort=lr",
+                "?archived=only", "?archived=include&sort=cost&page=2"]  # fmt: skip
+    assert {query: count(query) for query in queries} == dict.fromkeys(queries, base)

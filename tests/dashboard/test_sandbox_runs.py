@@ -13,7 +13,8 @@ import pytest
 
 from dashboard.charts import METRICS
 from datasets.models import BaseModel
-from jobs.models import Checkpoint, Job, MetricPoint
+from jobs import curvestore
+from jobs.models import Checkpoint, Job, MetricCurve, MetricPoint
 from tests.dashboard.helpers import db_points, json_script, render_include, traces
 from tests.dashboard.test_runs_list import parse
 from tests.jobs.test_launch_and_poll import launched, settled
@@ -57,6 +58,18 @@ def test_a_sandbox_run_streams_live_then_matches_the_database_everywhere(
     assert len(streamed) > 0 and set(streamed) <= set(stored)
     for step, point in streamed.items():
         assert point["train_loss"] == stored[step].train_loss
+
+    # The curves the syncs kept as the rows arrived equal a pass over all the rows.
+    kept = sorted(
+        MetricCurve.objects.filter(job=job).values_list("level", "chunk", "width", "buckets")
+    )
+    assert kept and curvestore.rebuild(job.pk) == 90
+    assert (
+        sorted(
+            MetricCurve.objects.filter(job=job).values_list("level", "chunk", "width", "buckets")
+        )
+        == kept
+    )
 
     # The charts: every series with exactly the stored points; checkpoints; best point.
     html = render_include(job, make_user("member", "e2e-member"))

@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 from core.models import AuditEntry
 from datasets.models import Dataset
 from datasets.services import dataset_create_from_upload, dataset_delete
-from jobs import bundles
+from jobs import bundles, curvestore
 from jobs.history import import_now
 from jobs.models import (
     Checkpoint,
@@ -30,6 +30,7 @@ from jobs.models import (
     ProviderConnection,
     ProviderFile,
 )
+from jobs.reduction import LEVELS
 from tests.history.helpers import History, settle_datasets
 from tests.permissions import LOGIN, assert_matrix, client_for
 
@@ -68,6 +69,8 @@ def runs_as_numbers() -> dict[str, Any]:
             .values("step", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
                     "full_valid_loss", "full_valid_accuracy", "extra")
         )  # fmt: skip
+        # What the charts draw: ingested by syncs before the export, rebuilt by the import.
+        row["curves"] = {level: curvestore.read([job.pk], level)[str(job.pk)] for level in LEVELS}
         runs[str(job.pk)] = row
     return runs
 

@@ -26,7 +26,7 @@ EDITABLE = {
     "core.AuditEntry": [],
     "core.Heartbeat": [],
     "core.TaskProbe": [],
-    "dashboard.RunCurve": [],
+    "dashboard.RunDiagnosis": [],
     "dashboard.ShareLink": ["label"],
     "datasets.BaseModel": [
         "provider_kind", "encoding", "training_context", "inference_context",
