@@ -1,4 +1,4 @@
-/* Loads plotly.js once the page has been drawn, so a page with charts shows what the server
+/* Loads plotly.js once the page has been painted, so a page with charts shows what the server
    rendered (each chart's text alternative among it) at once, and the charts fill in after:
    plotly.js is 4.8 MB of script, and evaluating it before the first paint would hold the whole
    page back. The bundle's URL (hashed, cached for good) is this tag's data-plotly attribute.
@@ -36,10 +36,24 @@
     if (loaded) { draw(window.Plotly); } else { waiting.push(draw); }
   };
 
-  // A timeout set in an animation-frame callback runs once that frame has been painted. A
-  // hidden page paints no frames: it loads at once.
+  // Chromium, Firefox and Safari report the first contentful paint once it is on screen (a
+  // frame drawn by the page is not yet shown: on a busy machine it can be shown only after
+  // plotly.js had run). Elsewhere: after the next frame (a timeout set in an animation-frame
+  // callback runs once that frame is drawn). A hidden page paints nothing: it loads at once,
+  // and any page loads after PAINT_WAIT_MS whatever was reported.
+  var PAINT_WAIT_MS = 3000;
+  var types = (window.PerformanceObserver && PerformanceObserver.supportedEntryTypes) || [];
   if (document.hidden) {
     load();
+  } else if (types.indexOf("paint") !== -1) {
+    var observer = new PerformanceObserver(function (list) {
+      if (list.getEntriesByName("first-contentful-paint").length) {
+        observer.disconnect();
+        load();
+      }
+    });
+    observer.observe({type: "paint", buffered: true});
+    setTimeout(load, PAINT_WAIT_MS);
   } else {
     requestAnimationFrame(function () { setTimeout(load, 0); });
   }
