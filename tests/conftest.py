@@ -41,6 +41,34 @@ def _fast_and_plain(settings: object) -> None:
     }
 
 
+# What production collects and serves (config/settings.py outside DEBUG; a test checks they agree).
+PRODUCTION_STATIC_STORAGE = {"BACKEND": "core.staticstorage.CompressedStaticFilesStorage"}
+
+
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``collectstatic`` as production runs it (hashed names, Brotli and gzip copies), once per
+    test process: compressing plotly.js with Brotli takes seconds."""
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    root = tmp_path_factory.mktemp("collected-static")
+    storages = {**settings.STORAGES, "staticfiles": PRODUCTION_STATIC_STORAGE}
+    with override_settings(STATIC_ROOT=root, STORAGES=storages):
+        call_command("collectstatic", "--noinput", "-v", "0")
+    return root
+
+
+@pytest.fixture
+def production_static(settings: Any, collected_static: Path) -> Path:
+    """Static files as production has them: hashed URLs in the pages, and WhiteNoise (in a
+    request handler created from now on) serving ``collected_static``."""
+    settings.STATIC_ROOT = collected_static
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": PRODUCTION_STATIC_STORAGE}
+    return collected_static
+
+
 @pytest.fixture(autouse=True)
 def _catalog(request: pytest.FixtureRequest) -> None:
     """The base-model catalog comes from a data migration, and transactional tests flush every

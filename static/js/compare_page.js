@@ -31,128 +31,130 @@
     });
   }
 
-  if (!window.Plotly || !window.tuneboard) { return; }
-  var tb = window.tuneboard;
-  var Plotly = window.Plotly;
-  var config = JSON.parse(document.getElementById(root.dataset.configId).textContent);
-  var figures = JSON.parse(document.getElementById(root.dataset.figuresId).textContent);
-  var scatters = JSON.parse(document.getElementById(root.dataset.scattersId).textContent);
-  var KINDS = ["loss", "accuracy"];
-  var charts = {};
-  var descriptions = {};
-  KINDS.forEach(function (kind) {
-    charts[kind] = root.querySelector('[data-tb-chart="' + kind + '"]');
-    descriptions[kind] = root.querySelector('[data-tb-desc="' + kind + '"]');
-  });
-  var smoothingInput = root.querySelector("[data-tb-smoothing]");
-  var smoothingValue = root.querySelector("[data-tb-smoothing-value]");
-  var axisSelect = root.querySelector("[data-tb-x-axis]");
-  var logInput = root.querySelector("[data-tb-log-y]");
-  var state = {smoothing: 0, logY: false, hidden: {}};
+  // The charts: once plotly.js has loaded, after the first paint (plotly_loader.js).
+  if (!window.tuneboardPlotly || !window.tuneboard) { return; }
+  window.tuneboardPlotly(function (Plotly) {
+    var tb = window.tuneboard;
+    var config = JSON.parse(document.getElementById(root.dataset.configId).textContent);
+    var figures = JSON.parse(document.getElementById(root.dataset.figuresId).textContent);
+    var scatters = JSON.parse(document.getElementById(root.dataset.scattersId).textContent);
+    var KINDS = ["loss", "accuracy"];
+    var charts = {};
+    var descriptions = {};
+    KINDS.forEach(function (kind) {
+      charts[kind] = root.querySelector('[data-tb-chart="' + kind + '"]');
+      descriptions[kind] = root.querySelector('[data-tb-desc="' + kind + '"]');
+    });
+    var smoothingInput = root.querySelector("[data-tb-smoothing]");
+    var smoothingValue = root.querySelector("[data-tb-smoothing-value]");
+    var axisSelect = root.querySelector("[data-tb-x-axis]");
+    var logInput = root.querySelector("[data-tb-log-y]");
+    var state = {smoothing: 0, logY: false, hidden: {}};
 
-  function plotConfig(name) {
-    return {
-      displaylogo: false,
-      responsive: true,
-      toImageButtonOptions: {format: "png", filename: (config.png_name || "comparison") + "-" + name, scale: 2}
-    };
-  }
-
-  // A click on a line-style entry of the legend ("validation (dotted)") toggles that series
-  // in every run, like its checkbox; a click on a run toggles the run (plotly's own).
-  function onLegendClick(event) {
-    var meta = (event.data && event.data[event.curveNumber] && event.data[event.curveNumber].meta) || {};
-    if (meta.role !== "key") { return true; }
-    var group = String(meta.key).replace(/_(loss|accuracy)$/, "");
-    var box = root.querySelector('[data-tb-series="' + group + '"]');
-    if (box) {
-      box.checked = !box.checked;
-      box.dispatchEvent(new Event("change"));
+    function plotConfig(name) {
+      return {
+        displaylogo: false,
+        responsive: true,
+        toImageButtonOptions: {format: "png", filename: (config.png_name || "comparison") + "-" + name, scale: 2}
+      };
     }
-    return false;
-  }
 
-  // Greys a line-style entry of the legend while its series is hidden.
-  function showKey(gd, series, on) {
-    var indices = [];
-    (gd.data || []).forEach(function (trace, i) {
-      if (trace.meta && trace.meta.role === "key" && trace.meta.key === series) { indices.push(i); }
-    });
-    if (indices.length) { Plotly.restyle(gd, {visible: on ? true : "legendonly"}, indices); }
-  }
-
-  function draw(kind, figure) {
-    var layout = figure.layout;
-    if (kind === "loss") { layout.yaxis.type = state.logY ? "log" : "linear"; }
-    return Plotly.react(charts[kind], figure.data, layout, plotConfig(kind)).then(function () {
-      var gd = charts[kind];
-      if (!gd.dataset.tbLegendClick && gd.on) {
-        gd.on("plotly_legendclick", onLegendClick);
-        gd.dataset.tbLegendClick = "on";
+    // A click on a line-style entry of the legend ("validation (dotted)") toggles that series
+    // in every run, like its checkbox; a click on a run toggles the run (plotly's own).
+    function onLegendClick(event) {
+      var meta = (event.data && event.data[event.curveNumber] && event.data[event.curveNumber].meta) || {};
+      if (meta.role !== "key") { return true; }
+      var group = String(meta.key).replace(/_(loss|accuracy)$/, "");
+      var box = root.querySelector('[data-tb-series="' + group + '"]');
+      if (box) {
+        box.checked = !box.checked;
+        box.dispatchEvent(new Event("change"));
       }
-      if (state.smoothing) { tb.resmooth(gd, state.smoothing); }
-      Object.keys(state.hidden).forEach(function (group) {
-        if (state.hidden[group]) {
-          tb.showSeries(gd, group + "_" + kind, false);
-          showKey(gd, group + "_" + kind, false);
+      return false;
+    }
+
+    // Greys a line-style entry of the legend while its series is hidden.
+    function showKey(gd, series, on) {
+      var indices = [];
+      (gd.data || []).forEach(function (trace, i) {
+        if (trace.meta && trace.meta.role === "key" && trace.meta.key === series) { indices.push(i); }
+      });
+      if (indices.length) { Plotly.restyle(gd, {visible: on ? true : "legendonly"}, indices); }
+    }
+
+    function draw(kind, figure) {
+      var layout = figure.layout;
+      if (kind === "loss") { layout.yaxis.type = state.logY ? "log" : "linear"; }
+      return Plotly.react(charts[kind], figure.data, layout, plotConfig(kind)).then(function () {
+        var gd = charts[kind];
+        if (!gd.dataset.tbLegendClick && gd.on) {
+          gd.on("plotly_legendclick", onLegendClick);
+          gd.dataset.tbLegendClick = "on";
         }
+        if (state.smoothing) { tb.resmooth(gd, state.smoothing); }
+        Object.keys(state.hidden).forEach(function (group) {
+          if (state.hidden[group]) {
+            tb.showSeries(gd, group + "_" + kind, false);
+            showKey(gd, group + "_" + kind, false);
+          }
+        });
       });
-    });
-  }
+    }
 
-  function withParams(url, params) {
-    var query = Object.keys(params).map(function (key) {
-      return encodeURIComponent(key) + "=" + encodeURIComponent(params[key]);
-    }).join("&");
-    return url + (url.indexOf("?") === -1 ? "?" : "&") + query;
-  }
+    function withParams(url, params) {
+      var query = Object.keys(params).map(function (key) {
+        return encodeURIComponent(key) + "=" + encodeURIComponent(params[key]);
+      }).join("&");
+      return url + (url.indexOf("?") === -1 ? "?" : "&") + query;
+    }
 
-  KINDS.forEach(function (kind) { draw(kind, figures[kind]); });
-  scatters.forEach(function (figure, index) {
-    var element = root.querySelector('[data-tb-scatter="' + index + '"]');
-    if (element) { Plotly.newPlot(element, figure.data, figure.layout, plotConfig("scatter-" + index)); }
-  });
+    KINDS.forEach(function (kind) { draw(kind, figures[kind]); });
+    scatters.forEach(function (figure, index) {
+      var element = root.querySelector('[data-tb-scatter="' + index + '"]');
+      if (element) { Plotly.newPlot(element, figure.data, figure.layout, plotConfig("scatter-" + index)); }
+    });
 
-  if (smoothingInput) {
-    smoothingInput.addEventListener("input", function () {
-      state.smoothing = Math.min(0.99, Math.max(0, parseFloat(smoothingInput.value) || 0));
-      if (smoothingValue) { smoothingValue.textContent = state.smoothing.toFixed(2); }
-      KINDS.forEach(function (kind) { tb.resmooth(charts[kind], state.smoothing); });
-    });
-  }
-  if (logInput) {
-    logInput.addEventListener("change", function () {
-      state.logY = logInput.checked;
-      tb.setLogY(charts.loss, state.logY);
-    });
-  }
-  if (axisSelect) {
-    axisSelect.addEventListener("change", function () {
-      var url = withParams(config.figures_url, {
-        x_axis: axisSelect.value, smoothing: state.smoothing, log_y: state.logY ? "true" : "false"
+    if (smoothingInput) {
+      smoothingInput.addEventListener("input", function () {
+        state.smoothing = Math.min(0.99, Math.max(0, parseFloat(smoothingInput.value) || 0));
+        if (smoothingValue) { smoothingValue.textContent = state.smoothing.toFixed(2); }
+        KINDS.forEach(function (kind) { tb.resmooth(charts[kind], state.smoothing); });
       });
-      fetch(url, {headers: {Accept: "application/json"}, credentials: "same-origin"})
-        .then(function (response) {
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
-          return response.json();
-        })
-        .then(function (data) {
-          if (axisSelect.value !== data.x_axis) { axisSelect.value = data.x_axis; }
-          KINDS.forEach(function (kind) {
-            draw(kind, data.figures[kind]);
-            if (descriptions[kind]) { descriptions[kind].textContent = data.descriptions[kind]; }
-          });
-        })
-        .catch(function () { axisSelect.value = "step"; });
-    });
-  }
-  Array.prototype.forEach.call(root.querySelectorAll("[data-tb-series]"), function (box) {
-    box.addEventListener("change", function () {
-      var group = box.getAttribute("data-tb-series");
-      state.hidden[group] = !box.checked;
-      KINDS.forEach(function (kind) {
-        tb.showSeries(charts[kind], group + "_" + kind, box.checked);
-        showKey(charts[kind], group + "_" + kind, box.checked);
+    }
+    if (logInput) {
+      logInput.addEventListener("change", function () {
+        state.logY = logInput.checked;
+        tb.setLogY(charts.loss, state.logY);
+      });
+    }
+    if (axisSelect) {
+      axisSelect.addEventListener("change", function () {
+        var url = withParams(config.figures_url, {
+          x_axis: axisSelect.value, smoothing: state.smoothing, log_y: state.logY ? "true" : "false"
+        });
+        fetch(url, {headers: {Accept: "application/json"}, credentials: "same-origin"})
+          .then(function (response) {
+            if (!response.ok) { throw new Error("HTTP " + response.status); }
+            return response.json();
+          })
+          .then(function (data) {
+            if (axisSelect.value !== data.x_axis) { axisSelect.value = data.x_axis; }
+            KINDS.forEach(function (kind) {
+              draw(kind, data.figures[kind]);
+              if (descriptions[kind]) { descriptions[kind].textContent = data.descriptions[kind]; }
+            });
+          })
+          .catch(function () { axisSelect.value = "step"; });
+      });
+    }
+    Array.prototype.forEach.call(root.querySelectorAll("[data-tb-series]"), function (box) {
+      box.addEventListener("change", function () {
+        var group = box.getAttribute("data-tb-series");
+        state.hidden[group] = !box.checked;
+        KINDS.forEach(function (kind) {
+          tb.showSeries(charts[kind], group + "_" + kind, box.checked);
+          showKey(charts[kind], group + "_" + kind, box.checked);
+        });
       });
     });
   });

@@ -3,14 +3,13 @@
 (function () {
   "use strict";
 
-  function drawCharts() {
-    if (!window.Plotly) { return; }
+  function drawCharts(Plotly) {
     var plots = document.querySelectorAll(".ds-plot[data-figure]");
     for (var i = 0; i < plots.length; i += 1) {
       var source = document.getElementById(plots[i].getAttribute("data-figure"));
       if (!source) { continue; }
       var figure = JSON.parse(source.textContent);
-      window.Plotly.newPlot(plots[i], figure.data, figure.layout,
+      Plotly.newPlot(plots[i], figure.data, figure.layout,
         {displaylogo: false, responsive: true});
     }
   }
@@ -38,6 +37,7 @@
     });
   }
 
-  drawCharts();
+  // Once plotly.js has loaded, after the first paint (plotly_loader.js; absent without charts).
+  if (window.tuneboardPlotly) { window.tuneboardPlotly(drawCharts); }
   followValidation();
 })();

@@ -5,12 +5,17 @@
 (function () {
   "use strict";
 
+  // Draws (again) once plotly.js has loaded, after the first paint (plotly_loader.js).
+  function whenPlotly(draw) {
+    if (window.tuneboardPlotly) { window.tuneboardPlotly(draw); }
+  }
+
   var COLORS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563"];
 
-  function drawChart() {
+  function drawChart(Plotly) {
     var el = document.getElementById("evaluation-chart");
     var source = document.getElementById("evaluation-chart-data");
-    if (!el || !source || !window.Plotly) { return; }
+    if (!el || !source) { return; }
     var data = JSON.parse(source.textContent);
     var traces = data.metrics.map(function (metric, i) {
       return {
@@ -28,7 +33,7 @@
         hovertemplate: "%{x}<br>" + metric.label.replace(/[<>&]/g, "") + ": %{y:.2f}<extra></extra>"
       };
     });
-    window.Plotly.react(el, traces, {
+    Plotly.react(el, traces, {
       barmode: "group",
       height: 380,
       margin: {t: 20, r: 10, b: 40, l: 50},
@@ -73,7 +78,7 @@
           results.replaceChildren.apply(results, Array.from(doc.body.childNodes, function (node) {
             return document.importNode(node, true);
           }));
-          drawChart();
+          whenPlotly(drawChart);
         });
     }
 
@@ -100,6 +105,6 @@
     });
   }
 
-  drawChart();
+  whenPlotly(drawChart);
   follow();
 })();
