@@ -8,12 +8,12 @@ class DashboardConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from dashboard import curves, sections
+        from dashboard import sections, signals
         from jobs.models import Job
         from jobs.signals import job_live, job_page
 
         job_page.connect(sections.run_charts_section, dispatch_uid="dashboard.run_charts")
         job_live.connect(sections.run_charts_live, dispatch_uid="dashboard.run_charts_live")
         post_save.connect(
-            curves.warm_finished_run, sender=Job, dispatch_uid="dashboard.warm_finished_run"
+            signals.warm_diagnosis, sender=Job, dispatch_uid="dashboard.warm_diagnosis"
         )

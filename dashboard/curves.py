@@ -6,10 +6,13 @@ The ingest keeps every run's curves reduced for display at a few point budgets (
 time as every time. The final value and the best (lowest-loss / highest-accuracy) point of
 each metric are exact at every level.
 
-The fit diagnosis reads all of a run's metric rows. Finished runs never change, so theirs is
-kept in ``RunDiagnosis`` (computed when the run finishes, ``warm``) and reused while the run's
-``fingerprint`` is unchanged; a running run's is computed on each request. Every function
-runs a fixed number of queries, whatever the number of runs and rows.
+The fit diagnosis reads all of a run's metric rows, so it is kept in ``RunDiagnosis`` and
+reused while the run's ``diagnosis_key`` is unchanged: a finished run's is computed when it
+finishes (``warm``, in the sync that finished it), a running run's after each sync that brought
+new steps (``warm`` again, in a task of its own so the sync is not held). A page computes one
+itself only when the stored one is behind (a sync committed, its refresh not done yet) or when
+the job page asks for the figures up to an earlier step. Every function runs a fixed number of
+queries, whatever the number of runs and rows.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
-
-from django.db import transaction
 
 from dashboard.charts import METRICS, CheckpointMark, RunSeries
 from dashboard.diagnosis import CHECKPOINTS_KEPT, RULE_TEXT, diagnose
@@ -65,6 +66,35 @@ def fingerprint(job: Job) -> str:
         job.finished_at.isoformat() if job.finished_at else "",
     )
     return "|".join("" if part is None else str(part) for part in parts)
+
+
+def diagnosis_key(job: Job, marks: Sequence[CheckpointMark]) -> str:
+    """What a stored diagnosis depends on: a finished run's ``fingerprint``; for a run that
+    may still change, its last step, size and checkpoints; ``""`` before any step."""
+    finished = fingerprint(job)
+    if finished:
+        return finished
+    if job.last_step is None:
+        return ""
+    parts = (
+        "live",
+        f"v{DIAGNOSIS_FORMAT}",
+        job.status,
+        job.last_step,
+        job.total_steps,
+        job.trained_tokens,
+        len(marks),
+        max((mark.step for mark in marks), default=""),
+    )
+    return "|".join("" if part is None else str(part) for part in parts)
+
+
+def _covers(job: Job, up_to_step: int | None) -> bool:
+    """Whether a diagnosis of all the run's rows is also its diagnosis up to ``up_to_step``
+    (always for a finished run, whose rows no longer change)."""
+    if up_to_step is None or fingerprint(job):
+        return True
+    return job.last_step is not None and up_to_step >= job.last_step
 
 
 def resolved_hyperparameters(job: Job) -> dict[str, Any]:
@@ -221,11 +251,12 @@ def diagnoses_for(
     checkpoints: dict[str, list[CheckpointMark]],
     up_to_step: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Each run's diagnosis (without its rule text): the stored one of a finished run (one
-    query), else from its metric rows (one query), stored for next time when finished (one
-    write)."""
-    prints = {str(job.pk): fingerprint(job) for job in jobs}
-    cacheable = [job_id for job_id, value in prints.items() if value]
+    """Each run's diagnosis (without its rule text): the stored one while its
+    ``diagnosis_key`` holds (one query), else from its metric rows (one query), stored for
+    next time (one write) unless it stops at an earlier ``up_to_step``."""
+    prints = {str(job.pk): diagnosis_key(job, checkpoints.get(str(job.pk), [])) for job in jobs}
+    covered = {str(job.pk) for job in jobs if _covers(job, up_to_step)}
+    cacheable = [job_id for job_id, value in prints.items() if value and job_id in covered]
     found: dict[str, dict[str, Any]] = {}
     if cacheable:
         rows = RunDiagnosis.objects.filter(job_id__in=cacheable).values_list(
@@ -242,7 +273,7 @@ def diagnoses_for(
         job_id = str(job.pk)
         _count, job_columns = columns.get(job_id, (0, {}))
         found[job_id] = compute_diagnosis(job, job_columns, checkpoints.get(job_id, []))
-        if prints[job_id] and up_to_step is None:
+        if prints[job_id] and (up_to_step is None or (job_id in covered and not fingerprint(job))):
             to_store.append(
                 RunDiagnosis(job_id=job.pk, fingerprint=prints[job_id], diagnosis=found[job_id])
             )
@@ -281,36 +312,14 @@ def curves_for(
 
 
 def warm(job_id: Any) -> bool:
-    """Compute and store a finished run's diagnosis unless it is stored already (called when
-    a run finishes, so pages never pay for it). True when it computed it."""
+    """Compute and store a run's diagnosis unless the stored one is current (called after a
+    sync, so pages do not pay for it). True when it computed it."""
     job = Job.objects.filter(pk=job_id).first()
-    if job is None or not fingerprint(job):
+    if job is None:
         return False
-    if RunDiagnosis.objects.filter(job_id=job.pk, fingerprint=fingerprint(job)).exists():
+    marks = checkpoints_for([job.pk])
+    key = diagnosis_key(job, marks.get(str(job.pk), []))
+    if not key or RunDiagnosis.objects.filter(job_id=job.pk, fingerprint=key).exists():
         return False
-    diagnoses_for([job], checkpoints=checkpoints_for([job.pk]))
+    diagnoses_for([job], checkpoints=marks)
     return True
-
-
-_WARM_FIELDS = frozenset({"status", "next_poll_at", "last_step", "total_steps", "last_synced_at"})
-
-
-def warm_finished_run(
-    sender: type, instance: Job, update_fields: Iterable[str] | None = None, **kwargs: object
-) -> None:
-    """``post_save`` of a Job (connected in DashboardConfig.ready): a run saved in its final
-    state (its last sync) gets its diagnosis computed once the transaction commits, so no
-    page has to read its metric rows."""
-    if instance.status not in Job.TERMINAL or instance.next_poll_at is not None:
-        return
-    if update_fields is not None and not _WARM_FIELDS & set(update_fields):
-        return
-    job_id = instance.pk
-    transaction.on_commit(lambda: _warm_safely(job_id))
-
-
-def _warm_safely(job_id: Any) -> None:
-    try:
-        warm(job_id)
-    except Exception:  # a cache: never let it break the sync that finished the run
-        logger.exception("could not store the diagnosis of %s", job_id)

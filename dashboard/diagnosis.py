@@ -10,6 +10,7 @@ multiplier or a larger batch) and, when it overfits, using the best checkpoint.
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Sequence
@@ -119,10 +120,17 @@ def spike_steps(train: Sequence[Point]) -> list[int]:
     median r only (1.4826 × their median distance to it): spikes are one-sided, so they barely
     inflate it, while symmetric noise sets it fully. Non-positive losses are skipped."""
     ratios: list[tuple[int, float]] = []
+    # The previous SPIKE_WINDOW values kept sorted as the window slides (one removal and one
+    # insertion per step, instead of sorting every window).
+    window = sorted(value for _, value in train[:SPIKE_WINDOW])
+    middle, odd = divmod(SPIKE_WINDOW, 2)
     for i in range(SPIKE_WINDOW, len(train)):
-        median = statistics.median(value for _, value in train[i - SPIKE_WINDOW : i])
-        if median > 0 and train[i][1] > 0:
-            ratios.append((train[i][0], math.log(train[i][1] / median)))
+        median = window[middle] if odd else (window[middle - 1] + window[middle]) / 2
+        step, value = train[i]
+        if median > 0 and value > 0:
+            ratios.append((step, math.log(value / median)))
+        del window[bisect.bisect_left(window, train[i - SPIKE_WINDOW][1])]
+        bisect.insort(window, value)
     if not ratios:
         return []
     centre = statistics.median(ratio for _, ratio in ratios)

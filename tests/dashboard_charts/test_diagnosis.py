@@ -339,3 +339,40 @@ def test_sandbox_without_validation_cannot_overfit() -> None:
         "No validation metrics, so overfitting cannot be judged: add a validation file."
         in d.evidence
     )
+
+
+def _spike_steps_by_sorting_every_window(train: list[tuple[int, float]]) -> list[int]:
+    """The rule as written: the median of each window computed from scratch."""
+    from dashboard.diagnosis import SPIKE_FACTOR, SPIKE_SIGMAS, SPIKE_WINDOW
+
+    ratios = []
+    for i in range(SPIKE_WINDOW, len(train)):
+        median = statistics.median(value for _, value in train[i - SPIKE_WINDOW : i])
+        if median > 0 and train[i][1] > 0:
+            ratios.append((train[i][0], math.log(train[i][1] / median)))
+    if not ratios:
+        return []
+    centre = statistics.median(ratio for _, ratio in ratios)
+    below = [centre - ratio for _, ratio in ratios if ratio < centre]
+    scatter = 1.4826 * statistics.median(below) if below else 0.0
+    threshold = max(math.log(SPIKE_FACTOR), centre + SPIKE_SIGMAS * scatter)
+    return [step for step, ratio in ratios if ratio > threshold]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_sliding_median_finds_the_same_spikes_as_sorting_every_window(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.choice([0, 5, 10, 11, 12, 50, 400])
+    values: list[float] = []
+    for step in range(n):
+        base = 2.5 * math.exp(-step / 150) + rng.gauss(0, 0.05)
+        if rng.random() < 0.04:
+            base *= rng.uniform(2, 6)  # spikes
+        if rng.random() < 0.05:
+            base = values[-1] if values else 1.0  # ties
+        if rng.random() < 0.02:
+            base = rng.choice([0.0, -0.5])  # skipped values
+        values.append(round(base, rng.choice([2, 6, 12])))
+    train = list(enumerate(values, 1))
+    expected = _spike_steps_by_sorting_every_window(train)
+    assert spike_steps(train) == expected
