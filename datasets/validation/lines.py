@@ -168,10 +168,13 @@ def iter_lines(
 
 
 def iter_blocks(
-    chunks: Iterable[bytes], block_bytes: int, max_line_bytes: int = MAX_LINE_BYTES
+    chunks: Iterable[bytes],
+    block_bytes: int | Callable[[int], int],
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[bytes | OversizedLine]:
     """The stream cut at line boundaries into blocks of about ``block_bytes`` (whole lines:
     every block but the file's last ends with b"\\n"), for validating blocks in parallel.
+    ``block_bytes`` may be a function of the bytes cut into blocks so far.
 
     A line that grows past ``max_line_bytes`` before its end is read comes out on its own as
     an ``OversizedLine`` (what ``iter_lines`` makes of it), so a block never holds more than
@@ -181,6 +184,9 @@ def iter_blocks(
     cut = 0  # just past the last b"\\n" in buf
     skipping: bytes | None = None  # prefix of the oversized line being skipped
     skipped = 0
+    size_for = block_bytes if callable(block_bytes) else None
+    size = block_bytes(0) if callable(block_bytes) else block_bytes
+    done = 0
     for chunk in chunks:
         if skipping is not None:
             end = chunk.find(b"\n")
@@ -195,13 +201,16 @@ def iter_blocks(
         if last >= 0:
             cut = len(buf) + last + 1
         buf += chunk
-        if len(buf) < block_bytes:
+        if len(buf) < size:
             continue
         if cut:
             with memoryview(buf) as view, view[:cut] as head:
                 block = bytes(head)  # one copy, not two (a bytearray slice, then bytes)
             del buf[:cut]
             cut = 0
+            done += len(block)
+            if size_for is not None:
+                size = size_for(done)
             yield block
         if len(buf) > max_line_bytes:  # the tail is one unfinished line, already too long
             skipping, skipped = bytes(buf[:_PREFIX_BYTES]), len(buf)

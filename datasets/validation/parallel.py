@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 PARALLEL_MIN_BYTES = 16 << 20
 BLOCK_BYTES = 2 << 20
+# The smallest block near the end of the file (one read chunk).
+TAIL_BLOCK_BYTES = 1 << 20
 WORKER_MODULE = "datasets.validation.worker"
 
 
@@ -251,7 +253,8 @@ class ParallelValidation(Validation):
         finished = False
         self._start_workers()
         try:
-            for block in iter_blocks(chunks(), self.block_bytes, self.max_line_bytes):
+            sizes = self._block_sizes(total_bytes)
+            for block in iter_blocks(chunks(), sizes, self.max_line_bytes):
                 n_lines = 1 if isinstance(block, OversizedLine) else count_lines(block)
                 pending.append(
                     _Pending(block, first_line, n_lines, read, self._submit(block, first_line))
@@ -276,6 +279,20 @@ class ParallelValidation(Validation):
         return self._report(read)
 
     # --- handing out blocks ----------------------------------------------------------
+
+    def _block_sizes(self, total_bytes: int | None) -> int | Callable[[int], int]:
+        """Blocks shrink towards the end of the file: once the last block is cut, what the
+        workers still hold is all that is left to do, and each process waits for the others
+        at most about one (small) block."""
+        if total_bytes is None:
+            return self.block_bytes
+        full, share = self.block_bytes, 4 * self.processes
+        smallest = min(full, TAIL_BLOCK_BYTES)
+
+        def size(done: int) -> int:
+            return max(smallest, min(full, (total_bytes - done) // share))
+
+        return size
 
     def _start_workers(self) -> None:
         if self.processes < 2:

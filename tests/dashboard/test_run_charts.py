@@ -188,13 +188,20 @@ def test_figures_are_read_from_the_stored_curves_and_diagnosis(make_job) -> None
     third = viewer.get(url).json()
     (train,) = traces(third["figures"]["loss"], "train_loss", "smoothed")
     assert train["x"][-1] == 301.0
-    # A running run's diagnosis is never stored; its curves come from the ingest as well.
+    # A running run whose refresh has not run yet (no worker here): its diagnosis is computed
+    # from the rows once (one query) and kept under its last step; its curves come from the
+    # ingest as well.
     running = make_job(steps=30, status="running", finished_at=None)
     with CaptureQueriesContext(db_connection) as queries:
         data = viewer.get(f"/runs/{running.pk}/figures.json").json()
-    assert not RunDiagnosis.objects.filter(job=running).exists()
     assert data["last_step"] == 30
     assert sum("jobs_metricpoint" in q["sql"] for q in queries.captured_queries) == 1
+    stored = RunDiagnosis.objects.get(job=running)
+    assert stored.fingerprint.startswith("live|") and "|30|" in stored.fingerprint
+    with CaptureQueriesContext(db_connection) as queries:
+        again = viewer.get(f"/runs/{running.pk}/figures.json").json()
+    assert again["diagnosis_html"] == data["diagnosis_html"]
+    assert not any("jobs_metricpoint" in q["sql"] for q in queries.captured_queries)
 
 
 def test_the_include_runs_a_constant_number_of_queries(make_job) -> None:

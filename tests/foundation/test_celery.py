@@ -17,6 +17,7 @@ def test_registered_task_names_snapshot() -> None:
         "core.tasks.probe_complete",
         "core.tasks.work_reap",
         "core.tasks.worker_heartbeat",
+        "dashboard.tasks.run_diagnosis_refresh_task",
         "datasets.tasks.dataset_validate",
         "evals.tasks.evaluation_run_task",
         "jobs.tasks.import_run_task",
