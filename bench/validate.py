@@ -29,7 +29,9 @@ c) peak RSS growth of each validator run, worker processes included: the parent'
    the workers' peaks need not coincide; and CPU seconds (parent + workers).
 
 Throughputs are MB of *file* per second; the ratio validator/raw compares them over the same
-text. Targets (issue #19): >= 1.6x with 2 processes on the unique file; RSS growth <= 150 MB,
+text. The parallel runs are made ``--repeat`` times at each size (3 by default) and the median
+ratio counts: the machine's speed drifts from run to run, and each run brings its own
+neighbouring baseline. Targets (issue #19): >= 1.6x with 2 processes on the unique file; RSS growth <= 150 MB,
 flat in file size.
 """
 
@@ -417,7 +419,13 @@ def line_boundary(path: Path, approx: int) -> int:
 
 
 def bench_file(
-    kind: str, path: Path, sizes: list[float], model: Any, processes: int, quiet: float
+    kind: str,
+    path: Path,
+    sizes: list[float],
+    model: Any,
+    processes: int,
+    quiet: float,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     from datasets.validation.tokens import default_threads
 
@@ -429,7 +437,9 @@ def bench_file(
         f"\n== {kind}: {size / MB:.1f} MB, {n_lines:,} examples, generated in "
         f"{time.perf_counter() - start:.1f} s -> {path}  (load {_load()})"
     )
-    runs: list[tuple[int, int, int | None]] = [(i, processes, None) for i in range(len(limits))]
+    runs: list[tuple[int, int, int | None]] = [
+        (i, processes, None) for i in range(len(limits)) for _ in range(repeat)
+    ]
     last = len(limits) - 1
     runs += [(last, 1, 1), (last, 1, None)]
     results = []
@@ -462,14 +472,23 @@ def bench_file(
             f"{result['load'][1]:.1f}{'; ' + before if before else ''}"
         )
         results.append(result)
-    full = results[last]
+    # Per size, the parallel run with the median ratio stands for it (each ratio compares
+    # the run with its own neighbouring baseline; the machine's speed drifts between runs).
+    parallel = []
+    for index in range(len(limits)):
+        group = sorted(results[index * repeat : (index + 1) * repeat], key=lambda r: r["ratio"])
+        median = dict(group[len(group) // 2])
+        median["ratios"] = [r["ratio"] for r in group]
+        median["max_rss_growth_mb"] = max(r["rss_growth_mb"] for r in group)
+        parallel.append(median)
+    full = parallel[-1]
     expected = full["raw"]["tokens_with_overhead"]
     agree = "agree" if full["tokens"] == expected else "DIFFER"
     print(
         f"token totals: validator {full['tokens']:,}, raw + per-message/example overhead "
         f"{expected:,} ({agree}); {full['duplicates']} duplicate lines"
     )
-    return {"kind": kind, "runs": results, "parallel": results[: len(limits)]}
+    return {"kind": kind, "runs": results, "parallel": parallel}
 
 
 def _cpu_busy(seconds: float = 2.0) -> float:
@@ -517,6 +536,9 @@ def main() -> None:
         help="before each run wait (up to 10 min) until at most this fraction of the CPUs is "
         "busy; 1 runs at once",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="parallel runs per size; the median ratio counts"
+    )
     parser.add_argument("--model", default="gpt-4o-mini-2024-07-18")
     parser.add_argument("--keep", type=Path, help="write the files in this folder and keep them")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -544,7 +566,15 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for kind in kinds:
             summaries.append(
-                bench_file(kind, folder / f"{kind}.jsonl", sizes, model, args.processes, args.quiet)
+                bench_file(
+                    kind,
+                    folder / f"{kind}.jsonl",
+                    sizes,
+                    model,
+                    args.processes,
+                    args.quiet,
+                    max(1, args.repeat),
+                )
             )
             if not args.keep:
                 (folder / f"{kind}.jsonl").unlink()
@@ -553,8 +583,17 @@ def main() -> None:
         parallel = summary["parallel"]
         best = parallel[-1]
         single = summary["runs"][-2]
-        growth = [r["rss_growth_mb"] for r in parallel]
-        ratio_ok = best["ratio"] >= RATIO_TARGET
+        growth = [r["max_rss_growth_mb"] for r in parallel]
+        ratio_ok = all(r["ratio"] >= RATIO_TARGET for r in parallel)
+        print(
+            f"  {summary['kind']:<9} median ratio with {best['processes']} processes: "
+            + ", ".join(
+                f"{r['ratio']:.2f}x at {r['bytes'] / MB:.0f} MB (runs: "
+                + " ".join(f"{x:.2f}" for x in r["ratios"])
+                + ")"
+                for r in parallel
+            )
+        )
         rss_ok = max(growth) <= RSS_TARGET_MB
         print(
             f"  {summary['kind']:<9} ratio validator/raw: {best['ratio']:.2f}x with "

@@ -201,18 +201,20 @@ def iter_blocks(
         if last >= 0:
             cut = len(buf) + last + 1
         buf += chunk
-        if len(buf) < size:
-            continue
-        if cut:
-            with memoryview(buf) as view, view[:cut] as head:
+        full = len(buf) >= size
+        # A block ends at the first line end at or past ``size`` (so a chunk may make several
+        # blocks when they are small), or at the last whole line when that comes first.
+        while cut and len(buf) >= size:
+            end = buf.find(b"\n", size - 1, cut) + 1 or cut
+            with memoryview(buf) as view, view[:end] as head:
                 block = bytes(head)  # one copy, not two (a bytearray slice, then bytes)
-            del buf[:cut]
-            cut = 0
+            del buf[:end]
+            cut -= end
             done += len(block)
             if size_for is not None:
                 size = size_for(done)
             yield block
-        if len(buf) > max_line_bytes:  # the tail is one unfinished line, already too long
+        if full and not cut and len(buf) > max_line_bytes:  # one unfinished line, too long
             skipping, skipped = bytes(buf[:_PREFIX_BYTES]), len(buf)
             buf = bytearray()
     if skipping is not None:

@@ -3,8 +3,10 @@
 The parent reads the file and cuts it at line boundaries into blocks of about 2 MB
 (``lines.iter_blocks``). It hands each block to a worker process while one has room (see
 ``processes``) and validates the others itself, so N processes keep N cores busy and the
-parent's own core is not spent waiting. Every block is validated by the single pass's own
-per-line code (``BlockValidation``), numbering lines from where the block starts, and comes
+parent's own core is not spent waiting. A worker takes blocks only once it says it is ready
+(its tokenizer built from the parent's tables, ``encodings.exported_tokens``): until then the
+parent validates every block, so a worker's start costs its core only. Every block is
+validated by the single pass's own per-line code (``BlockValidation``), numbering lines from where the block starts, and comes
 back as a ``BlockResult``. The parent merges the results in file order, which is what keeps the
 merged report equal to the single pass's:
 
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dedupe import line_key
-from .encodings import bpe_directory
+from .encodings import bpe_directory, exported_tokens
 from .engine import JSON_WHITESPACE, Largest, Validation
 from .findings import MAX_EXAMPLES_PER_CATEGORY, CategoryFindings
 from .lines import (
@@ -58,8 +60,8 @@ log = logging.getLogger(__name__)
 
 PARALLEL_MIN_BYTES = 16 << 20
 BLOCK_BYTES = 2 << 20
-# The smallest block near the end of the file (one read chunk).
-TAIL_BLOCK_BYTES = 1 << 20
+# The smallest block, near the end of the file.
+TAIL_BLOCK_BYTES = 256 << 10
 WORKER_MODULE = "datasets.validation.worker"
 
 
@@ -298,11 +300,18 @@ class ParallelValidation(Validation):
         if self.processes < 2:
             return
         try:
-            self._pool = WorkerPool(self.processes - 1, WORKER_MODULE, self.settings)
+            first = (self.settings, exported_tokens(self.settings.encoding))
+            self._pool = WorkerPool(self.processes - 1, WORKER_MODULE, first)
         except WorkerDied as exc:
             self._worker_failed(str(exc))
             return
         self.worker_pids = [w.pid for w in self._pool.workers]
+
+    def wait_for_workers(self, timeout: float) -> bool:
+        """Wait until every worker started by ``run`` can take blocks (or has failed); for
+        tests, which need the workers to take part in validating a small file."""
+        pool = self._pool
+        return pool is not None and all(w.ready.wait(timeout) or w.failed for w in pool.workers)
 
     def _stop_workers(self, *, kill: bool) -> None:
         if self._pool is not None:

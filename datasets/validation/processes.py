@@ -59,6 +59,8 @@ class Worker:
         self._lock = threading.Lock()
         self._waiting: deque[Future[Any]] = deque()
         self._failure: str | None = None
+        # Set once the worker has said it can take tasks (its tokenizer is built).
+        self.ready = threading.Event()
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._outbox.put(settings)
         self._writer = threading.Thread(target=self._write, name="validation-feed", daemon=True)
@@ -127,6 +129,9 @@ class Worker:
         try:
             while True:
                 status, value = pickle.load(stdout)  # noqa: S301 - our own worker
+                if status == "ready":
+                    self.ready.set()
+                    continue
                 with self._lock:
                     future = self._waiting.popleft()
                 if status == "ok":
@@ -162,8 +167,13 @@ class WorkerPool:
             raise
 
     def submit(self, task: object) -> Future[Any] | None:
-        """Hand ``task`` to the least busy live worker, or None when all are full or gone."""
-        live = [w for w in self.workers if not w.failed and w.outstanding < self.depth]
+        """Hand ``task`` to the least busy live worker, or None when all are full, still
+        starting or gone."""
+        live = [
+            w
+            for w in self.workers
+            if not w.failed and w.ready.is_set() and w.outstanding < self.depth
+        ]
         if not live:
             return None
         return min(live, key=lambda w: w.outstanding).submit(task)

@@ -12,7 +12,7 @@ import pickle
 import signal
 import sys
 
-from .encodings import bpe_directory, get_encoding, use_bpe_directory
+from .encodings import adopt_tokens, bpe_directory, get_encoding, use_bpe_directory
 from .parallel import BlockSettings, BlockValidation
 from .tokens import RepeatCache
 
@@ -23,10 +23,16 @@ def main() -> None:
     requests = sys.stdin.buffer
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the replies
-    settings: BlockSettings = pickle.load(requests)  # noqa: S301 - from our parent
+    settings: BlockSettings
+    settings, tokens = pickle.load(requests)  # noqa: S301 - from our parent
     if settings.bpe_directory != bpe_directory():
         use_bpe_directory(settings.bpe_directory)
-    get_encoding(settings.encoding)  # load the tables now, while the parent starts reading
+    if tokens is not None:
+        adopt_tokens(settings.encoding, tokens)
+    get_encoding(settings.encoding)
+    # Ready: until now the parent validated every block itself.
+    pickle.dump(("ready", None), replies, protocol=pickle.HIGHEST_PROTOCOL)
+    replies.flush()
     repeats = RepeatCache()  # one for every block this process validates
     while True:
         try:
