@@ -85,14 +85,13 @@ def test_worker_killed_mid_run_requests_no_answered_cell_twice(
         "faults", {"kinds": ["hang"], "count": 1, "hang_seconds": 20, "path": "chat/completions"}
     )
     columns = list(evaluation.columns.all())
-    assert wait_until(
-        lambda: (
-            SandboxCompletion.objects.filter(model__in=[c.model_name for c in columns])
-            .exclude(status_code=200)
-            .exists()
-        ),
-        timeout=30,
-    ), doomed.tail()
+
+    def hanging() -> bool:
+        # Claimed as the request arrives (the completion log records it only once the hold
+        # is over, when the worker would already be retrying).
+        return sandbox.control("faults", method="GET")["data"][0]["injected"] == 1
+
+    assert wait_until(hanging, timeout=30), doomed.tail()
     doomed.kill()  # the worker and its pool processes, at once
     answered = {
         (model, prompt_sha(messages))
@@ -121,4 +120,5 @@ def test_worker_killed_mid_run_requests_no_answered_cell_twice(
     assert all(served[cell] == 1 for cell in answered)
     assert sum(served.values()) == 240 and set(served.values()) == {1}
     hung = ours.exclude(status_code=200)
+    assert wait_until(hung.exists, timeout=60)  # logged once the 20 s hold is over
     assert hung.count() == 1 and served[(hung[0].model, hung[0].prompt_sha256)] == 1

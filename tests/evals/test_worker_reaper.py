@@ -39,11 +39,17 @@ def test_worker_killed_mid_evaluation_reaper_sends_it_again(
         lambda: Evaluation.objects.get(pk=evaluation.pk).cells_done >= 10, timeout=60
     ), doomed.tail()
     sandbox.control(
-        "faults", {"kinds": ["hang"], "count": 1, "hang_seconds": 5, "path": "chat/completions"}
+        "faults", {"kinds": ["hang"], "count": 1, "hang_seconds": 10, "path": "chat/completions"}
     )
     models = [c.model_name for c in evaluation.columns.all()]
     ours = SandboxCompletion.objects.filter(model__in=models)
-    assert wait_until(lambda: ours.exclude(status_code=200).exists(), timeout=30), doomed.tail()
+
+    def hanging() -> bool:
+        # Claimed as the request arrives (the completion log records it only once the hold
+        # is over, when the worker would already be retrying).
+        return sandbox.control("faults", method="GET")["data"][0]["injected"] == 1
+
+    assert wait_until(hanging, timeout=30), doomed.tail()
     doomed.kill()
     answered = {
         (model, prompt_sha(messages))
