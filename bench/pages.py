@@ -3,7 +3,9 @@
     .venv/bin/python bench/pages.py [--runs 10000] [--compare 20] [--steps 20000] [--cycles 5]
 
 Starts its own embedded PostgreSQL and Redis under var/bench-pages (unless DATABASE_URL /
-CELERY_BROKER_URL are set) and measures exactly the schema the migrations create: before
+CELERY_BROKER_URL are set), with the production settings' persistent database connections
+(DATABASE_CONN_MAX_AGE as `make run` and gunicorn have it), and measures exactly the schema
+the migrations create: before
 measuring, the indexes of its database are compared with those of a scratch database migrated
 from nothing, and any other index (one left by an older version of this benchmark) is dropped.
 
@@ -71,7 +73,6 @@ def setup(var_dir: Path) -> object:
     env.update(
         SECURE_SSL_REDIRECT="false",
         SECURE_COOKIES="false",
-        DATABASE_CONN_MAX_AGE="0",
         ALLOWED_HOSTS="testserver,localhost",
         SANDBOX_API_KEYS="sk-bench",
     )

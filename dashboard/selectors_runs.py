@@ -6,7 +6,6 @@ keeps on ``Job`` and never aggregate metric rows."""
 from __future__ import annotations
 
 import html
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import (
-    DecimalField,
     DurationField,
     ExpressionWrapper,
     F,
@@ -50,8 +48,7 @@ from dashboard.charts import (
 from dashboard.charts.series import finite_number
 from dashboard.models import ShareLink
 from datasets.models import BaseModel, Dataset
-from datasets.validation import rules
-from jobs.costs import COST_FINAL_STATUSES, job_cost
+from jobs.costs import job_cost
 from jobs.models import Job, MetricPoint, ProviderConnection
 from jobs.selectors import catalog_model_for
 
@@ -116,48 +113,6 @@ def prices() -> Prices:
     return Prices(models=models, resolved=resolved)
 
 
-def _catalog_key(column: str) -> str:
-    # ``catalog_model_for`` looks ``ft:<base>:…`` names up by their base.
-    return f"(CASE WHEN {column} LIKE 'ft:%%' THEN split_part({column}, ':', 2) ELSE {column} END)"
-
-
-def cost_expression(price_table: Prices) -> Any:
-    """The cost column in SQL (for sorting): trained tokens × the training price of the model
-    the catalog finds for the provider's model name, else for the requested base model — the
-    rule of ``Prices.cost`` (``rules.training_cost``), checked against it by a property test.
-    The name → price table travels as one jsonb parameter."""
-    # ``jobs.costs.job_cost``: nothing trained (none counted and the cost is final, or zero
-    # counted) costs 0 whatever the price; otherwise tokens × price (NULL when unknown).
-    final = ", ".join(f"'{status}'" for status in sorted(COST_FINAL_STATUSES))
-    nothing_trained = (
-        f"COALESCE(jobs_job.trained_tokens, CASE WHEN jobs_job.status IN ({final}) THEN 0 END) = 0"
-    )
-    if not price_table.resolved:
-        # A typed NULL: PostgreSQL refuses a bare constant in ORDER BY ("non-integer constant").
-        sql = f"(CASE WHEN {nothing_trained} THEN 0::numeric ELSE NULL::numeric END)"
-        return RawSQL(sql, (), output_field=DecimalField())  # noqa: S611 - constants only
-    table = json.dumps(
-        {
-            name: None if price is None else str(price)
-            for name, price in price_table.resolved.items()
-        }
-    )
-    effective = _catalog_key("COALESCE(NULLIF(jobs_job.model, ''), jobs_job.base_model)")
-    requested = _catalog_key("jobs_job.base_model")
-    # Times the exact reciprocal of the price unit rather than divided by it: PostgreSQL gives a
-    # numeric quotient only ~16 significant digits, which rounds large costs, while a numeric
-    # product keeps every digit, like the Decimal arithmetic of the Python rule.
-    per_token = Decimal(1) / rules.TOKENS_PER_PRICE_UNIT
-    sql = (
-        f"(CASE WHEN {nothing_trained} THEN 0::numeric ELSE "
-        f"(jobs_job.trained_tokens * (CASE WHEN %s::jsonb ? {effective} "
-        f"THEN (%s::jsonb ->> {effective})::numeric "
-        f"ELSE (%s::jsonb ->> {requested})::numeric END) * %s::numeric) END)"
-    )
-    params = (table, table, table, per_token)
-    return RawSQL(sql, params, output_field=DecimalField())  # noqa: S611 - values are parameters
-
-
 def _json_number(key: str, source: str) -> str:
     return (
         f"(CASE WHEN jsonb_typeof(jobs_job.{source} -> '{key}') = 'number' "
@@ -195,13 +150,13 @@ SORTS: dict[str, str] = {
 DEFAULT_SORT = "created"
 
 
-def _sort_expression(key: str, price_table: Prices) -> Any:
+def _sort_expression(key: str) -> Any:
     if key == "created":
         return F("created_at")
     if key == "tokens":
         return F("trained_tokens")
-    if key == "cost":
-        return cost_expression(price_table)
+    if key == "cost":  # kept by the database on every write (jobs migration 0012)
+        return F("cost_usd")
     if key == "train_loss":
         return F("final_train_loss")
     if key == "valid_loss":
@@ -409,7 +364,7 @@ def runs_page(filters: RunFilters, *, page_number: Any = 1) -> RunsPage:
     price_table = prices()
     jobs = filtered_jobs(filters)
     sort = filters.sort if filters.sort in SORTS else DEFAULT_SORT
-    expression = _sort_expression(sort, price_table)
+    expression = _sort_expression(sort)
     if sort == "created":  # never null: the plain order can walk the created_at index
         ordering = expression.desc() if filters.descending else expression.asc()
         tiebreak: tuple[str, ...] = ("-id",) if filters.descending else ("id",)
@@ -423,8 +378,7 @@ def runs_page(filters: RunFilters, *, page_number: Any = 1) -> RunsPage:
     # The page's ids first (no joins, narrow rows: an index or one sort of one table), then
     # its fifty rows with their joins.
     ids = jobs.order_by(ordering, *tiebreak).values_list("pk", flat=True)
-    paginator = Paginator(ids, PAGE_SIZE)
-    page = paginator.get_page(page_number)
+    page = Paginator(ids, PAGE_SIZE).get_page(page_number)
     page_ids = list(page.object_list)
     found = {
         job.pk: job
@@ -436,7 +390,7 @@ def runs_page(filters: RunFilters, *, page_number: Any = 1) -> RunsPage:
     return RunsPage(
         rows=rows,
         page=page,
-        total=paginator.count,
+        total=page.paginator.count,
         options=filter_options(),
         filters=filters,
     )

@@ -1,5 +1,5 @@
 """What a job cost, one rule for every page (job page, runs list, compare, share links) and
-for the runs list's SQL sort (``dashboard.selectors_runs.cost_expression`` mirrors it).
+for the runs list's sort (``Job.cost_usd``, kept by a database trigger that mirrors it).
 
 A finished, failed or cancelled job is billed for the tokens it trained, and a job the
 provider stopped before training any (failed file validation, cancelled while queued) cost

@@ -5,7 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from core import crypto
 from core.models import Leased
@@ -183,6 +183,12 @@ class Job(Leased):
     fine_tuned_model = models.CharField(max_length=300, blank=True, db_index=True)
     model_deleted_at = models.DateTimeField(null=True, blank=True)
     trained_tokens = models.BigIntegerField(null=True, blank=True)
+    # The runs list's cost sort key, kept by the database itself (migration 0012: a trigger on
+    # every insert or update of a job, and on every change to the base-model catalog), so no
+    # write path can leave it stale. Pages show ``jobs.costs.job_cost``, the same number.
+    cost_usd = models.DecimalField(
+        max_digits=32, decimal_places=10, null=True, blank=True, editable=False
+    )
     estimated_finish = models.DateTimeField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     result_files = models.JSONField(default=list, blank=True)
@@ -234,6 +240,21 @@ class Job(Leased):
                 condition=Q(archived=False),
             ),
             models.Index(fields=["base_model"]),
+            # The runs list sorted by cost, each way (NULL, unknown, last either way).
+            models.Index(
+                F("cost_usd").desc(nulls_last=True),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="jobs_job_listed_cost_desc",
+                condition=Q(archived=False),
+            ),
+            models.Index(
+                F("cost_usd").asc(nulls_last=True),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="jobs_job_listed_cost_asc",
+                condition=Q(archived=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,8 +2,8 @@
 
 The dataset page's estimate, the launch form's defaults and cost, the sandbox's resolution of
 ``"auto"`` and the runs list's cost column all call these functions, so a rule changes in one
-place only. The runs list also sorts by cost in SQL (``dashboard.selectors_runs.cost_expression``);
-a property test checks that expression against ``training_cost``.
+place only. The runs list also sorts by a cost the database keeps (``jobs_job.cost_usd``, a
+trigger of jobs migration 0012); a property test checks it against ``training_cost``.
 
 Why each rule is what it is:
 

@@ -1,6 +1,7 @@
-"""The runs list sorts by a cost computed in SQL (``cost_expression``) and shows the cost the
-Python rule computes (``Prices.cost`` → ``rules.training_cost``). Over random catalogs and jobs
-the two must be equal exactly — as numbers, whatever their scale (Decimal equality), including
+"""The runs list sorts by a cost the database keeps (``Job.cost_usd``, computed by a trigger of
+jobs migration 0012 on every write to a job and on every change to the catalog) and shows the
+cost the Python rule computes (``Prices.cost`` → ``rules.training_cost``). Over random catalogs
+and jobs the two must be equal exactly — as numbers, whatever their scale (Decimal equality), including
 which jobs have no cost at all, and which cost $0 because they trained nothing.
 
 Prices are drawn with many decimals and stored through the real ``numeric(12, 4)`` column, so both
@@ -17,7 +18,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboard.selectors_runs import cost_expression, prices
+from dashboard.selectors_runs import prices
 from datasets.models import BaseModel
 from jobs.models import Job, ProviderConnection
 
@@ -56,6 +57,9 @@ def model_names(catalog: dict[str, Decimal | None]) -> st.SearchStrategy[str]:
     return plain | fine_tuned
 
 
+job_fields = st.fixed_dictionaries({"trained_tokens": trained_tokens, "status": statuses})
+
+
 @st.composite
 def catalogs_and_jobs(
     draw: st.DrawFn,
@@ -79,39 +83,88 @@ def catalogs_and_jobs(
     return catalog, jobs
 
 
-@pytest.mark.django_db
-@settings(
+def replace_catalog(catalog: dict[str, Decimal | None]) -> None:
+    BaseModel.objects.all().delete()
+    BaseModel.objects.bulk_create(
+        BaseModel(
+            id=model_id,
+            encoding="o200k_base",
+            training_context=65_536,
+            inference_context=128_000,
+            training_price_per_1m=price,
+        )
+        for model_id, price in catalog.items()
+    )
+
+
+def compare_stored(ids: list[Any]) -> list[tuple[Any, Any, Job]]:
+    table = prices()
+    return [(job.cost_usd, table.cost(job), job) for job in Job.objects.filter(pk__in=ids)]
+
+
+def assert_equal(compared: list[tuple[Any, Any, Job]], n: int) -> None:
+    assert len(compared) == n
+    for stored, in_python, job in compared:
+        assert (stored is None) == (in_python is None), (job.model, job.base_model, job.status)
+        assert stored == in_python, (job.model, job.base_model, job.trained_tokens, job.status)
+
+
+SETTINGS = settings(
     max_examples=150,
     deadline=None,
     # The connection is made once per test; every example makes and rolls back its own rows.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(case=catalogs_and_jobs())
-def test_sql_cost_equals_the_python_rule(
+
+
+@pytest.mark.django_db
+@SETTINGS
+@given(case=catalogs_and_jobs(), later=catalogs(), changes=st.lists(job_fields, max_size=8))
+def test_stored_cost_equals_the_python_rule_after_every_kind_of_write(
     connection: ProviderConnection,
     case: tuple[dict[str, Decimal | None], list[dict[str, Any]]],
+    later: dict[str, Decimal | None],
+    changes: list[dict[str, Any]],
 ) -> None:
+    """Jobs inserted in bulk (no Python code runs per row), then changed by UPDATE statements,
+    then priced by a new catalog: after each write the stored cost is the Python rule's."""
     catalog, jobs = case
     with transaction.atomic():
-        BaseModel.objects.all().delete()
-        BaseModel.objects.bulk_create(
-            BaseModel(
-                id=model_id,
-                encoding="o200k_base",
-                training_context=65_536,
-                inference_context=128_000,
-                training_price_per_1m=price,
-            )
-            for model_id, price in catalog.items()
-        )
+        replace_catalog(catalog)
         created = Job.objects.bulk_create(Job(connection=connection, **fields) for fields in jobs)
-        table = prices()
-        rows = Job.objects.filter(pk__in=[job.pk for job in created]).annotate(
-            sql_cost=cost_expression(table)
+        ids = [job.pk for job in created]
+        inserted = compare_stored(ids)
+        for pk, fields in zip(ids, changes, strict=False):
+            Job.objects.filter(pk=pk).update(**fields)
+        updated = compare_stored(ids)
+        replace_catalog(later)
+        repriced = compare_stored(ids)
+        BaseModel.objects.filter(training_price_per_1m__isnull=False).update(
+            training_price_per_1m=Decimal("0.5")
         )
-        compared = [(job.sql_cost, table.cost(job), job) for job in rows]
+        edited = compare_stored(ids)
         transaction.set_rollback(True)
-    assert len(compared) == len(jobs)
-    for in_sql, in_python, job in compared:
-        assert (in_sql is None) == (in_python is None), (job.model, job.base_model)
-        assert in_sql == in_python, (job.model, job.base_model, job.trained_tokens, job.status)
+    for compared in (inserted, updated, repriced, edited):
+        assert_equal(compared, len(jobs))
+
+
+@pytest.mark.django_db
+def test_an_admin_edit_of_a_price_reorders_the_runs_list_by_cost(
+    connection: ProviderConnection,
+) -> None:
+    from dashboard.selectors_runs import RunFilters, runs_page
+
+    replace_catalog({"model-a": Decimal("1"), "model-b": Decimal("2")})
+    cheap = Job.objects.create(connection=connection, base_model="model-a", status="succeeded",
+                               trained_tokens=3_000_000)  # fmt: skip
+    dear = Job.objects.create(connection=connection, base_model="model-b", status="succeeded",
+                              trained_tokens=2_000_000)  # fmt: skip
+    order = [r.job.pk for r in runs_page(RunFilters(sort="cost")).rows]
+    assert order == [dear.pk, cheap.pk]  # $4 before $3
+    model = BaseModel.objects.get(pk="model-a")
+    model.training_price_per_1m = Decimal("1.5")
+    model.save()
+    rows = runs_page(RunFilters(sort="cost")).rows
+    assert [r.job.pk for r in rows] == [cheap.pk, dear.pk]  # $4.50 before $4
+    assert [r.cost for r in rows] == [Decimal("4.5"), Decimal("4")]
+    assert Job.objects.get(pk=cheap.pk).cost_usd == Decimal("4.5")

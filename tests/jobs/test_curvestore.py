@@ -204,3 +204,26 @@ def test_the_rows_read_besides_those_written_are_exactly_the_gaps(
     in_gaps = [s for lo, hi in gaps for s in range(lo, hi + 1)]
     assert len(in_gaps) == len(set(in_gaps)) and set(in_gaps) == covered - written
     assert all(lo <= hi for lo, hi in gaps)
+
+
+def test_upsert_stores_every_float_exactly_and_leaves_out_non_finite_values(
+    provider: ProviderConnection,
+) -> None:
+    """The rows travel as one JSON document: each value comes back as the same float (the
+    shortest repr round-trips through float8), big and tiny ones included; infinities and
+    NaN, which JSON cannot carry, are left out rather than failing the whole batch."""
+    job = new_job(provider)
+    rng = random.Random(5)
+    values = [rng.uniform(-1e6, 1e6) for _ in range(200)] + [1e-300, 5e-324, 1.7976931348623157e308]
+    rows = [{"step": s, "train_loss": v, "extra": {"lr": v / 3}} for s, v in enumerate(values, 1)]
+    rows.append({"step": 900, "train_loss": float("inf"), "valid_loss": 0.5,
+                 "extra": {"bad": float("nan"), "good": 2.5}})  # fmt: skip
+    assert metrics.upsert(job.pk, rows) == len(values) + 1
+    got = {p.step: p for p in MetricPoint.objects.filter(job=job)}
+    for step, value in enumerate(values, 1):
+        assert got[step].train_loss == value
+        # jsonb keeps numbers as numeric: it prints 1.8e308 without an exponent, which reads
+        # back as an int, so extras are compared as floats.
+        assert {k: float(v) for k, v in got[step].extra.items()} == {"lr": value / 3}
+    assert got[900].train_loss is None and got[900].valid_loss == 0.5
+    assert got[900].extra == {"good": 2.5}
