@@ -1,20 +1,20 @@
 """The runs list's view-model: one dict per row, its cells already formatted (the core
-filters, applied here once) and its urls reversed once per page, rendered by
-``templates/dashboard/_runs_rows.html`` (autoescaped).
+filters, applied here once) and its urls reversed once per page, printed by ``rows_html``
+(the markup of ``templates/dashboard/_runs_rows.html``, escaped as autoescape does).
 
-Measured on a page of 50 rows: formatting in Python and printing plain strings renders faster
-than raw values with a filter per cell in the template, and dicts faster than objects (a
-template variable tries ``row[key]`` before ``getattr``, and a failed item lookup costs an
-exception on every dot)."""
+Measured on a page of 50 rows: formatting in Python once per cell is faster than a filter per
+cell in the template, and joining strings ten times faster than the template engine."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from typing import Any, TypedDict
 
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from core.templatetags.core_format import count, duration, exact, metric, money, status_badge
 from dashboard.selectors_runs import RunRow
@@ -23,6 +23,7 @@ from jobs.costs import COST_FINAL_STATUSES
 from jobs.models import Job
 
 _PLACEHOLDER = uuid.UUID(int=0)
+_e = html.escape
 _STATUS_LABELS = dict(Job.Status.choices)  # job.get_status_display(), without its per-call work
 
 
@@ -130,11 +131,9 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                 archived=job.archived,
                 base_model=job.base_model,
                 base_model_html=soft_breaks(compact_model(job.base_model)),
-                provider_html=soft_breaks(job.connection.name),
-                dataset_html=soft_breaks(
-                    job.training_dataset.name if job.training_dataset else "—"
-                ),
-                creator_html=soft_breaks(job.created_by.username if job.created_by else "—"),
+                provider_html=soft_breaks(row.provider_name),
+                dataset_html=soft_breaks(row.dataset_name if row.dataset_name is not None else "—"),
+                creator_html=soft_breaks(row.creator_name if row.creator_name is not None else "—"),
                 created_iso=created.isoformat(),
                 created_text=created.strftime("%Y-%m-%d %H:%M"),
                 tags_html=[soft_breaks(tag) for tag in job.tags or []],
@@ -161,3 +160,91 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
             )
         )
     return result
+
+
+# --- The table body, rendered here ---------------------------------------------------------
+#
+# ``templates/dashboard/_runs_rows.html`` is the readable form of this markup; the page prints
+# ``rows_html`` instead because the template engine spends ~0.1 ms per row on its ~40
+# variables and tags (half the page's render time at 50 rows), and string joins a tenth of
+# that. A test holds the two byte for byte equal on hostile rows, members' and viewers'.
+# Values are escaped exactly as autoescape does (``html.escape``: & < > " '); the ``*_html``
+# texts are already escaped by ``soft_breaks``.
+
+
+def _num_td(col: str, cell: Cell, field: str = "", extra: str = "") -> str:
+    field_attr = f' data-field="{field}"' if field else ""
+    return (
+        f'<td class="num" data-col="{col}"{field_attr} data-value="{_e(cell["value"])}"'
+        f"{extra}>{_e(cell['text'])}"
+    )
+
+
+def _inline_form(r: ListRow, kind: str, csrf_input: str, next_input: str) -> str:
+    name = _e(r["name"])
+    if kind == "notes":
+        return (
+            f'<details class="tb-inline"><summary>Edit notes<span class="sr-only"> of {name}'
+            f'</span></summary><form method="post" action="{_e(r["notes_url"])}" '
+            f'data-tb-inline="notes">{csrf_input}{next_input}<label for="notes-{r["id"]}" '
+            f'class="sr-only">Notes</label><textarea id="notes-{r["id"]}" name="notes" '
+            f'rows="3">{_e(r["notes"])}</textarea><button class="button" type="submit">'
+            "Save notes</button></form></details>"
+        )
+    return (
+        f'<details class="tb-inline"><summary>Edit tags<span class="sr-only"> of {name}'
+        f'</span></summary><form method="post" action="{_e(r["tags_url"])}" '
+        f'data-tb-inline="tags">{csrf_input}{next_input}<label for="tags-{r["id"]}" '
+        f'class="sr-only">Tags, comma-separated</label><input type="text" id="tags-{r["id"]}" '
+        f'name="tags" value="{_e(r["tags_text"])}" placeholder="comma, separated"><button '
+        'class="button" type="submit">Save tags</button></form></details>'
+    )
+
+
+def rows_html(rows: list[ListRow], *, editable: bool, csrf_input: str, next_url: str) -> str:
+    """The runs table's body (what ``_runs_rows.html`` renders), as safe HTML. ``csrf_input``
+    is the hidden CSRF field (members' inline forms); ``next_url`` the page to come back to."""
+    next_input = f'<input type="hidden" name="next" value="{_e(next_url)}">'
+    out: list[str] = []
+    for r in rows:
+        rid = _e(r["id"])
+        archived = ' <span class="badge">Archived</span>' if r["archived"] else ""
+        notes_form = _inline_form(r, "notes", csrf_input, next_input) if editable else ""
+        tags_form = _inline_form(r, "tags", csrf_input, next_input) if editable else ""
+        cost = r["cost"]
+        cost_title = f' title="{_e(cost["title"])}"' if cost["title"] else ""
+        latest = r["train_loss_latest"]
+        loss_title = ' title="Latest train loss: the run has not finished"' if latest else ""
+        latest_badge = '<span class="tb-latest">latest</span>' if latest else ""
+        tags = "".join(f'<span class="badge tb-tag">{tag}</span> ' for tag in r["tags_html"])
+        out.append(
+            f'<tr data-run="{rid}">\n'
+            f'<td><input type="checkbox" name="runs" value="{rid}" form="tb-compare-form" '
+            f'id="sel-{rid}" class="tb-select"><label for="sel-{rid}" class="sr-only">Compare '
+            f"{_e(r['name'])}</label></td>\n"
+            f'<td data-col="status"><span class="badge {_e(r["status_class"])}" '
+            f'data-field="status">{_e(r["status_label"])}</span>{archived}</td>\n'
+            f'<td class="tb-name"><a href="{_e(r["url"])}" class="tb-text" data-field="name">'
+            f'{r["name_html"]}</a><div class="tb-notes muted" data-field="notes">'
+            f"{_e(r['notes_short'])}</div>{notes_form}</td>\n"
+            f'<td class="mono tb-model" data-col="base_model" title="{_e(r["base_model"])}">'
+            f'<span class="tb-text">{r["base_model_html"]}</span></td><td data-col="provider">'
+            f'<span class="tb-text">{r["provider_html"]}</span></td><td data-col="dataset">'
+            f'<span class="tb-text">{r["dataset_html"]}</span></td>\n'
+            f"{_num_td('n_epochs', r['n_epochs'])}</td>\n"
+            f"{_num_td('batch_size', r['batch_size'])}</td>\n"
+            f"{_num_td('lr', r['lr'])}</td>\n"
+            f"{_num_td('tokens', r['tokens'], 'trained_tokens')}</td>\n"
+            f"{_num_td('cost', cost, 'cost', cost_title)}</td>\n"
+            f"{_num_td('train_loss', r['train_loss'], 'final_train_loss', loss_title)}"
+            f"{latest_badge}</td>\n"
+            f"{_num_td('valid_loss', r['valid_loss'], 'best_full_valid_loss')}</td>\n"
+            f"{_num_td('valid_step', r['valid_step'], 'best_full_valid_step')}</td>\n"
+            f"{_num_td('duration', r['duration'], 'duration')}</td>\n"
+            f'<td data-col="creator"><span class="tb-text">{r["creator_html"]}</span></td>\n'
+            f'<td class="tb-time" data-col="created"><time datetime="{_e(r["created_iso"])}">'
+            f"{_e(r['created_text'])}</time></td>\n"
+            f'<td class="tb-tags" data-col="tags"><span data-field="tags">{tags}</span>'
+            f"{tags_form}</td></tr>\n"
+        )
+    return mark_safe("".join(out))  # noqa: S308 - every value above is escaped or already safe

@@ -255,12 +255,9 @@ LIST_FIELDS = (
     "created_at",
     "started_at",
     "finished_at",
-    "connection__id",
-    "connection__name",
-    "training_dataset__id",
-    "training_dataset__name",
-    "created_by__id",
-    "created_by__username",
+    "connection_id",
+    "training_dataset_id",
+    "created_by_id",
 )
 
 
@@ -268,6 +265,10 @@ LIST_FIELDS = (
 class RunRow:
     job: Job
     cost: Decimal | None
+    # Names of the related rows, joined in the rows' query (no model instance for each).
+    provider_name: str
+    dataset_name: str | None
+    creator_name: str | None
     n_epochs: Any
     batch_size: Any
     learning_rate_multiplier: Any
@@ -308,6 +309,9 @@ def run_row(job: Job, price_table: Prices) -> RunRow:
     return RunRow(
         job=job,
         cost=price_table.cost(job),
+        provider_name=job.provider_name,  # type: ignore[attr-defined]
+        dataset_name=job.dataset_name,  # type: ignore[attr-defined]
+        creator_name=job.creator_name,  # type: ignore[attr-defined]
         n_epochs=hyperparameter_value(job, "n_epochs"),
         batch_size=hyperparameter_value(job, "batch_size"),
         learning_rate_multiplier=hyperparameter_value(job, "learning_rate_multiplier"),
@@ -383,8 +387,12 @@ def runs_page(filters: RunFilters, *, page_number: Any = 1) -> RunsPage:
     found = {
         job.pk: job
         for job in Job.objects.filter(pk__in=page_ids)
-        .select_related("connection", "training_dataset", "created_by")
         .only(*LIST_FIELDS)
+        .annotate(
+            provider_name=F("connection__name"),
+            dataset_name=F("training_dataset__name"),
+            creator_name=F("created_by__username"),
+        )
     }
     rows = [run_row(found[pk], price_table) for pk in page_ids if pk in found]
     return RunsPage(

@@ -14,6 +14,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import redirect, render
+from django.template.backends.utils import csrf_input
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.confirm import confirmation_page, confirmed
 from core.params import whole_number
-from core.permissions import is_admin, member_required
+from core.permissions import can_act, is_admin, member_required
 from dashboard import confirmations, presentation, selectors_list, selectors_runs, services, share
 from dashboard.charts import comparison_tables_csv
 from dashboard.forms import (
@@ -81,7 +82,13 @@ def home(request: HttpRequest) -> HttpResponse:
         "form": form,
         "filters": filters,
         "page": page,
-        "rows": presentation.list_rows(page.rows),
+        "rows": page.rows,
+        "rows_html": presentation.rows_html(
+            presentation.list_rows(page.rows),
+            editable=can_act(request.user),
+            csrf_input=csrf_input(request),
+            next_url=request.get_full_path(),
+        ),
         "sorts": _sort_links(filters),
         "next_url": request.get_full_path(),
         "any_filter": any_filter,

@@ -4,6 +4,7 @@ import re
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F, Q
 
@@ -240,6 +241,8 @@ class Job(Leased):
                 condition=Q(archived=False),
             ),
             models.Index(fields=["base_model"]),
+            # The runs list's tag filter (``tags @> '["x"]'``) without reading every row.
+            GinIndex(fields=["tags"], opclasses=["jsonb_path_ops"], name="jobs_job_tags"),
             # The runs list sorted by cost, each way (NULL, unknown, last either way).
             models.Index(
                 F("cost_usd").desc(nulls_last=True),
