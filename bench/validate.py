@@ -349,9 +349,9 @@ def child(
     path: Path, model_id: str, limit: int, processes: int, threads: int | None
 ) -> dict[str, Any]:
     from datasets.validation import get_default_model
+    from datasets.validation.encodings import get_encoding
     from datasets.validation.engine import Validation
     from datasets.validation.parallel import ParallelValidation
-    from datasets.validation.tokens import get_encoding
 
     model = get_default_model(model_id)
     assert model is not None, model_id

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import functools
+import html
 import json
 import re
 from typing import Any
 
 from django import template
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.charts.hyperparameters import HYPERPARAMETER_LABELS
@@ -61,16 +62,22 @@ _JOINERS = re.compile(r"[_.:/@=+,;|\\]+(?=[^\W_])")
 def soft_breaks(value: Any) -> SafeString:
     """``value`` escaped, with a <wbr> after each joiner between two parts (never after a
     leading one, nor inside a number such as 1.85)."""
-    text = "" if value is None else str(value)
+    return mark_safe(_soft_breaks("" if value is None else str(value)))  # noqa: S308 - escaped
+
+
+@functools.lru_cache(maxsize=4096)
+def _soft_breaks(text: str) -> str:
+    # Cached: a runs list page repeats its providers, datasets, creators and models. The
+    # stdlib escape is Django's (the same five entities) without its lazy-string wrapper.
     parts, start = [], 0
     for joiner in _JOINERS.finditer(text):
         before = text[joiner.start() - 1] if joiner.start() else ""
         if not before or (before.isdigit() and text[joiner.end()].isdigit()):
             continue
-        parts += [escape(text[start : joiner.end()]), "<wbr>"]
+        parts += [html.escape(text[start : joiner.end()]), "<wbr>"]
         start = joiner.end()
-    parts.append(escape(text[start:]))
-    return mark_safe("".join(parts))  # noqa: S308 - every piece of text is escaped above
+    parts.append(html.escape(text[start:]))
+    return "".join(parts)
 
 
 @register.filter

@@ -19,7 +19,7 @@ import hashlib
 import marshal
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,3 +228,26 @@ def check_files(directory: Path | None = None) -> dict[str, str | None]:
                 _verified[key] = str(exc)
         out[name] = _verified[key]
     return out
+
+
+def token_counter(name: str) -> Callable[[str], int]:
+    """``len(encode_ordinary(text))`` for encoding ``name`` without building the list of
+    tokens: tiktoken's core writes them into a buffer (what its own ``encode_to_numpy`` uses),
+    so no Python int is made per token — about a tenth of the time of counting long texts.
+    The core's ``encode`` with no special token allowed encodes exactly as ``encode_ordinary``
+    (special-token text as ordinary text; a property test holds them equal). Falls back to the
+    list when the core has no such method (another tiktoken release)."""
+    encoding = get_encoding(name)
+    to_buffer = getattr(getattr(encoding, "_core_bpe", None), "encode_to_tiktoken_buffer", None)
+    encode = encoding.encode_ordinary
+    if to_buffer is None:
+        return lambda text: len(encode(text))
+    none_allowed: frozenset[str] = frozenset()
+
+    def count(text: str) -> int:
+        try:
+            return memoryview(to_buffer(text, none_allowed)).nbytes >> 2
+        except UnicodeEncodeError:  # lone surrogates: encode_ordinary's own repair
+            return len(encode(text))
+
+    return count

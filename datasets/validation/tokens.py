@@ -21,7 +21,8 @@ completion — without the per-message overhead, as in the cookbook.
 The encodings come from ``encodings`` (BPE files shipped with Tuneboard, never downloaded).
 
 Speed: strings are counted in batches. A batch is split in halves counted concurrently
-(``encode_ordinary`` is Rust code that releases the GIL), strings repeated within a batch —
+(tiktoken's Rust core releases the GIL; only the count comes back, ``encodings.
+token_counter``), strings repeated within a batch —
 system prompts, tool definitions — are encoded once, and repeats are remembered across batches
 in a cache bounded in characters. Very short strings (roles, ids) are memoised separately.
 """
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .encodings import get_encoding
+from .encodings import token_counter
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
@@ -54,7 +55,7 @@ _PARALLEL_MIN_CHARS = 1 << 15
 
 
 def count_tokens(text: str, encoding_name: str) -> int:
-    return len(get_encoding(encoding_name).encode_ordinary(text))
+    return token_counter(encoding_name)(text)
 
 
 def image_tokens(width: int | None, height: int | None, detail: str | None) -> int:
@@ -130,7 +131,7 @@ class TokenTally:
         repeats: RepeatCache | None = None,
     ) -> None:
         self.encoding_name = encoding_name
-        self._encode = get_encoding(encoding_name).encode_ordinary
+        self._len = token_counter(encoding_name)
         self._sink = sink
         self._threads = max(1, threads)
         self._executor: Executor | None = None
@@ -215,7 +216,7 @@ class TokenTally:
         if tokens is None:
             if len(self._short) >= _SHORT_CACHE_ENTRIES:
                 self._short.clear()
-            tokens = self._short[text] = len(self._encode(text))
+            tokens = self._short[text] = self._len(text)
         return tokens
 
     def _slot(self, text: str) -> int:
@@ -247,9 +248,9 @@ class TokenTally:
             remember(texts[index], counts[index])
 
     def _count(self, texts: list[str]) -> list[int]:
-        encode = self._encode
+        count = self._len
         if self._threads == 1 or self._batch_chars < _PARALLEL_MIN_CHARS or len(texts) < 2:
-            return [len(encode(t)) for t in texts]
+            return list(map(count, texts))
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 self._threads - 1, thread_name_prefix="tuneboard-tokens"
@@ -257,7 +258,7 @@ class TokenTally:
         parts = _split_by_chars(texts, self._threads, self._batch_chars)
 
         def work(part: list[str]) -> list[int]:
-            return [len(encode(t)) for t in part]
+            return list(map(count, part))
 
         futures = [self._executor.submit(work, part) for part in parts[:-1]]
         last = work(parts[-1])  # the calling thread takes a share instead of idling

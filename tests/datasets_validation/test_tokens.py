@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasets.validation import Distribution, tokens
+from datasets.validation.encodings import get_encoding, token_counter
 from datasets.validation.engine import Validation
-from datasets.validation.tokens import count_tokens, get_encoding
+from datasets.validation.tokens import count_tokens
 
 from .helpers import GPT4O, GPT35, chat, codes, jsonl, messages_of, model, padded, validate
 
@@ -270,3 +273,27 @@ def test_histograms_for_charts() -> None:
     total = report.tokens.to_dict()["total"]
     assert sum(total["histogram"]["counts"]) == 5
     assert set(report.tokens.to_dict()) == {"encoding", "total", "trained", "messages", "largest"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(
+        st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
+        | st.sampled_from(["<|endoftext|>", "<|endofprompt|>", "<|im_start|>", " ", "\n", "'s"]),
+        max_size=12,
+    ).map("".join)
+    | st.text(max_size=60),  # lone surrogates included: encode_ordinary's repair path
+    encoding=st.sampled_from(["o200k_base", "cl100k_base"]),
+)
+def test_the_buffer_counter_counts_exactly_what_encode_ordinary_returns(
+    text: str, encoding: str
+) -> None:
+    """``token_counter`` asks tiktoken's core for a buffer of tokens instead of a list; the
+    count must be the list's length for any text, special-token text included."""
+    assert token_counter(encoding)(text) == len(get_encoding(encoding).encode_ordinary(text))
+
+
+def test_the_buffer_counter_is_the_one_in_use() -> None:
+    """Not the list fallback: the installed tiktoken has the buffer method."""
+    core = get_encoding("o200k_base")._core_bpe
+    assert hasattr(core, "encode_to_tiktoken_buffer")
