@@ -125,7 +125,12 @@ def test_sync_now_and_a_refused_control_are_followed_on_the_page(
     assert re.fullmatch(r"Synced with the provider: \d+ new events?\.", sync.outcome)
     job.refresh_from_db()
     assert job.status == "succeeded" and job.is_terminal
-    # A finished job: the page still follows a control asked for now...
+    # A finished job: the page still follows a control asked for now (the provider holds the
+    # cancel call for a while, so the page is rendered before the worker has its answer)...
+    sandbox.control(
+        "faults",
+        {"kinds": ["hang"], "count": 1, "hang_seconds": 3, "path": r"/jobs/ftjob-\w+/cancel$"},
+    )
     pending_page = member.post(f"/jobs/{job.pk}/cancel/", CONFIRM, follow=True).content.decode()
     assert 'data-terminal="true"' in pending_page and 'data-control-pending="true"' in pending_page
     # ...here one the provider refuses (the job is over): the page says why, nothing breaks.
