@@ -163,6 +163,10 @@ def exported_tokens(name: str) -> bytes | None:
     ranks = getattr(get_encoding(name), "_mergeable_ranks", None)
     if not isinstance(ranks, dict) or not ranks:
         return None
+    # The BPE files list tokens in rank order, so the dict's keys usually are the answer;
+    # checking that at C speed spares a Python loop over 200,000 items.
+    if list(ranks.values()) == list(range(len(ranks))):
+        return marshal.dumps(list(ranks))
     tokens: list[bytes | None] = [None] * len(ranks)
     for token, rank in ranks.items():
         if not 0 <= rank < len(tokens):

@@ -300,8 +300,12 @@ class ParallelValidation(Validation):
         if self.processes < 2:
             return
         try:
-            first = (self.settings, exported_tokens(self.settings.encoding))
-            self._pool = WorkerPool(self.processes - 1, WORKER_MODULE, first)
+            settings = self.settings
+            self._pool = WorkerPool(
+                self.processes - 1,
+                WORKER_MODULE,
+                lambda: (settings, exported_tokens(settings.encoding)),
+            )
         except WorkerDied as exc:
             self._worker_failed(str(exc))
             return

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ class WorkerDied(Exception):
 class Worker:
     """One worker process; ``submit`` returns a future for the reply to a task."""
 
-    def __init__(self, module: str, settings: object) -> None:
+    def __init__(self, module: str, settings: Callable[[], object]) -> None:
         if not sys.executable:
             raise WorkerDied("no Python executable to start a worker with")
         try:
@@ -62,7 +63,8 @@ class Worker:
         # Set once the worker has said it can take tasks (its tokenizer is built).
         self.ready = threading.Event()
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._outbox.put(settings)
+        # Made by the writer thread: the process boots meanwhile instead of after it.
+        self._settings = settings
         self._writer = threading.Thread(target=self._write, name="validation-feed", daemon=True)
         self._reader = threading.Thread(target=self._read, name="validation-replies", daemon=True)
         self._writer.start()
@@ -111,6 +113,8 @@ class Worker:
         stdin = self.process.stdin
         assert stdin is not None
         try:
+            pickle.dump(self._settings(), stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
             while (item := self._outbox.get()) is not _CLOSE:
                 pickle.dump(item, stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 stdin.flush()
@@ -156,7 +160,9 @@ class WorkerPool:
     """``size`` workers, each holding at most ``depth`` tasks (one running, the rest queued in
     its pipe), so none waits between tasks while the parent is busy."""
 
-    def __init__(self, size: int, module: str, settings: object, depth: int = 2) -> None:
+    def __init__(
+        self, size: int, module: str, settings: Callable[[], object], depth: int = 2
+    ) -> None:
         self.depth = depth
         self.workers: list[Worker] = []
         try:
