@@ -50,6 +50,7 @@ from dashboard.models import ShareLink
 from datasets.models import BaseModel, Dataset
 from jobs.costs import job_cost
 from jobs.models import Job, MetricPoint, ProviderConnection
+from jobs.providers import declared_parameters
 from jobs.selectors import catalog_model_for
 
 PAGE_SIZE = 50
@@ -297,24 +298,31 @@ class RunsPage:
     filters: RunFilters
 
 
-def hyperparameter_value(job: Job, key: str) -> Any:
-    """Resolved by the provider, else requested, else "auto"."""
+def hyperparameter_value(job: Job, key: str, kind: str | None = None) -> Any:
+    """Resolved by the provider, else requested, else "auto" — or None when the provider of
+    ``kind`` has no such parameter (shown as a dash, never as "auto")."""
     resolved = (job.hyperparameters or {}).get(key)
     if resolved is not None:
         return resolved
-    return (job.requested_hyperparameters or {}).get(key, "auto")
+    requested = (job.requested_hyperparameters or {}).get(key)
+    if requested is not None:
+        return requested
+    if kind is not None and key not in {p.name for p in declared_parameters(kind)}:
+        return None
+    return "auto"
 
 
 def run_row(job: Job, price_table: Prices) -> RunRow:
+    kind = job.provider_kind  # type: ignore[attr-defined]
     return RunRow(
         job=job,
         cost=price_table.cost(job),
         provider_name=job.provider_name,  # type: ignore[attr-defined]
         dataset_name=job.dataset_name,  # type: ignore[attr-defined]
         creator_name=job.creator_name,  # type: ignore[attr-defined]
-        n_epochs=hyperparameter_value(job, "n_epochs"),
-        batch_size=hyperparameter_value(job, "batch_size"),
-        learning_rate_multiplier=hyperparameter_value(job, "learning_rate_multiplier"),
+        n_epochs=hyperparameter_value(job, "n_epochs", kind),
+        batch_size=hyperparameter_value(job, "batch_size", kind),
+        learning_rate_multiplier=hyperparameter_value(job, "learning_rate_multiplier", kind),
     )
 
 
@@ -390,6 +398,7 @@ def runs_page(filters: RunFilters, *, page_number: Any = 1) -> RunsPage:
         .only(*LIST_FIELDS)
         .annotate(
             provider_name=F("connection__name"),
+            provider_kind=F("connection__kind"),
             dataset_name=F("training_dataset__name"),
             creator_name=F("created_by__username"),
         )
@@ -615,6 +624,7 @@ COMPARE_FIELDS = (
     "training_dataset__name",
     "connection__id",
     "connection__name",
+    "connection__kind",
     "seed",
 )
 
@@ -638,8 +648,12 @@ def compare_hyperparameters(job: Job, *, public: bool = False) -> dict[str, Any]
     """The comparison's hyperparameter rows of a run: the training set-up that can differ."""
     values: dict[str, Any] = {}
     merged = curves.resolved_hyperparameters(job)
+    declared = {p.name for p in declared_parameters(job.connection.kind)}
     for key in HYPERPARAMETER_KEYS:
-        values[key] = merged.pop(key, "auto")
+        # "auto" only where the run's provider has this parameter at all: a Together run has
+        # an absolute learning rate, never a multiplier.
+        if key in declared or key in merged:
+            values[key] = merged.pop(key, "auto")
     values.update(merged)
     values["base_model"] = public_model_name(job.base_model) if public else job.base_model
     values["method"] = job.method

@@ -52,6 +52,7 @@ from jobs.providers import (
     TransientProviderError,
 )
 from jobs.providers.paging import PageBudget, PagingError, paginate
+from jobs.providers.records import MARKER_KEY, MARKER_PATTERN
 from jobs.selectors import connection_problem
 from jobs.services import METADATA_KEY, JobError
 from jobs.sync import job_sync
@@ -197,11 +198,7 @@ def _text(value: str | None, field: str) -> str:
 
 
 def _suffix(info: JobInfo) -> str:
-    raw = info.raw.get("user_provided_suffix")
-    if isinstance(raw, str):
-        return _text(raw, "suffix")
-    parts = (info.fine_tuned_model or "").split(":")
-    return _text(parts[3], "suffix") if len(parts) >= 5 and parts[0] == "ft" else ""
+    return _text(info.suffix or "", "suffix")
 
 
 def _file_name(filename: str | None, file_id: str) -> str:
@@ -405,7 +402,18 @@ class _Importer:
         return job.pk, True
 
     def _launched_here(self, info: JobInfo) -> Job | None:
-        raw = (info.metadata or {}).get(METADATA_KEY)
+        metadata = info.metadata or {}
+        raw = metadata.get(METADATA_KEY)
+        marker = metadata.get(MARKER_KEY)
+        if not raw and marker and MARKER_PATTERN.fullmatch(marker):
+            # A provider without metadata echoes the first hex digits of our id (the
+            # launch's suffix): the ids that begin with them form one range.
+            jobs = Job.objects.filter(
+                connection=self.connection,
+                pk__gte=uuid.UUID(marker.ljust(32, "0")),
+                pk__lte=uuid.UUID(marker.ljust(32, "f")),
+            )
+            return jobs.first()
         if not raw:
             return None
         try:

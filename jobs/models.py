@@ -17,6 +17,7 @@ class ProviderConnection(models.Model):
         OPENAI = "openai", "OpenAI"
         AZURE_OPENAI = "azure_openai", "Azure OpenAI"
         SANDBOX = "sandbox", "Tuneboard sandbox"
+        TOGETHER = "together", "Together AI"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -201,6 +202,9 @@ class Job(Leased):
     # Summary kept up to date by each sync, so lists never aggregate metric rows.
     total_steps = models.IntegerField(null=True, blank=True)
     last_step = models.IntegerField(null=True, blank=True)
+    # The provider's own word for the status where it has words of its own (Together's
+    # ``compressing``…); ``status`` is always Tuneboard's lifecycle.
+    provider_status = models.CharField(max_length=64, blank=True, default="")
     final_train_loss = models.FloatField(null=True, blank=True)
     best_full_valid_loss = models.FloatField(null=True, blank=True)
     best_full_valid_step = models.IntegerField(null=True, blank=True)

@@ -33,7 +33,11 @@ from jobs.providers import (
     NotFoundError,
     ProviderError,
     TransientProviderError,
+    declared_parameters,
+    parameters,
+    uses_model_catalog,
 )
+from jobs.providers.parameters import Parameter
 from jobs.providers.uploads import content_filename
 from jobs.sync import job_sync
 
@@ -304,7 +308,51 @@ def _dataset_problem(
     return None
 
 
+def _declared_problems(request: LaunchRequest, declared: dict[str, Parameter]) -> list[JobError]:
+    """Hyperparameters checked against what the connection's adapter declares."""
+    problems = []
+    for key, value in (request.hyperparameters or {}).items():
+        parameter = declared.get(key)
+        if parameter is None:
+            problems.append(JobError(f"“{key}” is not a hyperparameter this provider takes."))
+        elif request.method not in parameter.methods:
+            problems.append(
+                JobError(f"{parameter.label} does not apply to this method.", field=key)
+            )
+        elif value is None or value == "auto":
+            if not parameter.auto and parameter.default is None:
+                problems.append(JobError(f"{parameter.label} needs a value.", field=key))
+        elif not parameter_allows(parameter, value):
+            problems.append(JobError(parameter_message(parameter), field=key))
+    return problems
+
+
+def parameter_allows(parameter: Parameter, value: Any) -> bool:
+    if parameter.kind == "choice":
+        return str(value) in parameter.choices
+    if parameter.kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    if parameter.kind == "int" and not float(value).is_integer():
+        return False
+    low, high = parameter.low, parameter.high
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def parameter_message(parameter: Parameter) -> str:
+    if parameter.kind == "choice":
+        return f"{parameter.label} must be one of {', '.join(parameter.choices)}."
+    what = "a whole number" if parameter.kind == "int" else "a number"
+    return f"{parameter.label} must be {what} from {parameter.low:g} to {parameter.high:g}."
+
+
 def _hyperparameter_problems(request: LaunchRequest) -> list[JobError]:
+    declared = declared_parameters(request.connection.kind)
+    if declared != parameters.OPENAI:
+        return _declared_problems(request, {p.name: p for p in declared})
+    # OpenAI's parameters keep their own rules (``HYPERPARAMETER_RULES``: the limits the
+    # sandbox applies too, and the messages the launch form shows).
     problems = []
     for key, value in (request.hyperparameters or {}).items():
         rule = HYPERPARAMETER_RULES.get(key)
@@ -363,8 +411,10 @@ def _launch_problems(
     method = request.method
     if method not in Job.Method.values:
         problems.append(JobError(f"“{method}” is not a fine-tuning method.", field="method"))
-    model, model_problems = _base_model_problems(request, models)
-    problems += model_problems
+    model: BaseModel | None = None
+    if uses_model_catalog(request.connection.kind):
+        model, model_problems = _base_model_problems(request, models)
+        problems += model_problems
     if method == Job.Method.DPO and model is not None and not model.supports_dpo:
         problems.append(JobError(f"{model.pk} does not support DPO fine-tuning.", field="method"))
     chosen = {"training_dataset": request.training_dataset.pk}
@@ -576,6 +626,7 @@ def _adopt(job: Job, info: JobInfo) -> None:
             Job.objects.filter(pk=job.pk).update(
                 provider_job_id=info.id,
                 status=info.status,
+                provider_status=(info.provider_status or "")[:64],
                 model=info.model or job.base_model,
                 training_file_id=info.training_file or "",
                 validation_file_id=info.validation_file or "",

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 SYNC_LOCK = "jobs.sync"
 EVENT_PAGE = 100
 SYNC_FIELDS = (
-    "status", "model", "hyperparameters", "fine_tuned_model", "trained_tokens",
+    "status", "provider_status", "model", "hyperparameters", "fine_tuned_model", "trained_tokens",
     "estimated_finish", "error", "result_files", "provider_created_at", "finished_at",
     "started_at", "last_event_id", "total_steps", "last_step", "final_train_loss",
     "best_full_valid_loss", "best_full_valid_step", "last_synced_at", "last_sync_error",
@@ -61,6 +61,8 @@ class Fetched:
     events: list[EventInfo] = field(default_factory=list)  # newest first, only new ones
     checkpoints: list[CheckpointInfo] | None = None
     results_csv: str | None = None
+    # From a provider that serves metrics on their own endpoint (``Provider.list_metrics``).
+    metrics: list[dict[str, float]] = field(default_factory=list)
 
 
 def _fetch(job: Job, *, full: bool = False) -> Fetched:
@@ -89,6 +91,13 @@ def _fetch(job: Job, *, full: bool = False) -> Fetched:
         fetched.events = []
     terminal = fetched.info.status in Job.PROVIDER_TERMINAL
     changed = full or job.status != fetched.info.status
+    if not terminal or changed or fetched.events:
+        try:
+            fetched.metrics = provider.list_metrics(
+                job_id, after_step=None if full else job.last_step
+            )
+        except NotFoundError:
+            log.info("the provider serves no metrics for %s", job_id)
     if fetched.events or (terminal and changed):
         try:
             fetched.checkpoints = list(
@@ -204,6 +213,7 @@ def _store(job: Job, fetched: Fetched) -> None:
     ]
     if fetched.results_csv:
         rows += metrics.rows_from_csv(fetched.results_csv)
+    rows += [r for r in map(metrics.row_from_mapping, fetched.metrics) if r]
     total_steps = _total_steps(events)
     with transaction.atomic():
         JobEvent.objects.bulk_create(events, ignore_conflicts=True, batch_size=1000)
@@ -223,6 +233,7 @@ def _store(job: Job, fetched: Fetched) -> None:
             ).update(deleted_at=now)
         terminal = status in Job.PROVIDER_TERMINAL
         job.status = status
+        job.provider_status = storable.text(info.provider_status, STATUS_LENGTH) or ""
         job.model = storable.text(info.model, MODEL_LENGTH) or job.model
         job.hyperparameters = storable.json_value(info.hyperparameters) or job.hyperparameters
         job.fine_tuned_model = (
@@ -247,7 +258,7 @@ def _store(job: Job, fetched: Fetched) -> None:
             # Seen finishing just now, and the provider gave no time: now is close. A job
             # first seen finished (an import) keeps no finish time rather than an invented one.
             job.finished_at = now
-        job.started_at = _started_at(job, events)
+        job.started_at = _started_at(job, events) or storable.timestamp(info.started_at)
         if fetched.events:
             job.last_event_id = storable.text(fetched.events[0].id, EVENT_ID_LENGTH)
         if total_steps:

@@ -89,6 +89,11 @@ class SandboxJob(models.Model):
     seed = models.BigIntegerField()
     metadata = models.JSONField(null=True, blank=True)
     integrations = models.JSONField(null=True, blank=True)
+    # Which surface made the job (``openai`` or ``together``): each lists only its own. The
+    # engine is the same; ``provider_params`` keeps what only the other surface knows (a
+    # Together job's learning rate, LoRA settings, evals and checkpoints).
+    api = models.CharField(max_length=10, default="openai", db_index=True)
+    provider_params = models.JSONField(default=dict, blank=True)
     created_at = models.FloatField()
     # Timeline (seconds).
     validate_seconds = models.FloatField()

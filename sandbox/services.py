@@ -106,6 +106,36 @@ def file_create(
     return file
 
 
+def check_file_name(*, purpose: Any, filename: str) -> None:
+    """What a file of ``purpose`` named ``filename`` must be before any content is taken."""
+    if not filename or len(filename) > 255:
+        raise ApiError(400, "file_name must be 1 to 255 characters", param="file_name")
+    _check_purpose_and_name(purpose, filename, FILE_PURPOSES, "file_name")
+
+
+def file_store(
+    *, file_id: str, owner: str, filename: str, purpose: str, content: File[Any]
+) -> SandboxFile:
+    """A file whose content arrives apart from the API call that named it (a presigned
+    upload). Storing the same id twice keeps the first content."""
+    existing = SandboxFile.objects.filter(pk=file_id).first()
+    if existing is not None:
+        return existing
+    file = SandboxFile(
+        id=file_id, owner=owner, filename=filename, purpose=purpose, bytes=0, created_at=time.time()
+    )
+    file.content.save(file_id, content, save=False)
+    file.bytes = file.content.size
+    if file.bytes == 0:
+        file.content.delete(save=False)
+        raise ApiError(400, "The file is empty.", param="file")
+    if file.bytes > MAX_FILE_BYTES:
+        file.content.delete(save=False)
+        raise ApiError(400, "File is too large: up to 512 MB.", param="file")
+    file.save()
+    return file
+
+
 def file_get(*, caller: Caller, file_id: str) -> SandboxFile:
     file = SandboxFile.objects.filter(pk=file_id, owner=caller.owner, deleted=False).first()
     if file is None or (file.expires_at is not None and file.expires_at < _now()):
@@ -367,8 +397,18 @@ def _analyze(file: SandboxFile, *, model: str, method: str) -> training_data.Dat
         raise ApiError(503, f"The sandbox cannot count tokens: {exc}", type="server_error") from exc
 
 
-def job_create(*, caller: Caller, request: JobRequest) -> SandboxJob:
-    model = _resolve_model(caller, request.model, request.method)
+def job_create(
+    *,
+    caller: Caller,
+    request: JobRequest,
+    api: str = "openai",
+    model: str | None = None,
+    provider_params: dict[str, Any] | None = None,
+    job_id: str | None = None,
+) -> SandboxJob:
+    """A job on the shared engine; another surface (``api``) passes the ``model`` it has
+    resolved from its own catalog and what only it knows in ``provider_params``."""
+    model = model or _resolve_model(caller, request.model, request.method)
     training = _training_source(caller, request.training_file, "training_file")
     validation = (
         _training_source(caller, request.validation_file, "validation_file")
@@ -408,7 +448,7 @@ def job_create(*, caller: Caller, request: JobRequest) -> SandboxJob:
     speed = _speed(request.metadata)
     phase = min(3.0, 10 * speed)
     return SandboxJob.objects.create(
-        id=ids.job_id(),
+        id=job_id or ids.job_id(),
         owner=caller.owner,
         organization_id=caller.organization_id,
         model=model,
@@ -430,6 +470,8 @@ def job_create(*, caller: Caller, request: JobRequest) -> SandboxJob:
         tokens_per_epoch=facts.tokens_per_epoch,
         total_steps=run.total_steps,
         failure=failure,
+        api=api,
+        provider_params=provider_params or {},
     )
 
 

@@ -1,7 +1,7 @@
 from django.urls import include, path, re_path
 
 from sandbox.api import unknown_route
-from sandbox.views import control, files, jobs, models
+from sandbox.views import control, files, jobs, models, together
 
 app_name = "sandbox"
 
@@ -26,8 +26,30 @@ api = [
     re_path(r"^(?P<rest>.*)$", unknown_route),
 ]
 
+# Together AI's fine-tuning and files API, over the same engine.
+together_api = [
+    path("files", together.files),
+    path("files/upload", together.files_upload),
+    path("files/<str:file_id>", together.file_detail),
+    path("files/<str:file_id>/content", together.file_content),
+    path("files/<str:file_id>/preprocess", together.file_preprocess),
+    path("fine-tunes", together.fine_tunes),
+    path("fine-tunes/estimate-price", together.estimate_price),
+    path("fine-tunes/models/supported", together.models_supported),
+    path("fine-tunes/models/limits", together.models_limits),
+    path("fine-tunes/<str:job_id>", together.fine_tune_detail),
+    path("fine-tunes/<str:job_id>/cancel", together.fine_tune_cancel),
+    path("fine-tunes/<str:job_id>/events", together.fine_tune_events),
+    path("fine-tunes/<str:job_id>/checkpoints", together.fine_tune_checkpoints),
+    path("fine-tunes/<str:job_id>/metrics", together.fine_tune_metrics),
+    path("chat/completions", models.chat_completions),
+    re_path(r"^(?P<rest>.*)$", unknown_route),
+]
+
 urlpatterns = [
     path("v1/", include(api)),
+    path("together/v1/", include(together_api)),
+    path("together/put/<str:token>", together.put_content, name="together_put"),
     # Azure OpenAI's v1 surface: same API under /openai/v1/, `api-key` header, `api-version`.
     path("openai/v1/", include(api)),
     path("control/faults", control.faults),

@@ -16,6 +16,7 @@ from jobs.providers.errors import (
     TransientProviderError,
 )
 from jobs.providers.openai_compat import OpenAICompatibleProvider
+from jobs.providers.parameters import Parameter
 from jobs.providers.records import (
     ChatResult,
     CheckpointInfo,
@@ -27,7 +28,13 @@ from jobs.providers.records import (
     ModelInfo,
     Page,
 )
-from jobs.providers.registry import close_all, provider_for
+from jobs.providers.registry import (
+    close_all,
+    declared_parameters,
+    provider_for,
+    uses_model_catalog,
+)
+from jobs.providers.together import TogetherProvider
 from jobs.providers.uploads import MULTIPART_THRESHOLD, PART_SIZE
 
 __all__ = [
@@ -49,9 +56,13 @@ __all__ = [
     "OpenAICompatibleProvider",
     "OutcomeUnknownError",
     "Page",
+    "Parameter",
     "Provider",
     "ProviderError",
+    "TogetherProvider",
     "TransientProviderError",
     "close_all",
+    "declared_parameters",
     "provider_for",
+    "uses_model_catalog",
 ]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("openai", "azure_openai", "sandbox")
+KINDS = ("openai", "azure_openai", "sandbox", "together")
 AZURE_DEFAULT_API_VERSION = "preview"
 
 
 @dataclass(frozen=True)
 class ConnectionConfig:
-    kind: str  # "openai" | "azure_openai" | "sandbox"
+    kind: str  # "openai" | "azure_openai" | "sandbox" | "together"
     base_url: str
     # repr=False: configs end up in logs and tracebacks; the key must not.
     api_key: str = field(repr=False)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from jobs.providers import uploads
+from jobs.providers import parameters, uploads
 from jobs.providers.config import ConnectionConfig
 from jobs.providers.errors import OutcomeUnknownError, ProviderError, TransientProviderError
 from jobs.providers.http import HttpSession, redact
@@ -103,6 +103,10 @@ def _page(body: Any, parse: Callable[[dict[str, Any]], Any], limit: int) -> Page
 
 class OpenAICompatibleProvider:
     """One connection's client. Thread-safe: httpx's pooled client may be shared."""
+
+    parameters = parameters.OPENAI
+    # Base models are checked against Tuneboard's catalog (datasets.BaseModel) before a launch.
+    model_catalog = True
 
     def __init__(
         self,
@@ -426,31 +430,56 @@ class OpenAICompatibleProvider:
         seed: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> ChatResult:
-        body: dict[str, Any] = {"model": model, "messages": messages}
-        if temperature is not None:
-            body["temperature"] = temperature
-        if max_tokens is not None:
-            # max_tokens is deprecated upstream and refused by reasoning models; servers that
-            # only know the old name can get it through ``extra``.
-            body["max_completion_tokens"] = max_tokens
-        if seed is not None:
-            body["seed"] = seed
-        body.update(extra or {})
-        started = [0.0]
-
-        def mark() -> None:
-            started[0] = time.monotonic()
-
-        # Latency of the attempt that answered: retries and backoff are not the model's time.
-        response = self._session.request("POST", "chat/completions", json=body, on_attempt=mark)
-        latency = time.monotonic() - started[0]
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise ProviderError(
-                "The provider answered a chat completion with something that is not JSON",
-                status=response.status_code,
-            ) from exc
-        return ChatResult.from_api(
-            payload if isinstance(payload, dict) else {}, latency_seconds=latency
+        return send_chat_completion(
+            self._session,
+            model=model,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            extra=extra,
         )
+
+    def list_metrics(self, job_id: str, *, after_step: int | None = None) -> list[dict[str, float]]:
+        """None here: OpenAI reports metrics in the job's events and its results file."""
+        return []
+
+
+def send_chat_completion(
+    session: HttpSession,
+    *,
+    model: str,
+    messages: list[dict[str, Any]],
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ChatResult:
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if temperature is not None:
+        body["temperature"] = temperature
+    if max_tokens is not None:
+        # max_tokens is deprecated upstream and refused by reasoning models; servers that
+        # only know the old name can get it through ``extra``.
+        body["max_completion_tokens"] = max_tokens
+    if seed is not None:
+        body["seed"] = seed
+    body.update(extra or {})
+    started = [0.0]
+
+    def mark() -> None:
+        started[0] = time.monotonic()
+
+    # Latency of the attempt that answered: retries and backoff are not the model's time.
+    response = session.request("POST", "chat/completions", json=body, on_attempt=mark)
+    latency = time.monotonic() - started[0]
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise ProviderError(
+            "The provider answered a chat completion with something that is not JSON",
+            status=response.status_code,
+        ) from exc
+    return ChatResult.from_api(
+        payload if isinstance(payload, dict) else {}, latency_seconds=latency
+    )

@@ -9,6 +9,7 @@ therefore never fails on shape; it keeps what it understands and defaults the re
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,10 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 Hyperparameter = int | float | str
+# A provider without job metadata echoes a launch's marker (the first hex digits of the
+# Tuneboard job id) in another field; its adapter reports it under this key.
+MARKER_KEY = "tuneboard_marker"
+MARKER_PATTERN = re.compile(r"[0-9a-f]{8,32}")
 
 
 def _str(value: Any) -> str | None:
@@ -127,6 +132,14 @@ class JobSpec:
     integrations: list[dict[str, Any]] | None = None
 
 
+def _openai_suffix(d: dict[str, Any]) -> str | None:
+    raw = d.get("user_provided_suffix")
+    if isinstance(raw, str):
+        return raw
+    parts = (_str(d.get("fine_tuned_model")) or "").split(":")
+    return parts[3] if len(parts) >= 5 and parts[0] == "ft" else None
+
+
 @dataclass(frozen=True)
 class JobInfo:
     id: str
@@ -147,6 +160,11 @@ class JobInfo:
     metadata: dict[str, str] | None
     integrations: list[dict[str, Any]] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    # The provider's own word for the status, when it has words of its own (``status`` is
+    # always Tuneboard's lifecycle); shown beside it.
+    provider_status: str | None = None
+    started_at: int | None = None
+    suffix: str | None = None  # as the user gave it (without a launch marker)
 
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> JobInfo:
@@ -184,6 +202,8 @@ class JobInfo:
             if isinstance(integrations, list)
             else None,
             raw=d,
+            provider_status=_str(d.get("status")),
+            suffix=_openai_suffix(d),
         )
 
 

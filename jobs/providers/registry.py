@@ -8,18 +8,34 @@ from collections import OrderedDict
 from jobs.providers.base import Provider
 from jobs.providers.config import ConnectionConfig
 from jobs.providers.openai_compat import OpenAICompatibleProvider
+from jobs.providers.parameters import Parameter
+from jobs.providers.together import TogetherProvider
 
 # A worker talks to a handful of connections; old cache keys (a connection edited, so its
 # key changed) age out instead of holding sockets forever.
 MAX_CACHED_PROVIDERS = 32
 
 _lock = threading.Lock()
-_cache: OrderedDict[str, OpenAICompatibleProvider] = OrderedDict()
+Client = OpenAICompatibleProvider | TogetherProvider
+_cache: OrderedDict[str, Client] = OrderedDict()
+# The one place a provider kind picks code: every kind not listed speaks OpenAI's REST API
+# (OpenAI, Azure OpenAI, the sandbox's OpenAI surface); ConnectionConfig rejects unknown ones.
+ADAPTERS: dict[str, type[TogetherProvider]] = {"together": TogetherProvider}
 
 
-def _build(config: ConnectionConfig) -> OpenAICompatibleProvider:
-    # Every kind Tuneboard knows speaks OpenAI's REST API; ConnectionConfig rejects others.
-    return OpenAICompatibleProvider(config)
+def declared_parameters(kind: str) -> tuple[Parameter, ...]:
+    """The training parameters the adapter of ``kind`` declares (``parameters.py``)."""
+    return (ADAPTERS.get(kind) or OpenAICompatibleProvider).parameters
+
+
+def uses_model_catalog(kind: str) -> bool:
+    """Whether launches on ``kind`` check their base model against Tuneboard's catalog."""
+    return (ADAPTERS.get(kind) or OpenAICompatibleProvider).model_catalog
+
+
+def _build(config: ConnectionConfig) -> Client:
+    adapter = ADAPTERS.get(config.kind)
+    return adapter(config) if adapter is not None else OpenAICompatibleProvider(config)
 
 
 def provider_for(config: ConnectionConfig, *, cache_key: str | None = None) -> Provider:
@@ -27,7 +43,7 @@ def provider_for(config: ConnectionConfig, *, cache_key: str | None = None) -> P
     same pooled client is returned until ``close_all()`` or eviction."""
     if cache_key is None:
         return _build(config)
-    stale: list[OpenAICompatibleProvider] = []
+    stale: list[Client] = []
     with _lock:
         cached = _cache.get(cache_key)
         if cached is not None and cached.config == config and not cached.closed:

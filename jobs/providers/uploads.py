@@ -155,8 +155,12 @@ def find_file(
     return None
 
 
-def _file_from(body: Any, status: int | None = None) -> FileInfo:
-    info = FileInfo.from_api(body) if isinstance(body, dict) else None
+def _file_from(
+    body: Any,
+    status: int | None = None,
+    parse: Callable[[dict[str, Any]], FileInfo] = FileInfo.from_api,
+) -> FileInfo:
+    info = parse(body) if isinstance(body, dict) else None
     if info is None or not info.id:
         # A success we cannot read may still have stored the file: as uncertain as a loss.
         raise OutcomeUnknownError(
@@ -173,8 +177,12 @@ def upload_single(
     size: int,
     purpose: str,
     lookup: Lookup | None = None,
+    path: str = "files",
+    fields: dict[str, str] | None = None,
+    parse: Callable[[dict[str, Any]], FileInfo] = FileInfo.from_api,
 ) -> FileInfo:
-    """One ``POST /files``. With ``lookup``, a failure whose outcome is unknown is followed by
+    """One ``POST /files`` (or another provider's ``path``, with its form ``fields`` and its
+    file shape ``parse``). With ``lookup``, a failure whose outcome is unknown is followed by
     the lookup, and the file is sent again only when the provider does not have it, at most
     ``max_retries`` times; without it such a failure is retried like any other."""
     window = Window(SourceReader(stream, size), 0, size)
@@ -183,13 +191,15 @@ def upload_single(
         try:
             body = session.json(
                 "POST",
-                "files",
+                path,
                 files={"file": (filename, window, mime_type_for(filename))},
-                data={"purpose": purpose},
+                data={"purpose": purpose, **(fields or {})},
                 replayable=lambda: window.replayable,
                 idempotent=lookup is None,
             )
-            return _file_from(body) if lookup is not None else FileInfo.from_api(body)
+            if lookup is not None:
+                return _file_from(body, parse=parse)
+            return parse(body if isinstance(body, dict) else {})
         except OutcomeUnknownError as exc:
             if lookup is None or attempt >= session.config.max_retries:
                 raise

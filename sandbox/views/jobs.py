@@ -26,7 +26,7 @@ _METADATA_PARAM = re.compile(r"metadata\[(.+)\]", re.DOTALL)
 
 
 def _job(caller: Caller, job_id: str) -> SandboxJob:
-    if not SandboxJob.objects.filter(pk=job_id, owner=caller.owner).exists():
+    if not SandboxJob.objects.filter(pk=job_id, owner=caller.owner, api="openai").exists():
         raise ApiError(
             404,
             f"Could not find fine-tune: {job_id}",
@@ -43,7 +43,7 @@ def jobs(request: HttpRequest, caller: Caller) -> dict[str, Any]:
         return job_json(engine.job_advance(job.id), caller)
     limit = int_param(request, "limit", 20, 1, 100)
     after = after_param(request)
-    owned = SandboxJob.objects.filter(owner=caller.owner)
+    owned = SandboxJob.objects.filter(owner=caller.owner, api="openai")
     queryset = owned
     for key, value in request.GET.items():
         match = _METADATA_PARAM.fullmatch(key)
