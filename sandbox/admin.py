@@ -43,6 +43,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class SandboxJobAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
+        "api",
         "model",
         "status",
         "steps_done",
@@ -50,7 +51,7 @@ class SandboxJobAdmin(ReadOnlyAdmin):
         "fine_tuned_model",
         "owner",
     )
-    list_filter = ("status", "method_type", "model")
+    list_filter = ("api", "status", "method_type", "model")
     search_fields = ("id", "model", "fine_tuned_model", "training_file", "owner")
     actions = ("fast_forward",)
 
