@@ -13,6 +13,7 @@ CHOOSABLE: tuple[tuple[str, str], ...] = (
     ("n_epochs", "Epochs"),
     ("batch_size", "Batch"),
     ("lr", "LR ×"),
+    ("learning_rate", "LR"),  # absolute (Together, self-hosted): never mixed with the multiplier
     ("tokens", "Trained tokens"),
     ("cost", "Cost"),
     ("train_loss", "Train loss"),  # last reported: "latest" on a running run
@@ -24,8 +25,10 @@ CHOOSABLE: tuple[tuple[str, str], ...] = (
     ("tags", "Tags"),
 )
 KEYS = frozenset(key for key, _ in CHOOSABLE)
-# Every column fits 1280 px; nothing is hidden until a user says so.
-DEFAULT_HIDDEN: frozenset[str] = frozenset()
+# Every other column fits 1280 px with nothing hidden. The absolute learning rate (Together,
+# self-hosted runs) is offered by the column chooser; shown beside the multiplier, it would
+# not fit, and the two are never merged into one column.
+DEFAULT_HIDDEN: frozenset[str] = frozenset({"learning_rate"})
 
 
 def hidden_from_shown(shown: list[str]) -> list[str]:

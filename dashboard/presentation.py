@@ -96,6 +96,7 @@ class ListRow(TypedDict):
     n_epochs: Cell
     batch_size: Cell
     lr: Cell
+    learning_rate: Cell
     tokens: Cell
     cost: Cell
     train_loss: Cell
@@ -143,6 +144,7 @@ def list_rows(rows: list[RunRow]) -> list[ListRow]:
                 lr=_cell(
                     hp_value(row.learning_rate_multiplier), exact(row.learning_rate_multiplier)
                 ),
+                learning_rate=_cell(hp_value(row.learning_rate), exact(row.learning_rate)),
                 tokens=_cell(count(job.trained_tokens), exact(job.trained_tokens)),
                 cost=_cell(
                     money(row.cost),
@@ -234,6 +236,7 @@ def rows_html(rows: list[ListRow], *, editable: bool, csrf_input: str, next_url:
             f"{_num_td('n_epochs', r['n_epochs'])}</td>\n"
             f"{_num_td('batch_size', r['batch_size'])}</td>\n"
             f"{_num_td('lr', r['lr'])}</td>\n"
+            f"{_num_td('learning_rate', r['learning_rate'])}</td>\n"
             f"{_num_td('tokens', r['tokens'], 'trained_tokens')}</td>\n"
             f"{_num_td('cost', cost, 'cost', cost_title)}</td>\n"
             f"{_num_td('train_loss', r['train_loss'], 'final_train_loss', loss_title)}"

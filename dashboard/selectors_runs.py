@@ -140,6 +140,7 @@ SORTS: dict[str, str] = {
     "n_epochs": "Epochs",
     "batch_size": "Batch size",
     "lr": "LR multiplier",
+    "learning_rate": "Learning rate",
     "tokens": "Trained tokens",
     "cost": "Cost",
     "train_loss": "Train loss",
@@ -174,6 +175,8 @@ def _sort_expression(key: str) -> Any:
         return hyperparameter_expression("batch_size")
     if key == "lr":
         return hyperparameter_expression("learning_rate_multiplier")
+    if key == "learning_rate":
+        return hyperparameter_expression("learning_rate")
     raise ValueError(f"unknown sort {key!r}")
 
 
@@ -273,6 +276,7 @@ class RunRow:
     n_epochs: Any
     batch_size: Any
     learning_rate_multiplier: Any
+    learning_rate: Any  # absolute, for providers that take one
 
     @property
     def duration_seconds(self) -> float | None:
@@ -323,6 +327,7 @@ def run_row(job: Job, price_table: Prices) -> RunRow:
         n_epochs=hyperparameter_value(job, "n_epochs", kind),
         batch_size=hyperparameter_value(job, "batch_size", kind),
         learning_rate_multiplier=hyperparameter_value(job, "learning_rate_multiplier", kind),
+        learning_rate=hyperparameter_value(job, "learning_rate", kind),
     )
 
 

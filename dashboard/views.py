@@ -47,7 +47,7 @@ def _json(payload: Any, status: int = 200) -> JsonResponse:
 
 # --- Runs list ---------------------------------------------------------------------------------
 
-SORTABLE_COLUMNS = ("n_epochs", "batch_size", "lr", "tokens", "cost", "train_loss", "valid_loss",
+SORTABLE_COLUMNS = ("n_epochs", "batch_size", "lr", "learning_rate", "tokens", "cost", "train_loss", "valid_loss",
                     "valid_step", "duration", "created")  # fmt: skip
 
 

@@ -77,9 +77,14 @@ def test_runs_list_shows_a_dash_not_auto_for_a_parameter_the_provider_lacks(
     openai_auto = make_job(hyperparameters={}, requested_hyperparameters={})
     html = client_for("viewer").get("/").content.decode()
 
-    def lr_cell(job: Job) -> str:
+    def cell(job: Job, column: str) -> str:
         row = html[html.index(f'data-run="{job.pk}"') :]
-        return re.search(r'data-col="lr" data-value="[^"]*">([^<]*)<', row).group(1)  # type: ignore[union-attr]
+        return re.search(rf'data-col="{column}" data-value="[^"]*">([^<]*)<', row).group(1)  # type: ignore[union-attr]
 
-    assert lr_cell(together_run) == "—"
-    assert lr_cell(openai_auto) == "auto"
+    assert (cell(together_run, "lr"), cell(together_run, "learning_rate")) == ("—", "2e-05")
+    assert (cell(openai_auto, "lr"), cell(openai_auto, "learning_rate")) == ("auto", "—")
+    # Sorted by the absolute rate: the run that has one first, whatever its provider.
+    ordered = client_for("viewer").get("/?sort=learning_rate&dir=desc").content.decode()
+    assert ordered.index(f'data-run="{together_run.pk}"') < ordered.index(
+        f'data-run="{openai_auto.pk}"'
+    )

@@ -38,6 +38,7 @@ def list_rows(draw: st.DrawFn) -> ListRow:
         "created_iso": draw(HOSTILE), "created_text": draw(HOSTILE),
         "tags_html": [soft_breaks(tag) for tag in tags], "tags_text": ", ".join(tags),
         "n_epochs": draw(cells()), "batch_size": draw(cells()), "lr": draw(cells()),
+        "learning_rate": draw(cells()),
         "tokens": draw(cells()), "cost": draw(cells()), "train_loss": draw(cells()),
         "train_loss_latest": draw(st.booleans()), "valid_loss": draw(cells()),
         "valid_step": draw(cells()), "duration": draw(cells()),
@@ -73,7 +74,7 @@ def test_a_hostile_name_is_escaped_everywhere() -> None:
         "status_class": "ok", "archived": False, "base_model": name,
         "base_model_html": soft_breaks(name), "provider_html": "p", "dataset_html": "d",
         "creator_html": "c", "created_iso": "", "created_text": "", "tags_html": [],
-        "tags_text": name, "n_epochs": cell, "batch_size": cell, "lr": cell, "tokens": cell,
+        "tags_text": name, "n_epochs": cell, "batch_size": cell, "lr": cell, "learning_rate": cell, "tokens": cell,
         "cost": cell, "train_loss": cell, "train_loss_latest": False, "valid_loss": cell,
         "valid_step": cell, "duration": cell, "tags_url": "/t/", "notes_url": "/n/",
     }  # fmt: skip
