@@ -18,7 +18,7 @@ import httpx
 from jobs.providers import parameters, uploads
 from jobs.providers.config import ConnectionConfig
 from jobs.providers.errors import OutcomeUnknownError, ProviderError, TransientProviderError
-from jobs.providers.http import HttpSession, redact
+from jobs.providers.http import HttpSession
 from jobs.providers.records import (
     ChatResult,
     CheckpointInfo,
@@ -163,13 +163,9 @@ class OpenAICompatibleProvider:
         With ``sha256`` the file is stored as ``uploads.content_filename(filename, sha256)``
         and an upload whose outcome is unknown is followed by a lookup of a file of that name
         and size, adopted when found (see ``jobs.providers.uploads``)."""
-        lookup: uploads.Lookup | None = None
-        if sha256 is not None:
-            filename = uploads.content_filename(filename, sha256)
-            name = filename
-
-            def lookup() -> FileInfo | None:
-                return self.find_file(filename=name, size=size, purpose=purpose)
+        filename, lookup = uploads.marked(
+            filename, sha256=sha256, size=size, purpose=purpose, find=self.find_file
+        )
 
         if size > self.multipart_threshold:
             return uploads.upload_in_parts(
@@ -235,26 +231,14 @@ class OpenAICompatibleProvider:
     def download_file_to(
         self, file_id: str, write: Callable[[bytes], object], *, chunk_size: int = DOWNLOAD_CHUNK
     ) -> int:
-        """Stream a file's content to ``write`` in chunks (bounded memory, whatever the size);
-        returns the number of bytes. Retried like any call until the first byte is written; a
-        failure after that raises TransientProviderError and the caller starts over."""
-        response = self._session.request("GET", f"files/{_segment(file_id)}/content", stream=True)
-        total = 0
-        try:
-            for chunk in response.iter_bytes(chunk_size):
-                write(chunk)
-                total += len(chunk)
-        except httpx.HTTPError as exc:
-            raise TransientProviderError(
-                redact(
-                    f"The download of {file_id} broke off after {total:,} bytes "
-                    f"({type(exc).__name__})",
-                    self.config.api_key,
-                )
-            ) from exc
-        finally:
-            response.close()
-        return total
+        """Stream a file's content to ``write`` (``uploads.download_to``)."""
+        return uploads.download_to(
+            self._session,
+            f"files/{_segment(file_id)}/content",
+            write,
+            what=file_id,
+            chunk_size=chunk_size,
+        )
 
     def download_results_csv(self, file_id: str) -> str:
         return decode_results_csv(self.download_file(file_id))

@@ -29,7 +29,7 @@ from jobs.providers.errors import (
     ProviderError,
     TransientProviderError,
 )
-from jobs.providers.http import HttpSession, redact
+from jobs.providers.http import HttpSession
 from jobs.providers.openai_compat import send_chat_completion
 from jobs.providers.records import (
     MARKER_KEY,
@@ -196,13 +196,9 @@ class TogetherProvider:
     ) -> FileInfo:
         """``POST /files/upload``; with the content's ``sha256``, never twice (see
         ``jobs.providers.uploads``: the name carries the hash and a lost answer is looked up)."""
-        lookup: uploads.Lookup | None = None
-        if sha256 is not None:
-            filename = uploads.content_filename(filename, sha256)
-            name = filename
-
-            def lookup() -> FileInfo | None:
-                return self.find_file(filename=name, size=size, purpose=purpose)
+        filename, lookup = uploads.marked(
+            filename, sha256=sha256, size=size, purpose=purpose, find=self.find_file
+        )
 
         return uploads.upload_single(
             self._session,
@@ -262,22 +258,13 @@ class TogetherProvider:
     def download_file_to(
         self, file_id: str, write: Callable[[bytes], object], *, chunk_size: int = DOWNLOAD_CHUNK
     ) -> int:
-        response = self._session.request("GET", f"files/{_segment(file_id)}/content", stream=True)
-        total = 0
-        try:
-            for chunk in response.iter_bytes(chunk_size):
-                write(chunk)
-                total += len(chunk)
-        except httpx.HTTPError as exc:
-            raise TransientProviderError(
-                redact(
-                    f"The download of {file_id} broke off after {total:,} bytes ({type(exc).__name__})",
-                    self.config.api_key,
-                )
-            ) from exc
-        finally:
-            response.close()
-        return total
+        return uploads.download_to(
+            self._session,
+            f"files/{_segment(file_id)}/content",
+            write,
+            what=file_id,
+            chunk_size=chunk_size,
+        )
 
     def download_results_csv(self, file_id: str) -> str:
         raise NotFoundError("Together keeps no results file; its metrics have their own endpoint")

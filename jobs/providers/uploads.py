@@ -38,13 +38,15 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+import httpx
+
 from jobs.providers.errors import (
     BadRequestError,
     OutcomeUnknownError,
     ProviderError,
     TransientProviderError,
 )
-from jobs.providers.http import HttpSession
+from jobs.providers.http import HttpSession, redact
 from jobs.providers.paging import PageBudget, PagingError, paginate
 from jobs.providers.records import FileInfo, Page
 from jobs.providers.streams import MAX_READ, SourceReader, TruncatedStreamError, Window
@@ -92,6 +94,27 @@ def content_filename(filename: str, sha256: str) -> str:
         stem = stem[: -(MARKER_HEX + 1)]  # already marked (a re-upload of a downloaded file)
     suffix = f".{marker}.{extension}"
     return stem[: MAX_FILENAME - len(suffix)] + suffix
+
+
+def marked(
+    filename: str,
+    *,
+    sha256: str | None,
+    size: int,
+    purpose: str,
+    find: Callable[..., FileInfo | None],
+) -> tuple[str, Lookup | None]:
+    """The name to upload under and the lookup to run after an unknown outcome: with the
+    content's ``sha256``, a content-marked name and a search for a file of that name and size
+    (``find`` is the adapter's ``find_file``); without it, the name as given and no lookup."""
+    if sha256 is None:
+        return filename, None
+    name = content_filename(filename, sha256)
+
+    def lookup() -> FileInfo | None:
+        return find(filename=name, size=size, purpose=purpose)
+
+    return name, lookup
 
 
 def list_files(
@@ -318,3 +341,27 @@ def _cancel_quietly(session: HttpSession, upload_id: str) -> None:
         session.request("POST", f"uploads/{quote(upload_id, safe='')}/cancel", empty_json_body=True)
     except ProviderError as exc:
         log.info("could not cancel upload %s after a failure: %s", upload_id, exc)
+
+
+def download_to(
+    session: HttpSession, path: str, write: Callable[[bytes], object], *, what: str, chunk_size: int
+) -> int:
+    """Stream a file's content at ``path`` to ``write`` in chunks (bounded memory, whatever
+    the size); returns the number of bytes. Retried like any call until the first byte is
+    written; a failure after that raises TransientProviderError and the caller starts over."""
+    response = session.request("GET", path, stream=True)
+    total = 0
+    try:
+        for chunk in response.iter_bytes(chunk_size):
+            write(chunk)
+            total += len(chunk)
+    except httpx.HTTPError as exc:
+        raise TransientProviderError(
+            redact(
+                f"The download of {what} broke off after {total:,} bytes ({type(exc).__name__})",
+                session.config.api_key,
+            )
+        ) from exc
+    finally:
+        response.close()
+    return total
