@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -310,3 +310,38 @@ class HttpSession:
                 status=response.status_code,
                 request_id=_request_id(response),
             ) from exc
+
+
+class SessionClient:
+    """What every adapter's client is around its ``HttpSession``: one pooled, thread-safe
+    connection per provider account, counted requests, closed once."""
+
+    def __init__(
+        self, config: ConnectionConfig, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.config = config
+        self._session = HttpSession(config, sleep=sleep)
+        self._sleep = sleep
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests actually sent by this client, retries included."""
+        return self._session.request_count
+
+    @property
+    def http_client(self) -> httpx.Client:
+        """The pooled client (for connection reuse checks and request observation)."""
+        return self._session.client
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    def close(self) -> None:
+        self._session.close()

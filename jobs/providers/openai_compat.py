@@ -13,12 +13,10 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import httpx
-
 from jobs.providers import parameters, uploads
 from jobs.providers.config import ConnectionConfig
 from jobs.providers.errors import OutcomeUnknownError, ProviderError, TransientProviderError
-from jobs.providers.http import HttpSession
+from jobs.providers.http import HttpSession, SessionClient
 from jobs.providers.records import (
     ChatResult,
     CheckpointInfo,
@@ -101,7 +99,7 @@ def _page(body: Any, parse: Callable[[dict[str, Any]], Any], limit: int) -> Page
     return Page(data=data, has_more=has_more)
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(SessionClient):
     """One connection's client. Thread-safe: httpx's pooled client may be shared."""
 
     parameters = parameters.OPENAI
@@ -116,36 +114,12 @@ class OpenAICompatibleProvider:
         multipart_threshold: int = uploads.MULTIPART_THRESHOLD,
         part_size: int = uploads.PART_SIZE,
     ) -> None:
-        self.config = config
-        self._session = HttpSession(config, sleep=sleep)
-        self._sleep = sleep
+        super().__init__(config, sleep=sleep)
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
 
     def __repr__(self) -> str:
         return f"<OpenAICompatibleProvider {self.config.kind} {self.config.base_url}>"
-
-    def __enter__(self) -> OpenAICompatibleProvider:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def request_count(self) -> int:
-        return self._session.request_count
-
-    @property
-    def http_client(self) -> httpx.Client:
-        """The pooled client (for connection reuse checks and request observation)."""
-        return self._session.client
-
-    @property
-    def closed(self) -> bool:
-        return self._session.closed
-
-    def close(self) -> None:
-        self._session.close()
 
     # --- Files ---------------------------------------------------------------------------
 

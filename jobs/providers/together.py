@@ -17,11 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
-import httpx
-
 from jobs.providers import parameters, uploads
 from jobs.providers import together_records as records
-from jobs.providers.config import ConnectionConfig
 from jobs.providers.errors import (
     BadRequestError,
     NotFoundError,
@@ -29,7 +26,7 @@ from jobs.providers.errors import (
     ProviderError,
     TransientProviderError,
 )
-from jobs.providers.http import HttpSession
+from jobs.providers.http import SessionClient
 from jobs.providers.openai_compat import send_chat_completion
 from jobs.providers.records import (
     MARKER_KEY,
@@ -151,37 +148,15 @@ def page_of(
     return Page(data=chunk, has_more=start + limit < len(items))
 
 
-class TogetherProvider:
+class TogetherProvider(SessionClient):
     """One Together connection's client. Thread-safe like the OpenAI one."""
 
     parameters = parameters.TOGETHER
     # Together's models are its own list (``list_models``): the create call checks them.
     model_catalog = False
 
-    def __init__(
-        self, config: ConnectionConfig, *, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        self.config = config
-        self._session = HttpSession(config, sleep=sleep)
-        self._sleep = sleep
-
     def __repr__(self) -> str:
         return f"<TogetherProvider {self.config.base_url}>"
-
-    @property
-    def request_count(self) -> int:
-        return self._session.request_count
-
-    @property
-    def http_client(self) -> httpx.Client:
-        return self._session.client
-
-    @property
-    def closed(self) -> bool:
-        return self._session.closed
-
-    def close(self) -> None:
-        self._session.close()
 
     # --- Files ---------------------------------------------------------------------------
 
