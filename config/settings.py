@@ -322,6 +322,9 @@ CELERY_TASK_ROUTES = {
     # resume, sync now, model deletion) all call the provider.
     "jobs.tasks.job_*": {"queue": "provider"},
     "jobs.tasks.import_*": {"queue": "provider"},
+    # Model lists and price quotes (jobs.catalogs) ask the provider too.
+    "jobs.tasks.catalog*": {"queue": "provider"},
+    "jobs.tasks.price_quote_*": {"queue": "provider"},
     "evals.tasks.*": {"queue": "provider"},
     "datasets.tasks.*": {"queue": "validation"},
 }
@@ -368,6 +371,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.tasks.poll_due_jobs",
         "schedule": timedelta(seconds=min(POLL_INTERVAL, WATCHED_POLL_INTERVAL)),
         "options": {"expires": min(POLL_INTERVAL, WATCHED_POLL_INTERVAL)},
+    },
+    # Providers that list their fine-tunable models change the list and the limits now and
+    # then (jobs.catalogs); a connection's save and the launch page's button refresh it too.
+    "refresh-model-catalogs": {
+        "task": "jobs.tasks.catalogs_refresh_all",
+        "schedule": timedelta(hours=24),
+        "options": {"expires": 3600},
     },
 }
 # /healthz reports beat (its own ticks) and the workers (the heartbeat task) as stale after

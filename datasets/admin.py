@@ -255,6 +255,7 @@ class BaseModelAdmin(admin.ModelAdmin):
         "legacy_completion",
         "deprecated_on",
         "shutdown_on",
+        "listed_at",
     )
     list_filter = (
         "provider_kind",
@@ -269,8 +270,10 @@ class BaseModelAdmin(admin.ModelAdmin):
     def get_readonly_fields(
         self, request: HttpRequest, obj: BaseModel | None = None
     ) -> tuple[str, ...]:
-        # The id is what reports and datasets point at; renaming would orphan them.
-        return ("id", "updated_at") if obj else ("updated_at",)
+        # The id is what reports and datasets point at; renaming would orphan them. The limits
+        # are the provider's (copied by jobs.catalogs), not ours to edit.
+        listed = ("limits", "listed_at", "updated_at")
+        return ("id", *listed) if obj else listed
 
     @admin.action(description="Update stored reports made for these models")
     def refresh_reports(self, request: HttpRequest, queryset: QuerySet[BaseModel]) -> None:

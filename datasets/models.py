@@ -49,6 +49,10 @@ class BaseModel(models.Model):
     )
     deprecated_on = models.DateField(null=True, blank=True)
     shutdown_on = models.DateField(null=True, blank=True)
+    # For providers that list their fine-tunable models (Together): the limits the provider
+    # gave for this model, and when; the launch form's ranges and defaults come from them.
+    limits = models.JSONField(default=dict, blank=True)
+    listed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 
 from core.admin_tools import LEASE_FIELDS, confirm_action
 from core.tags import parse_tags
-from jobs import history, notifications, services
+from jobs import catalogs, history, notifications, services
 from jobs.forms import WebhookURLField
 from jobs.models import (
     Checkpoint,
@@ -21,6 +21,7 @@ from jobs.models import (
     MetricPoint,
     Notification,
     NotificationSetting,
+    PriceQuote,
     ProviderConnection,
     ProviderFile,
     WebhookDelivery,
@@ -70,7 +71,17 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
     list_filter = ("kind", "enabled", ("archived_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "base_url")
     readonly_fields = ("masked_key", "archived_at", "created_at", "updated_at")
-    actions = ("import_history", "archive")
+    actions = ("import_history", "refresh_models", "archive")
+
+    @admin.action(description="Refresh the models the provider fine-tunes (and their limits)")
+    def refresh_models(self, request: HttpRequest, queryset: QuerySet[ProviderConnection]) -> None:
+        for connection in queryset:
+            if catalogs.catalog_refresh_request(connection=connection, user=request.user):
+                self.message_user(request, f"{connection}: refresh queued.", messages.INFO)
+            else:
+                self.message_user(
+                    request, f"{connection}: its models are Tuneboard's catalog.", messages.WARNING
+                )
 
     @admin.action(description="Import the provider's history (jobs, metrics, files)")
     def import_history(self, request: HttpRequest, queryset: QuerySet[ProviderConnection]) -> None:
@@ -371,3 +382,21 @@ class JobControlAdmin(ReadOnlyAdmin):
     list_filter = ("action", "state")
     search_fields = ("outcome", "job__name", "job__provider_job_id")
     raw_id_fields = ("job", "requested_by")
+
+
+@admin.register(PriceQuote)
+class PriceQuoteAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id", "connection", "base_model", "method", "status", "price_usd", "train_tokens",
+        "allowed_to_proceed", "created_at", "answered_at",
+    )  # fmt: skip
+    list_filter = ("status", "method", "connection")
+    search_fields = ("base_model", "key")
+    raw_id_fields = ("training_dataset", "validation_dataset", "requested_by")
+    actions = ("ask_again",)
+
+    @admin.action(description="Ask the provider again")
+    def ask_again(self, request: HttpRequest, queryset: QuerySet[PriceQuote]) -> None:
+        for quote in queryset:
+            catalogs.price_quote_retry(quote=quote, user=request.user)
+        self.message_user(request, "Asked again.", messages.INFO)

@@ -20,7 +20,7 @@ def _provider_time_limit() -> float:
 
 def _register_work() -> None:
     from core import leases
-    from jobs.models import ImportRun, Job
+    from jobs.models import ImportRun, Job, PriceQuote
 
     leases.register(
         leases.WorkKind(
@@ -48,5 +48,16 @@ def _register_work() -> None:
             task_args=lambda run: (run.pk,),
             time_limit=_provider_time_limit,
             describe=lambda run: f"import #{run.pk} of connection #{run.connection_id}",
+        )
+    )
+    leases.register(
+        leases.WorkKind(
+            name="price_quote",
+            label="Price quote",
+            active=lambda: PriceQuote.objects.filter(status=PriceQuote.Status.PENDING),
+            task="jobs.tasks.price_quote_task",
+            task_args=lambda quote: (quote.pk,),
+            time_limit=_provider_time_limit,
+            describe=lambda quote: f"price quote #{quote.pk} for {quote.base_model}",
         )
     )

@@ -4,17 +4,26 @@ writes happen in ``jobs.services``."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.core.validators import validate_email
+from django.forms import BoundField
 
 from core import outbound
 from core.tags import parse_tags
 from datasets.models import Dataset
 from jobs import selectors
 from jobs.models import Job, ProviderConnection, split_addresses
-from jobs.services import HYPERPARAMETER_RULES, MAX_SEED, JobError, LaunchRequest
+from jobs.providers import Parameter, Traits, parameters, traits
+from jobs.services import (
+    HYPERPARAMETER_RULES,
+    MAX_SEED,
+    JobError,
+    LaunchRequest,
+    launch_parameters,
+)
 
 NOTES_MAX = 10_000
 
@@ -174,6 +183,96 @@ class HyperparameterField(forms.Field):
         return number
 
 
+def plain_number(value: Any) -> str:
+    """A parameter's number as a person writes it (1e-05, 0.1, 8)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class DeclaredNumberField(forms.Field):
+    """A number parameter an adapter declares: empty (or "auto" where the provider chooses)
+    → None, the provider's default; else the number. Its range is a launch rule (within the
+    chosen model's limits), checked by ``jobs.services.job_launch``."""
+
+    widget = forms.TextInput
+
+    def __init__(self, *, parameter: Parameter, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+        self.parameter = parameter
+        default = "auto" if parameter.default is None else plain_number(parameter.default)
+        self.widget.attrs.update(
+            {
+                "placeholder": default,
+                "inputmode": "numeric" if parameter.kind == "int" else "decimal",
+                "size": 8,
+            }
+        )
+
+    def to_python(self, value: Any) -> int | float | None:
+        text = str(value or "").strip().lower()
+        if text == "" or (self.parameter.auto and text in ("auto", "max")):
+            return None
+        what = "a whole number" if self.parameter.kind == "int" else "a number"
+        message = f"{self.parameter.label} must be {what}" + (
+            " or “auto”." if self.parameter.auto else "."
+        )
+        try:
+            number: int | float = int(text) if self.parameter.kind == "int" else float(text)
+        except ValueError:
+            raise forms.ValidationError(message, code="invalid") from None
+        if not math.isfinite(number):
+            raise forms.ValidationError(message, code="invalid")
+        return number
+
+
+def declared_field(parameter: Parameter) -> forms.Field:
+    label = f"{parameter.label} ({parameter.unit})" if parameter.unit else parameter.label
+    if parameter.kind == "choice":
+        default = "provider's choice" if parameter.default is None else parameter.default
+        options = [c for c in parameter.choices if c != "auto"]
+        return forms.TypedChoiceField(
+            required=False,
+            empty_value=None,
+            label=label,
+            help_text=parameter.help,
+            choices=[("", f"Default ({default})"), *((c, c) for c in options)],
+        )
+    return DeclaredNumberField(parameter=parameter, label=label, help_text=parameter.help)
+
+
+@dataclass(frozen=True)
+class HyperparameterRow:
+    """One hyperparameter as the launch page shows it."""
+
+    field: BoundField
+    parameter: Parameter
+    estimated: bool  # its default is Tuneboard's estimate of the provider's "auto" for the data
+
+    @property
+    def default_text(self) -> str:
+        return self.default_of(self.parameter)
+
+    @property
+    def range_text(self) -> str:
+        return self.range_of(self.parameter)
+
+    @staticmethod
+    def default_of(p: Parameter) -> str:
+        if p.default is None:
+            return "the largest the model allows" if p.name == "batch_size" else "auto"
+        return plain_number(p.default)
+
+    @staticmethod
+    def range_of(p: Parameter) -> str:
+        if p.kind == "choice":
+            return ", ".join(c for c in p.choices if c != "auto")
+        if p.low is None or p.high is None:
+            return ""
+        return f"{plain_number(p.low)}–{plain_number(p.high)}"
+
+
 class OptionSelect(forms.Select):
     """A select whose options can carry data attributes (e.g. the connection of a model)."""
 
@@ -284,19 +383,31 @@ class LaunchForm(forms.Form):
     )
 
     HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "beta")
+    WANDB = ("wandb_project", "wandb_entity", "wandb_name", "wandb_tags")
 
     def __init__(self, *args: Any, options: selectors.LaunchOptions, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.options = options
         self.fields["connection"].choices = [(c.pk, c.name) for c in options.connections]
-        catalog = [
-            (m.pk, f"{m.pk} (shut down)" if m.is_shut_down() else m.pk)
-            for m in options.models.values()
+        self.chosen_connection = self._connection_shown()
+        self.traits: Traits = traits(
+            self.chosen_connection.kind if self.chosen_connection else "openai"
+        )
+        self._declare_hyperparameters()
+        family = self.traits.family
+        self.family_connections = [
+            c.pk for c in options.connections if traits(c.kind).family == family
         ]
+        self.catalog_models = [m for m in options.models.values() if m.provider_kind == family]
+        catalog = [
+            (m.pk, f"{m.pk} (shut down)" if m.is_shut_down() else m.pk) for m in self.catalog_models
+        ]
+        self._default_base_model()
         names = {c.pk: c.name for c in options.connections}
         grouped: dict[int, list[tuple[str, str]]] = {}
         for tuned in options.fine_tuned:
-            grouped.setdefault(tuned.connection_id, []).append((tuned.name, tuned.name))
+            if tuned.connection_id in self.family_connections and self.traits.continues_fine_tuned:
+                grouped.setdefault(tuned.connection_id, []).append((tuned.name, tuned.name))
         self.fields["base_model"].widget.option_attrs = {
             t.name: {"data-connection": str(t.connection_id)} for t in options.fine_tuned
         }
@@ -312,6 +423,106 @@ class LaunchForm(forms.Form):
         # training, or a ``?dataset=`` that names no valid dataset): no silent substitute.
         self.fields["training_dataset"].choices = [("", "Choose a training dataset"), *datasets]
         self.fields["validation_dataset"].choices = [("", "None"), *datasets]
+        self.fields["suffix"].max_length = self.traits.suffix_max
+        self.fields["suffix"].widget.attrs["maxlength"] = str(self.traits.suffix_max)
+        self.fields["suffix"].help_text = (
+            f"Up to {self.traits.suffix_max} characters: letters, digits, hyphens and "
+            "underscores; becomes part of the model name."
+        )
+
+    def _connection_shown(self) -> ProviderConnection | None:
+        """The connection the form is for: the submitted or initial one, else the first."""
+        value = self["connection"].value()
+        by_pk = {c.pk: c for c in self.options.connections}
+        try:
+            chosen = by_pk.get(int(value)) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            chosen = None
+        return chosen or (self.options.connections[0] if self.options.connections else None)
+
+    def _declare_hyperparameters(self) -> None:
+        """OpenAI-compatible connections keep their fields (and messages); other adapters get
+        one field per parameter they declare; W&B only where the provider reports to it."""
+        declared = self.traits.parameters
+        self.declared = declared
+        if declared == parameters.OPENAI:
+            self.hyperparameter_names: tuple[str, ...] = self.HYPERPARAMETERS
+        else:
+            for name in self.HYPERPARAMETERS:
+                del self.fields[name]
+            for parameter in declared:
+                self.fields[parameter.name] = declared_field(parameter)
+            self.hyperparameter_names = tuple(p.name for p in declared)
+        if not self.traits.wandb_integration:
+            for name in self.WANDB:
+                del self.fields[name]
+
+    def _default_base_model(self) -> None:
+        """A base model of this connection's catalog when the initial one is another's."""
+        if self.is_bound or not self.catalog_models:
+            return
+        names = {m.pk for m in self.catalog_models}
+        if self.initial.get("base_model") not in names:
+            live = [m.pk for m in self.catalog_models if not m.is_shut_down()]
+            self.initial["base_model"] = (live or sorted(names))[0]
+
+    def js_data(self) -> dict[str, Any]:
+        """For the page's script: each connection's catalog family (choosing one of another
+        family reloads the page with its parameters), when each parameter applies, and each
+        model's ranges for each method and training type."""
+        declared = self.declared
+        data: dict[str, Any] = {
+            "family": self.traits.family,
+            "families": {str(c.pk): traits(c.kind).family for c in self.options.connections},
+            "parameters": [
+                {"name": p.name, "methods": list(p.methods), "only_when": p.only_when}
+                for p in declared
+            ],
+            "ranges": {},
+        }
+        if declared == parameters.OPENAI or self.chosen_connection is None:
+            return data
+        variants = [
+            (method, training) for method in Job.Method.values for training in ("lora", "full")
+        ]
+        for model in self.catalog_models:
+            per_variant = {}
+            for method, training in variants:
+                bounded = launch_parameters(
+                    kind=self.chosen_connection.kind,
+                    model=model,
+                    method=method,
+                    hyperparameters={"training_type": training},
+                )
+                per_variant[f"{method}/{training}"] = {
+                    p.name: [HyperparameterRow.range_of(p), HyperparameterRow.default_of(p)]
+                    for p in bounded
+                    if p.kind in ("int", "float")
+                }
+            data["ranges"][model.pk] = per_variant
+        return data
+
+    def hyperparameter_rows(self) -> list[HyperparameterRow]:
+        model = self.options.models.get(str(self.shown("base_model") or ""))
+        method = str(self.shown("method") or "supervised")
+        training_type = (
+            str(self["training_type"].value() or "") if "training_type" in self.fields else ""
+        )
+        bounded = parameters.by_name(
+            launch_parameters(
+                kind=self.traits.family
+                if self.chosen_connection is None
+                else self.chosen_connection.kind,
+                model=model,
+                method=method,
+                hyperparameters={"training_type": training_type or "lora"},
+            )
+        )
+        estimated = self.declared == parameters.OPENAI
+        return [
+            HyperparameterRow(self[name], bounded[name], estimated and name != "beta")
+            for name in self.hyperparameter_names
+        ]
 
     # --- field checks (shape only: the launch rules are ``services.job_launch``'s) ----------
 
@@ -349,11 +560,14 @@ class LaunchForm(forms.Form):
         except (TypeError, ValueError):
             dataset = None
         epochs = None
-        if not (self.is_bound and self.has_error("n_epochs")):
+        if "n_epochs" in self.fields and not (self.is_bound and self.has_error("n_epochs")):
             try:
                 epochs = self.fields["n_epochs"].to_python(self["n_epochs"].value())
             except forms.ValidationError:
                 epochs = None
+        declared = parameters.by_name(self.declared).get("n_epochs")
+        if epochs is None and declared is not None and declared.default is not None:
+            epochs = declared.default  # the provider's default, not an "auto" to estimate
         return {
             "training_dataset": dataset,
             "base_model": str(self.shown("base_model") or ""),
@@ -362,10 +576,21 @@ class LaunchForm(forms.Form):
 
     # --- output --------------------------------------------------------------------------------
 
-    def hyperparameters(self) -> dict[str, int | float]:
-        """The values set explicitly (the service refuses those the method does not take)."""
+    def hyperparameters(self) -> dict[str, int | float | str]:
+        """The values set explicitly. OpenAI's: all of them (the service refuses those the
+        method does not take). Declared ones: those that apply to the chosen method and
+        settings (the page hides the others, so a value left in a hidden field is dropped)."""
         data = self.cleaned_data
-        return {k: data[k] for k in self.HYPERPARAMETERS if data.get(k) is not None}
+        chosen = {k: data[k] for k in self.hyperparameter_names if data.get(k) is not None}
+        if self.declared == parameters.OPENAI:
+            return chosen
+        method = str(data.get("method") or "supervised")
+        by_name = parameters.by_name(self.declared)
+        return {
+            k: v
+            for k, v in chosen.items()
+            if parameters.applies(by_name[k], method=method, values=chosen, declared=self.declared)
+        }
 
     def integrations(self) -> list[dict[str, Any]]:
         data = self.cleaned_data
@@ -416,9 +641,16 @@ def launch_initial_from(job: Job) -> dict[str, Any]:
         "tags": ", ".join(job.tags or []),
         "cloned_from": job.pk,
     }
-    for key in LaunchForm.HYPERPARAMETERS:
-        value = requested.get(key)
-        initial[key] = "auto" if value in (None, "auto") else value
+    declared = traits(job.connection.kind).parameters
+    if declared == parameters.OPENAI:
+        for key in LaunchForm.HYPERPARAMETERS:
+            value = requested.get(key)
+            initial[key] = "auto" if value in (None, "auto") else value
+    else:
+        for parameter in declared:
+            value = requested.get(parameter.name)
+            if value not in (None, "auto"):
+                initial[parameter.name] = value
     for integration in job.integrations or []:
         wandb = integration.get("wandb") if isinstance(integration, dict) else None
         if integration.get("type") == "wandb" and isinstance(wandb, dict):

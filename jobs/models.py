@@ -398,6 +398,57 @@ class MetricCurve(models.Model):
         return f"curves of {self.job_id} ({self.level} points, chunk {self.chunk})"
 
 
+# --- Price quotes ---------------------------------------------------------------------------
+
+
+class PriceQuote(Leased):
+    """A provider's own estimate of what a launch would cost (for adapters that quote prices:
+    Together's ``/fine-tunes/estimate-price``). Asked from the launch page; a task uploads the
+    training file (the launch reuses the upload) and asks. One per connection and inputs
+    (``key``): asking again returns the same quote."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Asking the provider"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.CASCADE, related_name="price_quotes"
+    )
+    key = models.CharField(max_length=64, help_text="sha256 of the inputs below.")
+    base_model = models.CharField(max_length=300)
+    method = models.CharField(max_length=20)
+    training_dataset = models.ForeignKey(
+        "datasets.Dataset", on_delete=models.CASCADE, related_name="+"
+    )
+    validation_dataset = models.ForeignKey(
+        "datasets.Dataset", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    price_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    train_tokens = models.BigIntegerField(null=True, blank=True)
+    eval_tokens = models.BigIntegerField(null=True, blank=True)
+    allowed_to_proceed = models.BooleanField(null=True, blank=True)
+    answer = models.JSONField(default=dict, blank=True, help_text="The provider's answer.")
+    attempts = models.IntegerField(default=0, help_text="Tries that failed transiently.")
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "key"], name="jobs_pricequote_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"quote {self.pk} for {self.base_model} ({self.status})"
+
+
 # --- History: imports from a provider ---------------------------------------------------------
 
 

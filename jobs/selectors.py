@@ -280,6 +280,7 @@ class CostEstimate:
     price_per_1m: Decimal | None
     cost: Decimal | None
     encoding_mismatch: bool  # token counts were made with another tokenizer: approximate
+    encoding: str = ""  # the tokenizer the dataset's tokens were counted with
 
 
 def launch_estimate(
@@ -303,6 +304,7 @@ def launch_estimate(
         price_per_1m=spec.training_price_per_1m,
         cost=estimate_training_cost(billed, spec),
         encoding_mismatch=bool(facts.encoding) and facts.encoding != spec.encoding,
+        encoding=facts.encoding or spec.encoding,
     )
 
 

@@ -33,9 +33,9 @@ from jobs.providers import (
     NotFoundError,
     ProviderError,
     TransientProviderError,
-    declared_parameters,
     parameters,
-    uses_model_catalog,
+    parameters_for,
+    traits,
 )
 from jobs.providers.parameters import Parameter
 from jobs.providers.uploads import content_filename
@@ -115,6 +115,9 @@ def connection_save(
         action="connection_created" if creating else "connection_updated",
         obj=connection,
     )
+    if traits(kind).refreshes_catalog and connection.enabled:
+        # The models its provider fine-tunes, with their limits, for the launch page.
+        queue.enqueue("jobs.tasks.catalog_refresh_task", connection.pk, robust=True)
     return connection
 
 
@@ -241,10 +244,13 @@ def _base_model_problems(
     request: LaunchRequest, models: dict[str, BaseModel]
 ) -> tuple[BaseModel | None, list[JobError]]:
     """The catalog row the request trains (None when unknown) and what is wrong with it: a
-    fine-tuned model must be a live one of a job that succeeded on this connection; a catalog
-    model (or alias) must exist and not be shut down."""
+    fine-tuned model must be a live one of a job that succeeded on this connection (where the
+    provider can continue one); a catalog model (or alias) must be in the connection's catalog
+    family and not be shut down."""
     name = request.base_model
-    if name.startswith("ft:"):
+    declared = traits(request.connection.kind)
+    family = {pk: m for pk, m in models.items() if m.provider_kind == declared.family}
+    if name.startswith("ft:") and declared.continues_fine_tuned:
         sources = selectors.fine_tuned_model_sources(name, models)
         if not sources:
             return None, [
@@ -259,9 +265,18 @@ def _base_model_problems(
                 JobError("That fine-tuned model belongs to another connection.", field="base_model")
             ]
         return models.get(mine[0].catalog_id or ""), []
-    model = selectors.catalog_model_for(name, models)
+    model = selectors.catalog_model_for(name, family)
     if model is None:
-        return None, [JobError(f"{name} is not in the model catalog.", field="base_model")]
+        if declared.refreshes_catalog and not family:
+            message = (
+                f"The list of models {declared.label} fine-tunes has not been fetched yet: "
+                "refresh it on the launch page."
+            )
+        elif declared.refreshes_catalog:
+            message = f"{name} is not among the models {declared.label} fine-tunes."
+        else:
+            message = f"{name} is not in the model catalog."
+        return None, [JobError(message, field="base_model")]
     if model.is_shut_down():
         return model, [
             JobError(
@@ -311,13 +326,21 @@ def _dataset_problem(
 def _declared_problems(request: LaunchRequest, declared: dict[str, Parameter]) -> list[JobError]:
     """Hyperparameters checked against what the connection's adapter declares."""
     problems = []
-    for key, value in (request.hyperparameters or {}).items():
+    values = request.hyperparameters or {}
+    for key, value in values.items():
         parameter = declared.get(key)
         if parameter is None:
             problems.append(JobError(f"“{key}” is not a hyperparameter this provider takes."))
         elif request.method not in parameter.methods:
             problems.append(
                 JobError(f"{parameter.label} does not apply to this method.", field=key)
+            )
+        elif not parameters.applies(
+            parameter, method=request.method, values=values, declared=tuple(declared.values())
+        ):
+            when, wanted = parameter.only_when or ("", "")
+            problems.append(
+                JobError(f"{parameter.label} applies only when {when} is {wanted}.", field=key)
             )
         elif value is None or value == "auto":
             if not parameter.auto and parameter.default is None:
@@ -347,8 +370,23 @@ def parameter_message(parameter: Parameter) -> str:
     return f"{parameter.label} must be {what} from {parameter.low:g} to {parameter.high:g}."
 
 
-def _hyperparameter_problems(request: LaunchRequest) -> list[JobError]:
-    declared = declared_parameters(request.connection.kind)
+def launch_parameters(
+    *, kind: str, model: BaseModel | None, method: str, hyperparameters: dict[str, Any]
+) -> tuple[Parameter, ...]:
+    """The parameters a launch on ``kind`` may set, within the limits the provider lists for
+    ``model`` (and, for the batch size, for LoRA or full training and the method)."""
+    training_type = str((hyperparameters or {}).get("training_type") or "lora")
+    limits = model.limits if model is not None else None
+    return parameters_for(kind, limits, method=method, training_type=training_type)
+
+
+def _hyperparameter_problems(request: LaunchRequest, model: BaseModel | None) -> list[JobError]:
+    declared = launch_parameters(
+        kind=request.connection.kind,
+        model=model,
+        method=request.method,
+        hyperparameters=request.hyperparameters or {},
+    )
     if declared != parameters.OPENAI:
         return _declared_problems(request, {p.name: p for p in declared})
     # OpenAI's parameters keep their own rules (``HYPERPARAMETER_RULES``: the limits the
@@ -370,8 +408,9 @@ def _hyperparameter_problems(request: LaunchRequest) -> list[JobError]:
 def _output_problems(request: LaunchRequest) -> list[JobError]:
     """The suffix, seed and integrations the provider accepts."""
     problems = []
-    if len(request.suffix) > SUFFIX_MAX:
-        problems.append(JobError(f"The suffix is at most {SUFFIX_MAX} characters.", field="suffix"))
+    suffix_max = min(SUFFIX_MAX, traits(request.connection.kind).suffix_max)
+    if len(request.suffix) > suffix_max:
+        problems.append(JobError(f"The suffix is at most {suffix_max} characters.", field="suffix"))
     elif request.suffix and not provider_limits.suffix_allowed(request.suffix):
         problems.append(
             JobError(
@@ -385,6 +424,13 @@ def _output_problems(request: LaunchRequest) -> list[JobError]:
     ):
         problems.append(
             JobError(f"The seed must be a whole number from 0 to {MAX_SEED}.", field="seed")
+        )
+    if request.integrations and not traits(request.connection.kind).wandb_integration:
+        problems.append(
+            JobError(
+                f"{traits(request.connection.kind).label} jobs cannot report to W&B from here.",
+                field="wandb_project",
+            )
         )
     for integration in request.integrations or []:
         wandb = integration.get("wandb") if integration.get("type") == "wandb" else None
@@ -411,10 +457,8 @@ def _launch_problems(
     method = request.method
     if method not in Job.Method.values:
         problems.append(JobError(f"“{method}” is not a fine-tuning method.", field="method"))
-    model: BaseModel | None = None
-    if uses_model_catalog(request.connection.kind):
-        model, model_problems = _base_model_problems(request, models)
-        problems += model_problems
+    model, model_problems = _base_model_problems(request, models)
+    problems += model_problems
     if method == Job.Method.DPO and model is not None and not model.supports_dpo:
         problems.append(JobError(f"{model.pk} does not support DPO fine-tuning.", field="method"))
     chosen = {"training_dataset": request.training_dataset.pk}
@@ -425,9 +469,17 @@ def _launch_problems(
         problem = _dataset_problem(stored.get(pk), field, method, model)
         if problem is not None:
             problems.append(problem)
-    problems += _hyperparameter_problems(request)
+    problems += _hyperparameter_problems(request, model)
     problems += _output_problems(request)
     return problems, stored
+
+
+def launch_problems(
+    *, request: LaunchRequest, catalog: dict[str, BaseModel] | None = None
+) -> list[JobError]:
+    """Every launch rule ``request`` breaks (a read: nothing is written)."""
+    models = catalog if catalog is not None else selectors.catalog()
+    return _launch_problems(request, models)[0]
 
 
 def job_launch(
@@ -473,13 +525,15 @@ def job_launch(
     return job
 
 
-def _provider_file(job: Job, dataset: Dataset) -> str:
+def provider_file_ensure(*, connection: ProviderConnection, dataset: Dataset) -> str:
+    """The provider's id of the dataset's file on ``connection``: recorded, found (an earlier
+    attempt stored it without recording it) or uploaded now, once per content."""
     existing = ProviderFile.objects.filter(
-        connection=job.connection, sha256=dataset.sha256, purpose="fine-tune"
+        connection=connection, sha256=dataset.sha256, purpose="fine-tune"
     ).first()
     if existing:
         return existing.provider_file_id
-    provider = provider_for_connection(job.connection)
+    provider = provider_for_connection(connection)
     # An earlier attempt of this launch (stopped by a time limit, or its worker killed) may
     # have stored the file without recording it: its content-marked name finds it among the
     # newest files (one page), so a retried launch uploads nothing twice.
@@ -502,7 +556,7 @@ def _provider_file(job: Job, dataset: Dataset) -> str:
         raise BadRequestError(f"The provider could not process {dataset.name}.", status=400)
     try:
         ProviderFile.objects.create(
-            connection=job.connection,
+            connection=connection,
             sha256=dataset.sha256,
             purpose="fine-tune",
             provider_file_id=info.id,
@@ -511,7 +565,7 @@ def _provider_file(job: Job, dataset: Dataset) -> str:
     except IntegrityError:
         # Another launch uploaded the same content meanwhile: use the recorded file.
         return ProviderFile.objects.get(
-            connection=job.connection, sha256=dataset.sha256, purpose="fine-tune"
+            connection=connection, sha256=dataset.sha256, purpose="fine-tune"
         ).provider_file_id
     return info.id
 
@@ -570,9 +624,11 @@ def _launch(job_id: Any) -> Job:
     try:
         info = _find_created(job)
         if info is None:
-            training = _provider_file(job, job.training_dataset)
+            training = provider_file_ensure(connection=job.connection, dataset=job.training_dataset)
             validation = (
-                _provider_file(job, job.validation_dataset) if job.validation_dataset else None
+                provider_file_ensure(connection=job.connection, dataset=job.validation_dataset)
+                if job.validation_dataset
+                else None
             )
             # After a lost answer the client looks the job up by this marker before it
             # creates again (OpenAICompatibleProvider.create_job).

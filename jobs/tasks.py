@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from jobs import history, notifications, services, sync
+from jobs import catalogs, history, notifications, services, sync
 from jobs.providers import TransientProviderError
 
 # Every task that waits on a provider stops at these limits, well before the global ones: a
@@ -62,3 +62,33 @@ def notification_send_task(notification_id: int) -> None:
 @shared_task(acks_late=True, **PROVIDER_LIMITS)
 def job_control_task(control_id: int) -> None:
     services.job_control_run(control_id=control_id)
+
+
+# Upserts: a duplicate delivery writes the same rows again.
+@shared_task(
+    acks_late=True,
+    autoretry_for=(TransientProviderError,),
+    retry_backoff=10,
+    max_retries=3,
+    **PROVIDER_LIMITS,
+)
+def catalog_refresh_task(connection_id: int) -> None:
+    catalogs.catalog_refresh(connection_id=connection_id)
+
+
+@shared_task(acks_late=True, expires=3600)
+def catalogs_refresh_all() -> None:
+    catalogs.catalogs_refresh_all()
+
+
+# The quote is claimed by a lease; a transient failure leaves it queued for this retry (or,
+# after a lost worker, for the reaper), and the service gives up after a few attempts.
+@shared_task(
+    acks_late=True,
+    autoretry_for=(TransientProviderError,),
+    retry_backoff=5,
+    max_retries=catalogs.MAX_QUOTE_ATTEMPTS,
+    **PROVIDER_LIMITS,
+)
+def price_quote_task(quote_id: int) -> None:
+    catalogs.price_quote_fetch(quote_id=quote_id)

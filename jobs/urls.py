@@ -1,12 +1,19 @@
 from django.urls import path
 
-from jobs import views, views_history
+from jobs import views, views_history, views_launch
 
 app_name = "jobs"
 urlpatterns = [
     path("", views.job_list, name="list"),
     path("new/", views.job_new, name="new"),
     path("new/estimate/", views.launch_estimate, name="estimate"),
+    path("new/quote/", views_launch.price_quote_ask, name="price_quote_ask"),
+    path("new/quote/<int:pk>.json", views_launch.price_quote, name="price_quote"),
+    path(
+        "connections/<int:pk>/models/refresh/",
+        views_launch.catalog_refresh,
+        name="catalog_refresh",
+    ),
     path("connections/", views.connection_list, name="connections"),
     path("connections/new/", views.connection_new, name="connection_new"),
     path("connections/<int:pk>/", views.connection_edit, name="connection_edit"),

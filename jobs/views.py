@@ -32,7 +32,7 @@ from jobs.forms import (
     launch_initial_from,
 )
 from jobs.models import Job, JobControl, ProviderConnection
-from jobs.providers import ProviderError
+from jobs.providers import ProviderError, parameters
 from jobs.services import JobError
 
 
@@ -179,6 +179,11 @@ def _estimate_context(form: LaunchForm, shown: selectors.LaunchEstimate) -> dict
     return {
         "estimate": shown.cost,
         "defaults": shown.defaults,
+        "quotes_price": form.traits.quotes_price,
+        "provider_label": form.traits.label,
+        "tokens_estimated_with": (
+            "" if form.traits.exact_token_counts or shown.cost is None else shown.cost.encoding
+        ),
         "epochs_invalid": (form.is_bound and form.has_error("n_epochs"))
         or (epochs is not None and not services.HYPERPARAMETER_RULES["n_epochs"].allows(epochs)),
         "estimate_missing": shown.cost is None
@@ -239,14 +244,17 @@ def job_new(request: HttpRequest) -> HttpResponse:
             training_id=initial.get("training_dataset"),
             validation_id=initial.get("validation_dataset"),
         )
+    listed = [m.listed_at for m in form.catalog_models if m.listed_at is not None]
     context = {
         "warnings": warnings,
+        "estimated_defaults": form.declared == parameters.OPENAI,
+        "models_listed_at": max(listed) if listed else None,
         **_estimate_context(form, _estimate(form, options)),
         "form": form,
         "options": options,
-        "launch_data": options.js_data(),
+        "launch_data": {**options.js_data(), **form.js_data()},
         "clone": clone if request.method == "GET" else None,
-        "hyperparameter_fields": [form[name] for name in LaunchForm.HYPERPARAMETERS],
+        "hyperparameter_rows": form.hyperparameter_rows(),
     }
     return render(request, "jobs/new.html", context)
 

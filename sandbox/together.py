@@ -64,7 +64,9 @@ def model_of(name: Any) -> TogetherModel:
 
 
 def limits_json(model: TogetherModel) -> dict[str, Any]:
-    training = {"max_batch_size": model.max_batch, "max_batch_size_dpo": model.max_batch // 2,
+    # The spec has no "supports DPO" flag: a model without DPO has no DPO batch size (0).
+    dpo_batch = model.max_batch // 2 if model.dpo else 0
+    training = {"max_batch_size": model.max_batch, "max_batch_size_dpo": dpo_batch,
                 "min_batch_size": model.min_batch}  # fmt: skip
     return {
         "model_name": model.name,

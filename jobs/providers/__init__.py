@@ -16,7 +16,7 @@ from jobs.providers.errors import (
     TransientProviderError,
 )
 from jobs.providers.openai_compat import OpenAICompatibleProvider
-from jobs.providers.parameters import Parameter
+from jobs.providers.parameters import Parameter, Traits
 from jobs.providers.records import (
     ChatResult,
     CheckpointInfo,
@@ -31,8 +31,10 @@ from jobs.providers.records import (
 from jobs.providers.registry import (
     close_all,
     declared_parameters,
+    families,
+    parameters_for,
     provider_for,
-    uses_model_catalog,
+    traits,
 )
 from jobs.providers.together import TogetherProvider
 from jobs.providers.uploads import MULTIPART_THRESHOLD, PART_SIZE
@@ -60,9 +62,12 @@ __all__ = [
     "Provider",
     "ProviderError",
     "TogetherProvider",
+    "Traits",
     "TransientProviderError",
     "close_all",
     "declared_parameters",
+    "families",
+    "parameters_for",
     "provider_for",
-    "uses_model_catalog",
+    "traits",
 ]

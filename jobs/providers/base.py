@@ -107,6 +107,14 @@ class Provider(Protocol):
 
     def list_models(self) -> list[ModelInfo]: ...
 
+    def model_limits(self, model: str) -> dict[str, Any]:
+        """What the provider allows when fine-tuning ``model`` (empty: it does not say)."""
+        ...
+
+    def estimate_price(self, spec: JobSpec) -> dict[str, Any]:
+        """The provider's own estimate of a job's price (``traits.quotes_price`` adapters)."""
+        ...
+
     def retrieve_model(self, model: str) -> ModelInfo: ...
 
     def chat_completion(

@@ -102,9 +102,23 @@ def _page(body: Any, parse: Callable[[dict[str, Any]], Any], limit: int) -> Page
 class OpenAICompatibleProvider(SessionClient):
     """One connection's client. Thread-safe: httpx's pooled client may be shared."""
 
-    parameters = parameters.OPENAI
-    # Base models are checked against Tuneboard's catalog (datasets.BaseModel) before a launch.
-    model_catalog = True
+    traits = parameters.Traits(
+        family="openai",
+        label="OpenAI-compatible",
+        parameters=parameters.OPENAI,
+        refreshes_catalog=False,  # Tuneboard's catalog (datasets.BaseModel) is edited by admins
+        quotes_price=False,
+        suffix_max=64,  # OpenAI's documented limit (datasets.validation.provider_limits)
+        exact_token_counts=True,
+        continues_fine_tuned=True,
+        wandb_integration=True,
+    )
+
+    @staticmethod
+    def parameters_for(
+        limits: dict[str, Any], *, method: str, training_type: str
+    ) -> tuple[parameters.Parameter, ...]:
+        return parameters.OPENAI
 
     def __init__(
         self,
@@ -371,6 +385,12 @@ class OpenAICompatibleProvider(SessionClient):
         body = self._session.json("GET", "models")
         items = body.get("data") if isinstance(body, dict) else None
         return [ModelInfo.from_api(m) for m in items or [] if isinstance(m, dict)]
+
+    def model_limits(self, model: str) -> dict[str, Any]:
+        return {}  # OpenAI's API publishes no per-model limits: its documented ones apply
+
+    def estimate_price(self, spec: JobSpec) -> dict[str, Any]:
+        raise NotImplementedError("OpenAI's API has no price estimate (traits.quotes_price)")
 
     def retrieve_model(self, model: str) -> ModelInfo:
         # NotFoundError (404) when the provider no longer serves it (deleted, or a pruned

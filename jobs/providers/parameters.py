@@ -8,7 +8,8 @@ absolute learning rate never share a column as if they were one thing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Parameter:
     auto: bool = False
     choices: tuple[str, ...] = ()
     methods: tuple[str, ...] = ("supervised", "dpo")
+    # Applies only when another parameter has this value (LoRA settings: training_type=lora).
+    only_when: tuple[str, str] | None = None
 
 
 OPENAI: tuple[Parameter, ...] = (
@@ -60,11 +63,12 @@ TOGETHER: tuple[Parameter, ...] = (
               low=0, high=100, default=0),
     Parameter("training_type", "Training", "choice", "LoRA adapters or every weight.",
               default="lora", choices=("lora", "full")),
-    Parameter("lora_r", "LoRA rank", "int", "Rank of the LoRA adapters.", low=1, high=64, default=8),
+    Parameter("lora_r", "LoRA rank", "int", "Rank of the LoRA adapters.", low=1, high=64,
+              default=8, only_when=("training_type", "lora")),
     Parameter("lora_alpha", "LoRA α", "int", "Scale of the LoRA update (often 2 × rank).",
-              low=1, high=256, default=16),
+              low=1, high=256, default=16, only_when=("training_type", "lora")),
     Parameter("lora_dropout", "LoRA dropout", "float", "Dropout on the adapters.",
-              low=0.0, high=1.0, default=0.0),
+              low=0.0, high=1.0, default=0.0, only_when=("training_type", "lora")),
     Parameter("train_on_inputs", "Train on inputs", "choice",
               "Whether the prompt's tokens count in the loss.", auto=True,
               choices=("auto", "true", "false"), methods=("supervised",)),
@@ -73,5 +77,84 @@ TOGETHER: tuple[Parameter, ...] = (
 )  # fmt: skip
 
 
+def applies(
+    parameter: Parameter,
+    *,
+    method: str,
+    values: dict[str, Any],
+    declared: tuple[Parameter, ...],
+) -> bool:
+    """Whether ``parameter`` applies to a launch with ``method`` and these values (a value
+    left out is the declared default of its parameter)."""
+    if method not in parameter.methods:
+        return False
+    if parameter.only_when is None:
+        return True
+    key, wanted = parameter.only_when
+    value = values.get(key)
+    if value in (None, ""):
+        value = next((p.default for p in declared if p.name == key), None)
+    return str(value) == wanted
+
+
 def by_name(parameters: tuple[Parameter, ...]) -> dict[str, Parameter]:
     return {p.name: p for p in parameters}
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What an adapter declares about its provider, read by pages and launch rules instead of
+    the provider's name."""
+
+    family: str  # whose model catalog and dataset rules apply ("openai", "together")
+    label: str  # the family's name on pages
+    parameters: tuple[Parameter, ...]
+    refreshes_catalog: bool  # the provider lists its fine-tunable models and their limits
+    quotes_price: bool  # the provider estimates a job's price before it is created
+    suffix_max: int  # the longest suffix a user may choose (room is kept for our marker)
+    wandb_integration: bool  # W&B reporting set up at the provider (no W&B key per job)
+    exact_token_counts: bool  # our tokenizer is the models' own (else counts are estimates)
+    continues_fine_tuned: bool  # a launch may train a model fine-tuned earlier on the connection
+
+
+def bounded(parameter: Parameter, **changes: Any) -> Parameter:
+    """``parameter`` with the limits (or default) of one model; unknown values keep the
+    declaration's."""
+    return replace(parameter, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def together_for_model(
+    limits: dict[str, Any], *, method: str, training_type: str
+) -> tuple[Parameter, ...]:
+    """Together's parameters within one model's limits (``/fine-tunes/models/limits``):
+    epochs, evaluations and checkpoints, the learning-rate range, the batch sizes of LoRA or
+    full training (smaller for DPO) and the LoRA rank."""
+    if not limits:
+        return TOGETHER
+    training = limits.get("full_training" if training_type == "full" else "lora_training")
+    training = training if isinstance(training, dict) else {}
+    max_batch = training.get("max_batch_size_dpo" if method == "dpo" else "max_batch_size")
+    changes: dict[str, dict[str, Any]] = {
+        "n_epochs": {"high": _number(limits.get("max_num_epochs"))},
+        "n_evals": {"high": _number(limits.get("max_num_evals"))},
+        "n_checkpoints": {"high": _number(limits.get("max_num_checkpoints"))},
+        "learning_rate": {
+            "low": _number(limits.get("min_learning_rate")),
+            "high": _number(limits.get("max_learning_rate")),
+        },
+        "batch_size": {
+            "low": _number(training.get("min_batch_size")),
+            "high": _number(max_batch) or _number(training.get("max_batch_size")),
+        },
+        "lora_r": {
+            "high": _number(training.get("max_rank")),
+            "default": _number(training.get("default_rank")),
+        },
+    }
+    return tuple(bounded(p, **changes.get(p.name, {})) for p in TOGETHER)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from jobs.providers.base import Provider
 from jobs.providers.config import ConnectionConfig
 from jobs.providers.openai_compat import OpenAICompatibleProvider
-from jobs.providers.parameters import Parameter
+from jobs.providers.parameters import Parameter, Traits
 from jobs.providers.together import TogetherProvider
 
 # A worker talks to a handful of connections; old cache keys (a connection edited, so its
@@ -23,14 +24,35 @@ _cache: OrderedDict[str, Client] = OrderedDict()
 ADAPTERS: dict[str, type[TogetherProvider]] = {"together": TogetherProvider}
 
 
+def _adapter(kind: str) -> type[OpenAICompatibleProvider] | type[TogetherProvider]:
+    return ADAPTERS.get(kind) or OpenAICompatibleProvider
+
+
+def traits(kind: str) -> Traits:
+    """What the adapter of connections of ``kind`` declares (``parameters.Traits``)."""
+    return _adapter(kind).traits
+
+
 def declared_parameters(kind: str) -> tuple[Parameter, ...]:
     """The training parameters the adapter of ``kind`` declares (``parameters.py``)."""
-    return (ADAPTERS.get(kind) or OpenAICompatibleProvider).parameters
+    return _adapter(kind).traits.parameters
 
 
-def uses_model_catalog(kind: str) -> bool:
-    """Whether launches on ``kind`` check their base model against Tuneboard's catalog."""
-    return (ADAPTERS.get(kind) or OpenAICompatibleProvider).model_catalog
+def parameters_for(
+    kind: str, limits: dict[str, Any] | None, *, method: str, training_type: str = "lora"
+) -> tuple[Parameter, ...]:
+    """The declared parameters within one base model's limits (as its provider lists them;
+    empty limits: the declaration's own)."""
+    return _adapter(kind).parameters_for(limits or {}, method=method, training_type=training_type)
+
+
+def families() -> dict[str, str]:
+    """Every catalog family and its label, in a stable order."""
+    adapters: list[type[OpenAICompatibleProvider] | type[TogetherProvider]] = [
+        OpenAICompatibleProvider,
+        *ADAPTERS.values(),
+    ]
+    return {a.traits.family: a.traits.label for a in adapters}
 
 
 def _build(config: ConnectionConfig) -> Client:

@@ -151,9 +151,24 @@ def page_of(
 class TogetherProvider(SessionClient):
     """One Together connection's client. Thread-safe like the OpenAI one."""
 
-    parameters = parameters.TOGETHER
-    # Together's models are its own list (``list_models``): the create call checks them.
-    model_catalog = False
+    traits = parameters.Traits(
+        family="together",
+        label="Together AI",
+        parameters=parameters.TOGETHER,
+        refreshes_catalog=True,
+        quotes_price=True,
+        # The launch marker (``tb`` + 24 hex digits and a hyphen) takes the rest.
+        suffix_max=records.MAX_SUFFIX - records.MARKER_LENGTH - 1,
+        exact_token_counts=False,
+        continues_fine_tuned=False,
+        wandb_integration=False,
+    )
+
+    @staticmethod
+    def parameters_for(
+        limits: dict[str, Any], *, method: str, training_type: str
+    ) -> tuple[parameters.Parameter, ...]:
+        return parameters.together_for_model(limits, method=method, training_type=training_type)
 
     def __repr__(self) -> str:
         return f"<TogetherProvider {self.config.base_url}>"

@@ -50,6 +50,7 @@ METHODS = {"sft": "supervised", "dpo": "dpo"}
 # in ``suffix`` and in ``model_output_name``, so a retried launch finds its job.
 MARKER_PREFIX = "tb"
 MARKER_HEX = 24
+MARKER_LENGTH = len(MARKER_PREFIX) + MARKER_HEX
 MAX_SUFFIX = 40
 _MARKER = re.compile(rf"(?:^|-){MARKER_PREFIX}([0-9a-f]{{{MARKER_HEX}}})(?:$|[-:/])")
 

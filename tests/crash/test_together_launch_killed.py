@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from jobs.catalogs import catalog_refresh
 from jobs.connections import provider_for_connection
 from jobs.models import Job
 from jobs.services import connection_save
@@ -30,6 +31,7 @@ def test_worker_killed_after_the_together_create_leaves_one_job(
             name="Together", kind="together", api_key=sandbox_key,
             base_url=proxy.url + "/sandbox/together/v1",
         )  # fmt: skip
+        catalog_refresh(connection_id=connection.pk)
         # Together makes the job; its answer is held past the worker's life.
         proxy.add(Rule(action="delay", seconds=60, method="POST", path=CREATE, count=1))
         doomed = spawn("worker", "doomed", queues="provider", PROVIDER_READ_TIMEOUT="90")

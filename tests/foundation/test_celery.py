@@ -20,12 +20,15 @@ def test_registered_task_names_snapshot() -> None:
         "dashboard.tasks.run_diagnosis_refresh_task",
         "datasets.tasks.dataset_validate",
         "evals.tasks.evaluation_run_task",
+        "jobs.tasks.catalog_refresh_task",
+        "jobs.tasks.catalogs_refresh_all",
         "jobs.tasks.import_run_task",
         "jobs.tasks.job_control_task",
         "jobs.tasks.job_launch_task",
         "jobs.tasks.job_sync_task",
         "jobs.tasks.notification_send_task",
         "jobs.tasks.poll_due_jobs",
+        "jobs.tasks.price_quote_task",
         "sandbox.tasks.webhook_deliver",
     ]
 
@@ -39,6 +42,7 @@ def test_configuration_is_strict_and_json_only() -> None:
     assert {q.name for q in conf.task_queues} == {"default", "polling", "validation", "provider"}
     scheduled = {entry["task"] for entry in conf.beat_schedule.values()}
     assert {"core.tasks.worker_heartbeat", "core.tasks.work_reap"} <= scheduled
+    assert "jobs.tasks.catalogs_refresh_all" in scheduled
     # Longer than any task may run (no second delivery of a running task).
     assert conf.broker_transport_options["visibility_timeout"] == conf.task_time_limit + 60
 
