@@ -12,6 +12,7 @@ from datasets.derive import iter_units
 from datasets.models import BaseModel, Dataset
 from datasets.validation import (
     METHOD_LABELS,
+    PRIMARY,
     RULE_SETS,
     Report,
     can_recompute,
@@ -194,12 +195,14 @@ class FamilyValidity:
 def dataset_families(dataset: Dataset) -> list[FamilyValidity]:
     """Every family's verdict on ``dataset``, in ``RULE_SETS`` order; cheap (reads
     ``dataset.validity`` only), so a launch form can call it for each dataset it lists."""
-    stored = dataset.validity or {}
+    stored = dataset.validity if isinstance(dataset.validity, dict) else {}
     validated = dataset.status in (Dataset.Status.VALID, Dataset.Status.INVALID)
     out = []
     for rules in RULE_SETS:
         entry = stored.get(rules.name) if validated else None
-        if entry is None:
+        if entry is None and validated and rules is PRIMARY:
+            entry = _primary_from_status(dataset)
+        if not isinstance(entry, dict):
             out.append(
                 FamilyValidity(
                     rules.name, rules.label, False, False, "", (), _unchecked(dataset, rules.label)
@@ -218,6 +221,19 @@ def dataset_families(dataset: Dataset) -> list[FamilyValidity]:
             )
         )
     return out
+
+
+def _primary_from_status(dataset: Dataset) -> dict[str, Any]:
+    """A row without the primary's entry (written before ``validity`` existed, or by hand):
+    its status then said what OpenAI's rules made of it, and nothing else."""
+    valid = dataset.status == Dataset.Status.VALID
+    methods = PRIMARY.formats.get(dataset.format, ())
+    return {
+        "valid": valid and bool(methods),
+        "format": dataset.format,
+        "methods": list(methods) if valid else [],
+        "reason": "" if valid and methods else "the dataset page lists its errors",
+    }
 
 
 def _unchecked(dataset: Dataset, label: str) -> str:
@@ -253,12 +269,17 @@ def dataset_valid_for(dataset: Dataset, *, family: str, method: str) -> tuple[bo
 def datasets_valid_for(*, family: str, method: str) -> QuerySet[Dataset]:
     """The datasets that can train ``method`` on ``family`` (a launch form's choices),
     filtered in the database on the ``validity`` column."""
-    if rule_set(family) is None:
+    rules = rule_set(family)
+    if rules is None:
         return Dataset.objects.none()
+    matches = Q(**{f"validity__{family}__methods__contains": [method]})
+    if rules is PRIMARY:
+        # Rows without the primary's entry: their status was its verdict (_primary_from_status).
+        formats = [f for f, methods in rules.formats.items() if method in methods]
+        matches |= ~Q(validity__has_key=family) & Q(format__in=formats)
     return (
         Dataset.objects.select_related("uploaded_by")
-        .filter(status=Dataset.Status.VALID)
-        .filter(**{f"validity__{family}__methods__contains": [method]})
+        .filter(Q(status=Dataset.Status.VALID) & matches)
         .only(*LIST_FIELDS)
         .order_by("-uploaded_at", "-id")
     )
