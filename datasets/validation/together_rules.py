@@ -207,57 +207,66 @@ class TogetherChecker:
     def _messages(
         self, messages: list[object], label: str, *, first_roles: frozenset[str] | None
     ) -> bool:
-        """Check a conversation's messages; True when one of them is an assistant's."""
-        previous: str | None = None
+        """Check a conversation's messages; True when one of them is an assistant's.
+
+        The common case (a well-formed message) costs a few lookups: messages are only named
+        (``label``, index) once something is wrong with them."""
+        previous: object = None
         assistant = False
+        roles = ROLES
         for index, message in enumerate(messages, 1):
-            where = f"{label} {index}"
-            if not isinstance(message, dict):
+            if type(message) is not dict:
                 self._err(
-                    "together_invalid_messages", f"{where} is {json_type(message)}, not an object"
+                    "together_invalid_messages",
+                    f"{label} {index} is {json_type(message)}, not an object",
                 )
                 previous = None
                 continue
             role = message.get("role")
-            if not isinstance(role, str) or role not in ROLES:
-                problem = "has no role" if "role" not in message else f"has role {short(role)}"
-                self._err(
-                    "together_invalid_role",
-                    f"{where} {problem}; expected system, user, assistant or tool",
-                    message,
-                )
+            if type(role) is not str or role not in roles:
+                self._bad_role(message, role, f"{label} {index}")
                 previous = None
             else:
-                if index == 1 and first_roles is not None and role not in first_roles:
-                    self._err(
-                        "together_role_order",
-                        f"the conversation starts with a {role} message, not system or user",
-                        message,
-                    )
-                elif role == previous:
-                    self._err(
-                        "together_role_order",
-                        f"{where} is a second {role} message in a row; roles must alternate",
-                        message,
-                    )
+                if role == previous or (index == 1 and first_roles and role not in first_roles):
+                    self._out_of_turn(message, role, f"{label} {index}", first=index == 1)
                 previous = role
-            if role == "assistant":
-                assistant = True
-            elif role == "tool":
-                self.has_tools = True
+                if role == "assistant":
+                    assistant = True
+                elif role == "tool":
+                    self.has_tools = True
             if "weight" in message:
                 weight = message["weight"]
                 # bool is an int in Python, but true/false are not 0/1 in JSON.
                 if type(weight) is not int or weight not in (0, 1):
                     self._err(
                         "together_invalid_weight",
-                        f"{where}: weight must be the integer 0 or 1, not {short(weight)}",
+                        f"{label} {index}: weight must be the integer 0 or 1, not {short(weight)}",
                         message,
                     )
-            self._content(message, role, where)
+            content = message.get("content")
+            if type(content) is not str or not content:
+                self._content(message, role, f"{label} {index}")
         return assistant
 
+    def _bad_role(self, message: dict[str, object], role: object, where: str) -> None:
+        problem = "has no role" if "role" not in message else f"has role {short(role)}"
+        self._err(
+            "together_invalid_role",
+            f"{where} {problem}; expected system, user, assistant or tool",
+            message,
+        )
+
+    def _out_of_turn(
+        self, message: dict[str, object], role: str, where: str, *, first: bool
+    ) -> None:
+        if first:
+            text = f"the conversation starts with a {role} message, not system or user"
+        else:
+            text = f"{where} is a second {role} message in a row; roles must alternate"
+        self._err("together_role_order", text, message)
+
     def _content(self, message: dict[str, object], role: object, where: str) -> None:
+        """The content is not a non-empty string: parts, a tool call, or a problem."""
         content = message.get("content")
         if isinstance(content, str):
             if content:
