@@ -195,17 +195,24 @@ class FamilyValidity:
 def dataset_families(dataset: Dataset) -> list[FamilyValidity]:
     """Every family's verdict on ``dataset``, in ``RULE_SETS`` order; cheap (reads
     ``dataset.validity`` only), so a launch form can call it for each dataset it lists."""
-    stored = dataset.validity if isinstance(dataset.validity, dict) else {}
-    validated = dataset.status in (Dataset.Status.VALID, Dataset.Status.INVALID)
+    return families_from_row(
+        status=dataset.status, format=dataset.format, validity=dataset.validity
+    )
+
+
+def families_from_row(*, status: str, format: str, validity: object) -> list[FamilyValidity]:
+    """``dataset_families`` for a ``.values("status", "format", "validity")`` row."""
+    stored = validity if isinstance(validity, dict) else {}
+    validated = status in (Dataset.Status.VALID, Dataset.Status.INVALID)
     out = []
     for rules in RULE_SETS:
         entry = stored.get(rules.name) if validated else None
         if entry is None and validated and rules is PRIMARY:
-            entry = _primary_from_status(dataset)
+            entry = _primary_from_status(status, format)
         if not isinstance(entry, dict):
             out.append(
                 FamilyValidity(
-                    rules.name, rules.label, False, False, "", (), _unchecked(dataset, rules.label)
+                    rules.name, rules.label, False, False, "", (), _unchecked(status, rules.label)
                 )
             )
             continue
@@ -223,23 +230,23 @@ def dataset_families(dataset: Dataset) -> list[FamilyValidity]:
     return out
 
 
-def _primary_from_status(dataset: Dataset) -> dict[str, Any]:
+def _primary_from_status(status: str, format: str) -> dict[str, Any]:
     """A row without the primary's entry (written before ``validity`` existed, or by hand):
     its status then said what OpenAI's rules made of it, and nothing else."""
-    valid = dataset.status == Dataset.Status.VALID
-    methods = PRIMARY.formats.get(dataset.format, ())
+    valid = status == Dataset.Status.VALID
+    methods = PRIMARY.formats.get(format, ())
     return {
         "valid": valid and bool(methods),
-        "format": dataset.format,
+        "format": format,
         "methods": list(methods) if valid else [],
         "reason": "" if valid and methods else "the dataset page lists its errors",
     }
 
 
-def _unchecked(dataset: Dataset, label: str) -> str:
-    if dataset.status == Dataset.Status.ERROR:
+def _unchecked(status: str, label: str) -> str:
+    if status == Dataset.Status.ERROR:
         return "its validation failed; validate it again"
-    if dataset.status in (Dataset.Status.UPLOADED, Dataset.Status.VALIDATING):
+    if status in (Dataset.Status.UPLOADED, Dataset.Status.VALIDATING):
         return "it is still being validated"
     return f"it was validated before {label}'s rules were added; validate it again"
 

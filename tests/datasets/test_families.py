@@ -207,6 +207,9 @@ def test_the_launch_choices_filter_on_the_summary_column() -> None:
     assert pks("together", "supervised") == {chat_set.pk, text_set.pk}
     assert pks("openai", "dpo") == pks("together", "dpo") == {dpo_set.pk}
     assert pks("nobody", "supervised") == set()
+    # The same verdicts from a values() row, as a launch form lists datasets.
+    row = Dataset.objects.filter(pk=text_set.pk).values("status", "format", "validity").get()
+    assert selectors.families_from_row(**row) == selectors.dataset_families(text_set)
 
 
 def test_rows_from_before_families_keep_their_openai_verdict(viewer: Client) -> None:
