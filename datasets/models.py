@@ -113,6 +113,7 @@ class Dataset(Leased):
         VISION = "vision", "Vision"
         DPO = "dpo", "Preference (DPO)"
         LEGACY_COMPLETION = "legacy_completion", "Legacy prompt/completion"
+        TEXT = "text", "Text"
         MIXED = "mixed", "Mixed"
         UNKNOWN = "unknown", "Unknown"
 
@@ -154,6 +155,12 @@ class Dataset(Leased):
         BaseModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     n_examples = models.BigIntegerField(null=True, blank=True)
+    # What each rule set ("provider family", datasets.validation.rulesets) makes of the
+    # stored report: {"together": {"valid": true, "format": "text", "methods": ["supervised"],
+    # "reason": ""}, ...}. Written with the report, so the launch form and launch rules learn
+    # which families and methods a dataset can train without reading the report. A family
+    # missing here was added after the dataset was validated.
+    validity = models.JSONField(default=dict, blank=True)
     error_message = models.TextField(blank=True)
     validation_started_at = models.DateTimeField(null=True, blank=True)
     validated_at = models.DateTimeField(null=True, blank=True)

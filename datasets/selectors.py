@@ -10,7 +10,16 @@ from django.utils import timezone
 
 from datasets.derive import iter_units
 from datasets.models import BaseModel, Dataset
-from datasets.validation import Report, can_recompute, encodings, recompute_for_model
+from datasets.validation import (
+    METHOD_LABELS,
+    PRIMARY,
+    RULE_SETS,
+    Report,
+    can_recompute,
+    encodings,
+    recompute_for_model,
+    rule_set,
+)
 
 DEFAULT_BASE_MODEL_ID = "gpt-4o-mini-2024-07-18"
 SHUTDOWN_WARNING_DAYS = 90
@@ -28,6 +37,7 @@ LIST_FIELDS = (
     "uploaded_at",
     "uploaded_by__username",
     "parent_id",
+    "validity",
 )
 
 
@@ -162,6 +172,123 @@ def report_view(dataset: Dataset, model: BaseModel | None) -> ReportView | None:
         model,
         recomputed=model.pk != dataset.report_model_id,
         needs_revalidation=False,
+    )
+
+
+# --- which providers and methods a dataset can train -----------------------------------------
+
+
+@dataclass(frozen=True)
+class FamilyValidity:
+    """One rule set's ("provider family's") verdict on a dataset, from its small
+    ``validity`` column (never the report)."""
+
+    family: str
+    label: str
+    checked: bool  # False: validated before this family's rules were added
+    valid: bool
+    format: str
+    methods: tuple[str, ...]
+    reason: str
+
+
+def dataset_families(dataset: Dataset) -> list[FamilyValidity]:
+    """Every family's verdict on ``dataset``, in ``RULE_SETS`` order; cheap (reads
+    ``dataset.validity`` only), so a launch form can call it for each dataset it lists."""
+    return families_from_row(
+        status=dataset.status, format=dataset.format, validity=dataset.validity
+    )
+
+
+def families_from_row(*, status: str, format: str, validity: object) -> list[FamilyValidity]:
+    """``dataset_families`` for a ``.values("status", "format", "validity")`` row."""
+    stored = validity if isinstance(validity, dict) else {}
+    validated = status in (Dataset.Status.VALID, Dataset.Status.INVALID)
+    out = []
+    for rules in RULE_SETS:
+        entry = stored.get(rules.name) if validated else None
+        if entry is None and validated and rules is PRIMARY:
+            entry = _primary_from_status(status, format)
+        if not isinstance(entry, dict):
+            out.append(
+                FamilyValidity(
+                    rules.name, rules.label, False, False, "", (), _unchecked(status, rules.label)
+                )
+            )
+            continue
+        out.append(
+            FamilyValidity(
+                family=rules.name,
+                label=rules.label,
+                checked=True,
+                valid=bool(entry.get("valid")),
+                format=str(entry.get("format") or ""),
+                methods=tuple(entry.get("methods") or ()),
+                reason=str(entry.get("reason") or ""),
+            )
+        )
+    return out
+
+
+def _primary_from_status(status: str, format: str) -> dict[str, Any]:
+    """A row without the primary's entry (written before ``validity`` existed, or by hand):
+    its status then said what OpenAI's rules made of it, and nothing else."""
+    valid = status == Dataset.Status.VALID
+    methods = PRIMARY.formats.get(format, ())
+    return {
+        "valid": valid and bool(methods),
+        "format": format,
+        "methods": list(methods) if valid else [],
+        "reason": "" if valid and methods else "the dataset page lists its errors",
+    }
+
+
+def _unchecked(status: str, label: str) -> str:
+    if status == Dataset.Status.ERROR:
+        return "its validation failed; validate it again"
+    if status in (Dataset.Status.UPLOADED, Dataset.Status.VALIDATING):
+        return "it is still being validated"
+    return f"it was validated before {label}'s rules were added; validate it again"
+
+
+def dataset_valid_for(dataset: Dataset, *, family: str, method: str) -> tuple[bool, str]:
+    """Whether ``dataset`` can train a ``method`` job ("supervised", "dpo") on a provider of
+    ``family`` ("openai", "together": ``datasets.validation.RULE_SETS``), and why not: a
+    sentence naming the family, e.g. "OpenAI: the Text format is not accepted."
+
+    OpenAI's verdict is the one for the base model the dataset was last validated for (the
+    launch rules still check the launch's own model against the format)."""
+    rules = rule_set(family)
+    if rules is None:
+        return False, f"Tuneboard has no rules for the provider family “{family}”."
+    verdict = next(v for v in dataset_families(dataset) if v.family == family)
+    if not verdict.valid:
+        return False, f"{rules.label}: {verdict.reason}."
+    if method not in verdict.methods:
+        trains = " or ".join(METHOD_LABELS.get(m, m) for m in verdict.methods)
+        return False, (
+            f"{rules.label}: {rules.format_label(verdict.format)} data trains {trains} jobs, "
+            f"not {METHOD_LABELS.get(method, method)}."
+        )
+    return True, ""
+
+
+def datasets_valid_for(*, family: str, method: str) -> QuerySet[Dataset]:
+    """The datasets that can train ``method`` on ``family`` (a launch form's choices),
+    filtered in the database on the ``validity`` column."""
+    rules = rule_set(family)
+    if rules is None:
+        return Dataset.objects.none()
+    matches = Q(**{f"validity__{family}__methods__contains": [method]})
+    if rules is PRIMARY:
+        # Rows without the primary's entry: their status was its verdict (_primary_from_status).
+        formats = [f for f, methods in rules.formats.items() if method in methods]
+        matches |= ~Q(validity__has_key=family) & Q(format__in=formats)
+    return (
+        Dataset.objects.select_related("uploaded_by")
+        .filter(Q(status=Dataset.Status.VALID) & matches)
+        .only(*LIST_FIELDS)
+        .order_by("-uploaded_at", "-id")
     )
 
 

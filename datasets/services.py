@@ -222,15 +222,37 @@ def dataset_validate(*, dataset_id: int, model_id: str | None) -> bool:
     return _report_store(dataset_id, claim, report, model_id, size=dataset.size)
 
 
+def _report_fields(report: Report) -> dict[str, Any]:
+    """The columns a stored report sets: a dataset is usable ("valid") when at least one rule
+    set accepts it; its format is the one the page shows first (the first rule set that
+    accepts it, else the first that recognises it); ``validity`` keeps every rule set's
+    verdict for the launch rules (``selectors.dataset_valid_for``)."""
+    verdicts = report.verdicts()
+    shown = report.shown_family(verdicts)
+    return {
+        "status": Status.VALID if any(v.valid for v in verdicts) else Status.INVALID,
+        "report": report.to_dict(),
+        "format": next(v.format for v in verdicts if v.family == shown),
+        "validity": {
+            v.family: {
+                "valid": v.valid,
+                "format": v.format,
+                "methods": list(v.methods),
+                "reason": v.reason,
+            }
+            for v in verdicts
+            if v.checked
+        },
+        "n_examples": report.n_examples,
+    }
+
+
 def _report_store(
     dataset_id: int, claim: uuid.UUID, report: Report, model_id: str | None, *, size: int
 ) -> bool:
     updated = Dataset.objects.filter(pk=dataset_id, claim=claim).update(
-        status=Status.VALID if report.is_valid else Status.INVALID,
-        report=report.to_dict(),
+        **_report_fields(report),
         report_model_id=model_id,
-        format=report.format,
-        n_examples=report.n_examples,
         progress_bytes=size,
         progress_at=timezone.now(),
         validated_at=timezone.now(),
@@ -289,12 +311,9 @@ def dataset_validation_request(
             updated = Dataset.objects.filter(
                 pk=dataset.pk, status__in=(Status.VALID, Status.INVALID)
             ).update(
-                status=Status.VALID if report.is_valid else Status.INVALID,
-                report=report.to_dict(),
+                **_report_fields(report),
                 report_model=model,
                 requested_model=model,
-                format=report.format,
-                n_examples=report.n_examples,
                 validated_at=timezone.now(),
             )
             if updated:

@@ -34,7 +34,8 @@ from datasets.forms import (
 from datasets.incoming import UploadRejected
 from datasets.lineindex import seek_line
 from datasets.models import Dataset
-from datasets.presentation import finding_groups, summary
+from datasets.presentation import finding_groups, summary, validity_rows
+from datasets.validation import PRIMARY
 
 LIST_PAGE_SIZE = 25
 
@@ -155,11 +156,27 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "status_url": reverse("datasets:status", args=[dataset.pk]),
     }
     if view:
+        # Every provider family's verdict, and the findings of one of them: the one asked for,
+        # else the first that accepts the file (the others are a click away).
+        verdicts = view.report.verdicts()
+        checked = {v.family: v for v in verdicts if v.checked}
+        family = request.GET.get("family") or ""
+        if family not in checked:
+            family = view.report.shown_family(verdicts)
+        shown = view.report.for_family(family) or view.report
+        primary = family == PRIMARY.name
         limit = view.model.training_context if view.model and not view.needs_revalidation else None
+        query = request.GET.copy()
+        query.pop("family", None)
         context |= {
-            "summary": summary(view.report),
-            "groups": finding_groups(view.report),
-            "charts": report_charts(view.report, limit),
+            "validity": validity_rows(verdicts),
+            "family": checked[family],
+            "family_primary": primary,
+            "family_query": query.urlencode(),
+            "summary": summary(shown, family=family),
+            "groups": finding_groups(shown),
+            # Context limits are the chosen (OpenAI catalog) model's: drawn on its own view only.
+            "charts": report_charts(shown, limit if primary else None),
         }
     return render(request, "datasets/detail.html", context)
 

@@ -296,6 +296,79 @@ CATEGORIES: dict[str, CategoryInfo] = {
         "The example has more tokens than the model's training context; it will be "
         "truncated from the end, so its last messages are not trained on.",
     ),
+    # --- Together AI (its own rule set: datasets/validation/together.py). Shared file and
+    # line problems (encoding, JSON, blank lines, duplicates) keep their codes above.
+    "together_unknown_format": CategoryInfo(
+        E,
+        "Unrecognised example (Together AI)",
+        'Together AI reads four formats, told apart by their keys: "messages" '
+        '(conversational), "prompt" and "completion" (instruction), "text" (generic) and '
+        '"input", "preferred_output" and "non_preferred_output" (preference, for DPO).',
+    ),
+    "together_ambiguous_format": CategoryInfo(
+        E,
+        "Two formats in one example (Together AI)",
+        'The example holds the keys of two formats (e.g. both "text" and "messages"); '
+        "Together AI rejects such a file. Remove the keys of the format you do not mean.",
+    ),
+    "together_mixed_formats": CategoryInfo(
+        E,
+        "Mixed formats (Together AI)",
+        "A Together AI training file must use one format throughout; these lines differ "
+        "from the file's main format.",
+    ),
+    "together_invalid_messages": CategoryInfo(
+        E,
+        "Invalid messages (Together AI)",
+        '"messages" must be a non-empty list of message objects, each with a "role" and '
+        'a "content".',
+    ),
+    "together_invalid_role": CategoryInfo(
+        E,
+        "Invalid role (Together AI)",
+        "Every message needs a role of system, user, assistant or tool.",
+    ),
+    "together_role_order": CategoryInfo(
+        E,
+        "Roles out of turn (Together AI)",
+        "A conversation starts with a system or user message and then alternates: no two "
+        "messages in a row may have the same role. Together AI rejects other orders.",
+    ),
+    "together_no_assistant": CategoryInfo(
+        E,
+        "No assistant message (Together AI)",
+        "A conversation needs at least one assistant message to train on.",
+    ),
+    "together_invalid_content": CategoryInfo(
+        E,
+        "Missing or empty content (Together AI)",
+        'Every message needs a non-empty "content": a string, or a list of '
+        '{"type": "text", "text": ...} / {"type": "image_url", "image_url": {"url": ...}} '
+        "parts. Only an assistant message carrying tool_calls may leave it out.",
+    ),
+    "together_invalid_weight": CategoryInfo(
+        E,
+        "Invalid weight (Together AI)",
+        '"weight" may be set on any message and must be the integer 0 (masked from the loss) or 1.',
+    ),
+    "together_invalid_instruction": CategoryInfo(
+        E,
+        "Invalid instruction example (Together AI)",
+        '"prompt" and "completion" must be strings, and the completion must not be empty.',
+    ),
+    "together_invalid_text": CategoryInfo(
+        E, "Invalid text example (Together AI)", '"text" must be a non-empty string.'
+    ),
+    "together_invalid_preference": CategoryInfo(
+        E,
+        "Invalid preference example (Together AI)",
+        '"input" must be {"messages": [...]} not ending with an assistant message; '
+        '"preferred_output" and "non_preferred_output" must each be a list of exactly one '
+        "assistant message with string content.",
+    ),
+    "together_no_examples": CategoryInfo(
+        E, "No examples (Together AI)", "Together AI needs at least one training example."
+    ),
 }
 
 del E, W, I

@@ -24,6 +24,7 @@ from .findings import (
     CategoryFindings,
     FindingCollector,
     make_excerpt,
+    sort_categories,
 )
 from .jsontext import find_lone_surrogate, may_hold_lone_surrogates
 from .lines import (
@@ -38,6 +39,7 @@ from .lines import (
 from .models import DEFAULT_ENCODING, ModelSpec
 from .report import (
     SAMPLE_IMAGES,
+    FamilyPart,
     LargeExample,
     Report,
     Sample,
@@ -46,6 +48,7 @@ from .report import (
     family_counts,
     group_from_samples,
 )
+from .rulesets import EXTRA_RULE_SETS, ExtraChecker, RuleSet
 from .tokens import ExampleTokens, RepeatCache, TokenTally, default_threads
 from .vision import MAX_IMAGE_EXAMPLES
 
@@ -70,6 +73,113 @@ def _reject_constant(name: str) -> object:
 
 # Python's json accepts NaN and Infinity; JSON (and OpenAI) do not.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def keep_largest(heap: list[Largest], entry: Largest) -> None:
+    if len(heap) < N_LARGEST:
+        heapq.heappush(heap, entry)
+    elif entry[:2] > heap[0][:2]:
+        heapq.heapreplace(heap, entry)
+
+
+def largest_examples(heap: list[Largest]) -> list[LargeExample]:
+    return [
+        LargeExample(line, total, make_excerpt(excerpt))
+        for total, _, line, excerpt in sorted(heap, reverse=True)
+    ]
+
+
+class FamilyState:
+    """What a rule set other than the primary one gathers over a file, or a block of it:
+    plain data, so a block's state comes back from a worker process and merges in file
+    order like the primary's own (``parallel``)."""
+
+    def __init__(self, name: str, encoding: str) -> None:
+        self.name = name
+        self.findings = FindingCollector()
+        self.format_counts: dict[str, int] = {}
+        self.first: dict[str, int] = {}  # format family → its first line
+        self.samples: dict[str, list[Sample]] = {}
+        self.tokens = TokenStats(encoding)  # examples only this rule set counted
+        self.largest: list[Largest] = []
+
+    def record(self, number: int, text: str, family: str, kind: str) -> None:
+        self.format_counts[kind] = self.format_counts.get(kind, 0) + 1
+        if family not in self.first:
+            self.first[family] = number
+        samples = self.samples.setdefault(family, [])
+        if len(samples) < MAX_EXAMPLES_PER_CATEGORY:
+            samples.append(Sample(number, make_excerpt(text)))
+
+    def on_tokens(self, example: ExampleTokens) -> None:
+        self.tokens.total.add(example.total)
+        self.tokens.trained.add(example.trained)
+        if example.n_messages is not None:
+            self.tokens.messages.add(example.n_messages)
+        keep_largest(
+            self.largest, (example.total, -example.line, example.line, example.excerpt_source)
+        )
+
+    def merge(self, later: FamilyState) -> None:
+        """Add what a later part of the file found."""
+        for group in later.findings.groups.values():
+            self.findings.merge(group)
+        for kind, count in later.format_counts.items():
+            self.format_counts[kind] = self.format_counts.get(kind, 0) + count
+        for family, line in later.first.items():
+            self.first.setdefault(family, line)
+        for key, samples in later.samples.items():
+            mine = self.samples.setdefault(key, [])
+            mine.extend(samples[: MAX_EXAMPLES_PER_CATEGORY - len(mine)])
+        self.tokens.total.merge(later.tokens.total)
+        self.tokens.trained.merge(later.tokens.trained)
+        self.tokens.messages.merge(later.tokens.messages)
+        for entry in later.largest:
+            keep_largest(self.largest, entry)
+
+
+class FamilyPass:
+    """A rule set other than the primary one, in the pass: its checker and its state."""
+
+    def __init__(self, rules: RuleSet, encoding: str, tally: TokenTally) -> None:
+        assert rules.checker is not None, f"{rules.name} needs a checker"
+        self.rules = rules
+        self.state = FamilyState(rules.name, encoding)
+        self.checker: ExtraChecker = rules.checker(self.state.findings, tally)
+
+    def check(
+        self, obj: dict[str, object], number: int, text: str, raw: bytes, *, counted: bool
+    ) -> None:
+        outcome = self.checker.check(obj, number, text, raw, counted=counted)
+        self.state.record(number, text, outcome.family, outcome.kind)
+
+    def part(self, n_examples: int) -> FamilyPart:
+        """The rule set's part of the report, with its whole-file findings."""
+        rules, state = self.rules, self.state
+        if n_examples < rules.min_examples:
+            state.findings.add(
+                rules.too_few_code,
+                None,
+                f"the file has {n_examples} example{'s' if n_examples != 1 else ''}; "
+                f"{rules.label} needs at least {rules.min_examples}",
+            )
+        families = known_families(state.format_counts)
+        if len(families) > 1 and rules.mixed_code:
+            state.findings.set_group(
+                mixed_group(
+                    rules.mixed_code, families, state.first, state.samples, rules.format_label
+                )
+            )
+        tokens = state.tokens
+        tokens.largest = largest_examples(state.largest)
+        return FamilyPart(
+            name=rules.name,
+            format=file_format(state.format_counts),
+            format_counts=state.format_counts,
+            samples=state.samples,
+            findings=sort_categories(state.findings.groups),
+            tokens=tokens,
+        )
 
 
 class Validation:
@@ -97,6 +207,10 @@ class Validation:
             encoding, self._on_tokens, default_threads() if threads is None else threads, repeats
         )
         self.checker = ExampleChecker(self.findings, self.tally)
+        # The other rule sets check every example in this same pass, on the parsed object;
+        # only what no rule set before them counted is tokenized for them.
+        self.parts = tuple(FamilyPass(rules, encoding, self.tally) for rules in EXTRA_RULE_SETS)
+        self._part_states = {p.rules.name: p.state for p in self.parts}
         self.seen = SeenLines()
         self.n_lines = 0
         self.n_examples = 0
@@ -197,8 +311,13 @@ class Validation:
         if may_hold_lone_surrogates(text):
             self._check_surrogates(number, obj, text)
         self._duplicate(number, stripped, text)
+        ended = self.tally.n_ended
         outcome = self.checker.check(obj, number, text, stripped)
         self._record_format(number, text, outcome.family, outcome.kind, outcome.n_images)
+        if self.parts:
+            counted = self.tally.n_ended != ended
+            for part in self.parts:
+                part.check(obj, number, text, stripped, counted=counted)
 
     def _duplicate(self, number: int, stripped: bytes, text: str) -> None:
         first = self.seen.add(stripped, number)
@@ -250,6 +369,9 @@ class Validation:
         self.findings.add("internal_error", number, f"{type(exc).__name__}: {exc}", source)
 
     def _on_tokens(self, example: ExampleTokens) -> None:
+        if example.owner:
+            self._part_states[example.owner].on_tokens(example)
+            return
         tokens = self.tokens
         tokens.total.add(example.total)
         tokens.trained.add(example.trained)
@@ -259,21 +381,15 @@ class Validation:
         self._keep_largest((example.total, -example.line, example.line, example.excerpt_source))
 
     def _keep_largest(self, entry: Largest) -> None:
-        if len(self._largest) < N_LARGEST:
-            heapq.heappush(self._largest, entry)
-        elif entry[:2] > self._largest[0][:2]:
-            heapq.heapreplace(self._largest, entry)
+        keep_largest(self._largest, entry)
 
     # --- whole file ------------------------------------------------------------------
 
     def _report(self, n_bytes: int) -> Report:
         self._file_findings()
-        self.tokens.largest = [
-            LargeExample(line, total, make_excerpt(excerpt))
-            for total, _, line, excerpt in sorted(self._largest, reverse=True)
-        ]
+        self.tokens.largest = largest_examples(self._largest)
         report = Report(
-            format=self._file_format(),
+            format=file_format(self.format_counts),
             n_bytes=n_bytes,
             n_lines=self.n_lines,
             n_examples=self.n_examples,
@@ -284,6 +400,7 @@ class Validation:
             samples=self.samples,
             findings=self.findings.groups,
             tokens=self.tokens,
+            parts={p.rules.name: p.part(self.n_examples) for p in self.parts},
         )
         apply_model(report, self.model)
         return report
@@ -303,44 +420,60 @@ class Validation:
                 None,
                 f"the file has {n} examples; 50 to 100 or more usually train clearly better",
             )
-        families = self._known_families()
+        families = known_families(self.format_counts)
         if len(families) > 1:
-            main = max(families, key=lambda f: (families[f], -self._family_first[f]))
-            others = [f for f in families if f != main]
-            label = _FAMILY_LABELS[main]
-            examples = []
-            for family in others:
-                message = f"{_FAMILY_LABELS[family]} example in a file of mostly {label} examples"
-                samples = self.samples.get(family, [])
-                examples += group_from_samples("mixed_formats", 0, samples, message).examples
-            examples.sort(key=lambda f: f.line or 0)
-            group = CategoryFindings(
-                "mixed_formats",
-                sum(families[f] for f in others),
-                examples[:MAX_EXAMPLES_PER_CATEGORY],
+            self.findings.set_group(
+                mixed_group(
+                    "mixed_formats",
+                    families,
+                    self._family_first,
+                    self.samples,
+                    _FAMILY_LABELS.__getitem__,
+                )
             )
-            self.findings.set_group(group)
 
-    def _known_families(self) -> dict[str, int]:
-        families = family_counts(self.format_counts)
-        families.pop(FAMILY_UNKNOWN, None)
-        return families
 
-    def _file_format(self) -> str:
-        families = self._known_families()
-        if not families:
-            return "unknown"
-        if len(families) > 1:
-            return "mixed"
-        (family,) = families
-        if family != FAMILY_CHAT:
-            return family
-        counts = self.format_counts
-        if counts.get("vision"):
-            return "vision"
-        if counts.get("chat_tools"):
-            return "chat_tools"
-        return "chat"
+def known_families(format_counts: dict[str, int]) -> dict[str, int]:
+    families = family_counts(format_counts)
+    families.pop(FAMILY_UNKNOWN, None)
+    return families
+
+
+def mixed_group(
+    code: str,
+    families: dict[str, int],
+    first: dict[str, int],
+    samples: dict[str, list[Sample]],
+    label: Callable[[str], str],
+) -> CategoryFindings:
+    """The lines of the formats other than the file's main one (the most examples; ties go
+    to the format seen first)."""
+    main = max(families, key=lambda f: (families[f], -first[f]))
+    others = [f for f in families if f != main]
+    examples = []
+    for family in others:
+        message = f"{label(family)} example in a file of mostly {label(main)} examples"
+        examples += group_from_samples(code, 0, samples.get(family, []), message).examples
+    examples.sort(key=lambda f: f.line or 0)
+    return CategoryFindings(
+        code, sum(families[f] for f in others), examples[:MAX_EXAMPLES_PER_CATEGORY]
+    )
+
+
+def file_format(format_counts: dict[str, int]) -> str:
+    families = known_families(format_counts)
+    if not families:
+        return "unknown"
+    if len(families) > 1:
+        return "mixed"
+    (family,) = families
+    if family != FAMILY_CHAT:
+        return family
+    if format_counts.get("vision"):
+        return "vision"
+    if format_counts.get("chat_tools"):
+        return "chat_tools"
+    return "chat"
 
 
 def _json_kind(value: object) -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .dedupe import line_key
 from .encodings import bpe_directory, exported_tokens
-from .engine import JSON_WHITESPACE, Largest, Validation
+from .engine import JSON_WHITESPACE, FamilyState, Largest, Validation
 from .findings import MAX_EXAMPLES_PER_CATEGORY, CategoryFindings
 from .lines import (
     MAX_LINE_BYTES,
@@ -127,6 +127,8 @@ class BlockResult:
     key_offsets: array[int]
     image_lines: array[int]
     image_offsets: array[int]
+    # The other rule sets' findings, formats and tokens in the block, in ``RULE_SETS`` order.
+    parts: list[FamilyState]
 
 
 class BlockValidation(Validation):
@@ -178,6 +180,7 @@ class BlockValidation(Validation):
             key_offsets=self._key_offsets,
             image_lines=self._image_lines,
             image_offsets=self._image_offsets,
+            parts=[part.state for part in self.parts],
         )
 
     def _duplicate(self, number: int, stripped: bytes, text: str) -> None:
@@ -387,6 +390,8 @@ class ParallelValidation(Validation):
         self.tokens.messages.merge(result.messages)
         for entry in result.largest:
             self._keep_largest(entry)
+        for part, state in zip(self.parts, result.parts, strict=True):
+            part.state.merge(state)
 
         seen, findings = self.seen.add_key, self.findings
         for key, line, offset in zip(

@@ -24,11 +24,21 @@ from .findings import (
     sort_categories,
 )
 from .models import ModelSpec
+from .rulesets import PRIMARY, RULE_SETS, SHARED_CODES, RuleSet
 from .stats import Distribution
 
 REPORT_VERSION = 1
 
-FORMATS = ("chat", "chat_tools", "vision", "dpo", "legacy_completion", "unknown", "mixed")
+FORMATS = (
+    "chat",
+    "chat_tools",
+    "vision",
+    "dpo",
+    "legacy_completion",
+    "text",
+    "unknown",
+    "mixed",
+)
 SAMPLE_IMAGES = "images"  # samples key for lines with images, whatever their format
 
 MODEL_DEPENDENT_CODES = frozenset(
@@ -90,6 +100,93 @@ class TokenStats:
         )
 
 
+def merged_tokens(first: TokenStats, second: TokenStats) -> TokenStats:
+    """The token statistics of two disjoint sets of examples counted with one encoding."""
+    merged = TokenStats(first.encoding)
+    for name in ("total", "trained", "messages"):
+        mine: Distribution = getattr(merged, name)
+        mine.merge(getattr(first, name))
+        mine.merge(getattr(second, name))
+    # Longest first, ties to the earlier line: the order the pass keeps them in.
+    largest = sorted(first.largest + second.largest, key=lambda e: (-e.tokens, e.line))
+    merged.largest = largest[:MAX_EXAMPLES_PER_CATEGORY]
+    return merged
+
+
+@dataclass(slots=True)
+class FamilyPart:
+    """What the pass found for a rule set other than the primary one: its own formats,
+    samples and findings (the shared ones stay in the report's findings), and the token
+    statistics of the examples only it counted (the primary's counts hold for the rest)."""
+
+    name: str
+    format: str
+    format_counts: dict[str, int]
+    samples: dict[str, list[Sample]]
+    findings: dict[str, CategoryFindings]
+    tokens: TokenStats
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "format": self.format,
+            "format_counts": dict(sorted(self.format_counts.items())),
+            "samples": {
+                key: [[s.line, s.excerpt] for s in samples]
+                for key, samples in sorted(self.samples.items())
+            },
+            "findings": [g.to_dict() for g in self.findings.values()],
+            "tokens": self.tokens.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FamilyPart:
+        groups = [CategoryFindings.from_dict(g) for g in data["findings"]]
+        return cls(
+            name=data["name"],
+            format=data["format"],
+            format_counts=dict(data["format_counts"]),
+            samples={
+                key: [Sample(line, text) for line, text in items]
+                for key, items in data["samples"].items()
+            },
+            findings=sort_categories({g.code: g for g in groups}),
+            tokens=TokenStats.from_dict(data["tokens"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a file can train on one rule set's providers, and with which methods."""
+
+    family: str
+    label: str
+    checked: bool  # False: the report was made before this rule set existed
+    valid: bool
+    format: str
+    methods: tuple[str, ...]
+    reason: str  # why not, when not valid
+    note: str  # a limit of the format on this rule set, e.g. which models
+    tokenizer_note: str
+    error_count: int
+    warning_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "label": self.label,
+            "checked": self.checked,
+            "valid": self.valid,
+            "format": self.format,
+            "methods": list(self.methods),
+            "reason": self.reason,
+            "note": self.note,
+            "tokenizer_note": self.tokenizer_note,
+            "error_count": self.error_count,
+            "warning_count": self.warning_count,
+        }
+
+
 @dataclass(slots=True)
 class Report:
     format: str
@@ -105,6 +202,8 @@ class Report:
     tokens: TokenStats
     model_id: str | None = None
     estimates: TrainingEstimate | None = None
+    # The other rule sets' results, by name (empty in reports made before they existed).
+    parts: dict[str, FamilyPart] = field(default_factory=dict)
 
     # --- summary ---------------------------------------------------------------------
 
@@ -122,7 +221,65 @@ class Report:
 
     @property
     def is_valid(self) -> bool:
+        """Valid for the primary rule set (OpenAI's), as before rule sets existed."""
         return self.error_count == 0
+
+    # --- rule sets -------------------------------------------------------------------
+
+    def for_family(self, name: str) -> Report | None:
+        """The report as one rule set sees the file: its formats, the shared findings plus
+        its own, its token statistics; None when the report predates that rule set."""
+        if name == PRIMARY.name:
+            return self
+        part = self.parts.get(name)
+        if part is None:
+            return None
+        shared = {code: g for code, g in self.findings.items() if code in SHARED_CODES}
+        return Report(
+            format=part.format,
+            n_bytes=self.n_bytes,
+            n_lines=self.n_lines,
+            n_examples=self.n_examples,
+            n_blank_lines=self.n_blank_lines,
+            n_invalid_lines=self.n_invalid_lines,
+            n_image_examples=self.n_image_examples,
+            format_counts=part.format_counts,
+            samples=part.samples,
+            findings=sort_categories(shared | part.findings),
+            tokens=merged_tokens(self.tokens, part.tokens),
+        )
+
+    def verdicts(self) -> list[Verdict]:
+        """One verdict per rule set, in ``RULE_SETS`` order."""
+        views = {rules.name: self.for_family(rules.name) for rules in RULE_SETS}
+        # The format the file is in, as the first rule set that knows it reads it: a rule
+        # set that does not accept it says so rather than listing its errors.
+        recognised = next(
+            (
+                view.format
+                for view in views.values()
+                if view is not None and view.format not in ("unknown", "mixed")
+            ),
+            None,
+        )
+        return [_verdict(rules, views[rules.name], recognised, self) for rules in RULE_SETS]
+
+    @property
+    def is_usable(self) -> bool:
+        """Valid for at least one rule set: a dataset to keep (status "valid")."""
+        return any(v.valid for v in self.verdicts())
+
+    def shown_family(self, verdicts: list[Verdict] | None = None) -> str:
+        """The rule set whose view a page shows first: the first that accepts the file, else
+        the first that recognises its format, else the primary."""
+        verdicts = self.verdicts() if verdicts is None else verdicts
+        for verdict in verdicts:
+            if verdict.valid:
+                return verdict.family
+        for verdict in verdicts:
+            if verdict.checked and verdict.format not in ("unknown", "mixed"):
+                return verdict.family
+        return PRIMARY.name
 
     def count(self, code: str) -> int:
         group = self.findings.get(code)
@@ -169,6 +326,10 @@ class Report:
             "findings": [g.to_dict() for g in self.findings.values()],
             "tokens": self.tokens.to_dict(),
             "estimates": self.estimates.to_dict() if self.estimates else None,
+            "parts": [p.to_dict() for p in self.parts.values()],
+            # Derived from the rest (``from_dict`` ignores it): what each rule set makes of
+            # the file, for readers of the stored JSON.
+            "families": [v.to_dict() for v in self.verdicts()],
         }
 
     @classmethod
@@ -195,7 +356,54 @@ class Report:
             estimates=(
                 TrainingEstimate.from_dict(data["estimates"]) if data["estimates"] else None
             ),
+            parts={p["name"]: FamilyPart.from_dict(p) for p in data.get("parts") or []},
         )
+
+
+def _verdict(
+    rules: RuleSet, view: Report | None, recognised: str | None, report: Report
+) -> Verdict:
+    encoding = report.tokens.encoding
+    tokenizer_note = rules.tokenizer_note.format(encoding=encoding)
+    if view is None:
+        return Verdict(
+            family=rules.name,
+            label=rules.label,
+            checked=False,
+            valid=False,
+            format="unknown",
+            methods=(),
+            reason=f"the file was validated before {rules.label}'s rules were added; "
+            "validate it again",
+            note="",
+            tokenizer_note=tokenizer_note,
+            error_count=0,
+            warning_count=0,
+        )
+    fmt = view.format
+    valid = view.is_valid and fmt in rules.formats
+    reason = ""
+    if not valid:
+        if recognised is not None and recognised not in rules.formats:
+            reason = f"the {rules.format_label(recognised)} format is not accepted"
+        elif (first := view.first_error()) is not None:
+            n = view.error_count
+            reason = f"{n:,} error{'s' if n != 1 else ''}; first: {first.located_message()}"
+        else:
+            reason = f"the {rules.format_label(fmt)} format is not accepted"
+    return Verdict(
+        family=rules.name,
+        label=rules.label,
+        checked=True,
+        valid=valid,
+        format=fmt,
+        methods=rules.formats[fmt] if valid else (),
+        reason=reason,
+        note=rules.format_notes.get(fmt, "") if valid else "",
+        tokenizer_note=tokenizer_note,
+        error_count=view.error_count,
+        warning_count=view.warning_count,
+    )
 
 
 def family_counts(format_counts: dict[str, int]) -> dict[str, int]:

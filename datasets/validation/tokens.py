@@ -92,6 +92,9 @@ class ExampleTokens:
     trained: int
     n_messages: int | None
     excerpt_source: bytes
+    # "" when the OpenAI rules counted the example (every rule set's count); else the name of
+    # the one rule set that counted it because no other did (Together's ``text`` lines).
+    owner: str = ""
 
 
 ExampleSink = Callable[[ExampleTokens], None]
@@ -143,6 +146,8 @@ class TokenTally:
         self._fixed_trained = 0
         self._ref_start = 0
         self._tref_start = 0
+        # Examples ended so far: tells a later rule set whether this line was counted.
+        self.n_ended = 0
 
     def _reset_batch(self) -> None:
         self._texts: list[str] = []
@@ -151,7 +156,7 @@ class TokenTally:
         self._refs: list[int] = []
         self._trefs: list[int] = []
         self._batch_chars = 0
-        self._examples: list[tuple[int, int, int, int, int, int, int, int | None, bytes]] = []
+        self._examples: list[tuple[int, int, int, int, int, int, int, int | None, bytes, str]] = []
 
     # --- per example -----------------------------------------------------------------
 
@@ -192,7 +197,10 @@ class TokenTally:
             return
         self._trefs.append(self._slot(text))
 
-    def end(self, line: int, n_messages: int | None, excerpt_source: bytes) -> None:
+    def end(
+        self, line: int, n_messages: int | None, excerpt_source: bytes, owner: str = ""
+    ) -> None:
+        self.n_ended += 1
         self._examples.append(
             (
                 line,
@@ -204,6 +212,7 @@ class TokenTally:
                 len(self._trefs),
                 n_messages,
                 excerpt_source,
+                owner,
             )
         )
         if self._batch_chars >= BATCH_CHARS:
@@ -235,10 +244,10 @@ class TokenTally:
         counts = self._count(self._texts)
         get = counts.__getitem__
         refs, trefs, sink = self._refs, self._trefs, self._sink
-        for line, fixed, fixed_t, r0, r1, t0, t1, n_messages, excerpt in self._examples:
+        for line, fixed, fixed_t, r0, r1, t0, t1, n_messages, excerpt, owner in self._examples:
             trained = fixed_t + sum(map(get, trefs[t0:t1]))
             total = fixed + sum(map(get, refs[r0:r1])) + (trained - fixed_t)
-            sink(ExampleTokens(line, total, trained, n_messages, excerpt))
+            sink(ExampleTokens(line, total, trained, n_messages, excerpt, owner))
         self._remember_repeats(counts)
         self._reset_batch()
 

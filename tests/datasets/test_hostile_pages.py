@@ -57,6 +57,7 @@ def _pages(dataset: Dataset) -> list[str]:
     return [
         base,
         base + "?model=gpt-4o-2024-08-06",
+        base + "?family=together",
         base + "status.json",
         base + "examples/",
         base + "examples/?page=2",

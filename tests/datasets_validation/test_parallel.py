@@ -71,6 +71,34 @@ POOL: list[bytes] = [
     b'{"prompt": "\xff\xfe"}',
     b'{"unknown": "format"}',
     b"\xef\xbb\xbf" + json.dumps(simple(7)).encode(),
+    # Together AI's formats and rules: generic text (tokenized for Together only), roles out
+    # of turn, integer weights, a preference input ending with the assistant, two formats in
+    # one line.
+    json.dumps({"text": "Plain text to train on, Grüße 🙂"}, ensure_ascii=False).encode(),
+    json.dumps({"text": "x" * 400}).encode(),
+    json.dumps({"text": ""}).encode(),
+    json.dumps(chat(("assistant", "first"), ("user", "q"), ("assistant", "a"))).encode(),
+    json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": "q", "weight": 0},
+                {"role": "assistant", "content": "a", "weight": 1.0},
+            ]
+        }
+    ).encode(),
+    json.dumps(
+        {
+            "input": {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a"},
+                ]
+            },
+            "preferred_output": [{"role": "assistant", "content": "this"}],
+            "non_preferred_output": [{"role": "assistant", "content": ""}],
+        }
+    ).encode(),
+    json.dumps({"text": "both", "prompt": "p", "completion": "c"}).encode(),
 ]
 MODELS = st.sampled_from([GPT4O_MINI, "gpt-4o-2024-08-06", "babbage-002", None])
 FRESH = st.builds(

@@ -44,6 +44,7 @@ KEYS = st.sampled_from(
         "prompt",
         "completion",
         "parameters",
+        "text",  # Together's generic text format
     ]
 )
 SCALARS = (
@@ -115,6 +116,15 @@ def assert_consistent(report: Report, data: bytes) -> None:
             warnings += group.count
     assert (report.error_count, report.warning_count) == (errors, warnings)
     assert report.is_valid is (errors == 0)
+    # Every rule set sees every example once, and its verdict follows its own findings.
+    for verdict in report.verdicts():
+        view = report.for_family(verdict.family)
+        assert view is not None and verdict.checked
+        assert sum(view.format_counts.values()) == report.n_examples
+        assert view.tokens.total.n <= report.n_examples
+        assert "internal_error" not in view.findings
+        assert verdict.valid is (view.is_valid and bool(verdict.methods))
+        assert bool(verdict.reason) is not verdict.valid
     again = Report.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again.to_dict() == report.to_dict()
 
