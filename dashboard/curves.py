@@ -245,6 +245,18 @@ def compute_diagnosis(
     return diagnosis_dict(_full_series(job, columns, marks))
 
 
+def stored_diagnoses(
+    jobs: Sequence[Job], *, checkpoints: dict[str, list[CheckpointMark]]
+) -> dict[str, dict[str, Any]]:
+    """The diagnoses stored for these finished runs and still current (one query, always,
+    so a page's query count does not depend on which runs have one)."""
+    prints = {str(job.pk): diagnosis_key(job, checkpoints.get(str(job.pk), [])) for job in jobs}
+    rows = RunDiagnosis.objects.filter(
+        job_id__in=[job_id for job_id, value in prints.items() if value]
+    ).values_list("job_id", "fingerprint", "diagnosis")
+    return {str(job_id): data for job_id, print_, data in rows if print_ == prints[str(job_id)]}
+
+
 def diagnoses_for(
     jobs: Sequence[Job],
     *,

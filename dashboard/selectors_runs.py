@@ -685,6 +685,21 @@ class ComparedRun:
     job: Job | None = None  # None on shared pages, which link nowhere
     status: str = ""
     status_display: str = ""
+    # The fit diagnosis (stored for a finished run; from the drawn curve for one still going,
+    # so provisional) and the checkpoint to use: the model at its best step, else the best
+    # one still available.
+    diagnosis: dict[str, Any] | None = None
+    provisional: bool = False
+
+    @property
+    def best_checkpoint(self) -> str:
+        if not self.diagnosis:
+            return ""
+        marks = {mark.step: mark.model_id for mark in self.run.checkpoints}
+        step = self.diagnosis.get("best_step")
+        if not self.diagnosis.get("best_is_available_checkpoint"):
+            step = self.diagnosis.get("best_available_step")
+        return marks.get(step, "") if step is not None else ""
 
 
 @dataclass
@@ -708,6 +723,10 @@ class Comparison:
     def any_latest(self) -> bool:
         """Whether a run is still going, so some of its values are only the latest."""
         return any(cell["latest"] for column in self.metric_columns for cell in column["cells"])
+
+    @property
+    def any_diagnosis(self) -> bool:
+        return any(r.diagnosis for r in self.runs)
 
     @property
     def any_varying(self) -> bool:
@@ -897,7 +916,7 @@ def comparison(ids: Sequence[str], options: ChartOptions | None = None) -> Compa
         )
         for job in jobs
     ]
-    return build_comparison(
+    built = build_comparison(
         series,
         extras=[run_extras(job, price_table.cost(job)) for job in jobs],
         options=options,
@@ -906,6 +925,15 @@ def comparison(ids: Sequence[str], options: ChartOptions | None = None) -> Compa
         statuses=[(job.status, job.get_status_display()) for job in jobs],
         missing=[job_id for job_id in ids if job_id not in found],
     )
+    # Finished runs: the diagnosis of all their rows stored when they finished (one query).
+    # Others (still going, or not stored yet): from the curve drawn here (spikes, dips and
+    # the best point are kept in it), so no page reads a whole series; marked provisional.
+    stored = curves.stored_diagnoses(jobs, checkpoints=marks)
+    for compared, run in zip(built.runs, series, strict=True):
+        job_id = str(compared.job.pk) if compared.job else ""
+        compared.diagnosis = stored.get(job_id) or curves.diagnosis_dict(run)
+        compared.provisional = compared.job is not None and not compared.job.is_terminal
+    return built
 
 
 def recent_runs(exclude: Sequence[str], *, limit: int = RECENT_RUNS_OFFERED) -> list[Job]:

@@ -333,14 +333,18 @@ class LaunchForm(forms.Form):
         coerce=int,
         label="Training dataset",
         help_text="Only datasets that passed validation.",
-        error_messages={"invalid_choice": "Choose a training dataset that passed validation."},
+        error_messages={
+            "invalid_choice": "Choose a training dataset that passed validation for this provider."
+        },
     )
     validation_dataset = forms.TypedChoiceField(
         coerce=int,
         required=False,
         empty_value=None,
         label="Validation dataset (optional)",
-        error_messages={"invalid_choice": "Choose a validation dataset that passed validation."},
+        error_messages={
+            "invalid_choice": "Choose a validation dataset that passed validation for this provider."
+        },
     )
     method = forms.ChoiceField(choices=Job.Method.choices, initial=Job.Method.SUPERVISED)
     n_epochs = HyperparameterField(key="n_epochs", label="Epochs", help_text=HELP["n_epochs"])
@@ -415,9 +419,11 @@ class LaunchForm(forms.Form):
             ("Catalog models", catalog),
             *((f"Fine-tuned on {names[pk]}", items) for pk, items in grouped.items()),
         ]
+        # Only the datasets this connection's provider family accepts.
         datasets = [
             (d.id, f"{d.name} (#{d.id}, {d.n_examples:,} examples)")
             for d in options.datasets.values()
+            if d.trains_on(family)
         ]
         # A placeholder rather than the first dataset when nothing fits (none valid for
         # training, or a ``?dataset=`` that names no valid dataset): no silent substitute.

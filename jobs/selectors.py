@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from core.models import AuditEntry
 from datasets.models import BaseModel, Dataset
-from datasets.selectors import datasets_overlap
+from datasets.selectors import datasets_overlap, families_from_row
 from datasets.validation import (
     Distribution,
     estimate_hyperparameters,
@@ -112,6 +112,11 @@ class DatasetFacts:
     encoding: str
     tokens_by_context: dict[int, int]  # billed tokens per epoch for each catalog context limit
     split_part: str = ""  # "train", "validation" or "test" for a part of a split, else ""
+    # Provider family → the methods the dataset can train there (families that accept it).
+    families: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def trains_on(self, family: str) -> bool:
+        return bool(self.families.get(family))
 
     @property
     def is_training_data(self) -> bool:
@@ -210,11 +215,24 @@ def valid_datasets(contexts: set[int]) -> dict[int, DatasetFacts]:
             "report__tokens__total__counts",
             "derivation__kind",
             "derivation__part",
+            "status",
+            "validity",
         )
     )
     facts = {}
     for row in rows:
+        families = {
+            v.family: v.methods
+            for v in families_from_row(
+                status=row["status"], format=row["format"], validity=row["validity"]
+            )
+            if v.valid
+        }
         counts = row["report__tokens__total__counts"] or []
+        if not counts:
+            # A file only another family accepts (plain text, say): its tokens are that
+            # family's (the report's parts; read for these rare rows only).
+            counts = _part_token_counts(row["id"])
         distribution = Distribution({int(v): int(c) for v, c in counts})
         facts[row["id"]] = DatasetFacts(
             id=row["id"],
@@ -226,8 +244,18 @@ def valid_datasets(contexts: set[int]) -> dict[int, DatasetFacts]:
             split_part=str(row["derivation__part"] or "")
             if row["derivation__kind"] == "split"
             else "",
+            families=families,
         )
     return facts
+
+
+def _part_token_counts(dataset_id: int) -> list[Any]:
+    parts = Dataset.objects.filter(pk=dataset_id).values_list("report__parts", flat=True).first()
+    for part in parts if isinstance(parts, list) else []:
+        counts = (((part or {}).get("tokens") or {}).get("total") or {}).get("counts")
+        if counts:
+            return list(counts)
+    return []
 
 
 def launch_warnings(*, training_id: Any, validation_id: Any) -> list[str]:

@@ -21,7 +21,8 @@ from django.utils import timezone
 from core import leases, queue
 from core.services import audit_record
 from datasets.models import BaseModel, Dataset
-from datasets.validation import provider_limits
+from datasets.selectors import dataset_families, dataset_valid_for
+from datasets.validation import PRIMARY, provider_limits
 from jobs import selectors
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
@@ -287,11 +288,13 @@ def _base_model_problems(
 
 
 def _dataset_problem(
-    dataset: Dataset | None, field: str, method: str, model: BaseModel | None
+    dataset: Dataset | None, field: str, method: str, model: BaseModel | None, family: str
 ) -> JobError | None:
-    """A training or validation dataset must (still) be valid, hold the data the method trains
-    on, and suit the model: prompt/completion lines for legacy models only, images for vision
-    models only. ``dataset`` is the stored row (None when it was deleted)."""
+    """A training or validation dataset must (still) be valid for the connection's provider
+    family (``datasets.selectors.dataset_valid_for``: its rule set accepts the file and the
+    file's format trains the method there) and suit the model: prompt/completion lines for
+    legacy models only, images for vision models only. ``dataset`` is the stored row (None
+    when it was deleted)."""
     role = "training" if field == "training_dataset" else "validation"
     if dataset is None:
         return JobError(f"The {role} dataset no longer exists.", field=field)
@@ -300,6 +303,21 @@ def _dataset_problem(
             f"The {role} dataset “{dataset.name}” is not valid ({dataset.get_status_display()}).",
             field=field,
         )
+    accepted = any(v.valid for v in dataset_families(dataset) if v.family == family)
+    usable, reason = dataset_valid_for(dataset, family=family, method=method)
+    if not accepted:
+        return JobError(f"“{dataset.name}”: {reason}", field=field)
+    if family == PRIMARY.name:
+        # OpenAI's own wording for a format the method does not train on.
+        problem = _method_format_problem(dataset, field, method)
+        if problem is not None:
+            return problem
+    if not usable:
+        return JobError(f"“{dataset.name}”: {reason}", field=field)
+    return _model_format_problem(dataset, field, method, model)
+
+
+def _method_format_problem(dataset: Dataset, field: str, method: str) -> JobError | None:
     kind = dataset.get_format_display()
     if method == Job.Method.DPO and dataset.format != Dataset.Format.DPO:
         return JobError(f"DPO needs preference data; “{dataset.name}” is {kind}.", field=field)
@@ -310,16 +328,24 @@ def _dataset_problem(
             else "it cannot train a supervised job."
         )
         return JobError(f"“{dataset.name}” is {kind} data; {advice}", field=field)
-    if model is not None and method == Job.Method.SUPERVISED:
-        legacy = dataset.format == Dataset.Format.LEGACY_COMPLETION
+    return None
+
+
+def _model_format_problem(
+    dataset: Dataset, field: str, method: str, model: BaseModel | None
+) -> JobError | None:
+    if model is None or method != Job.Method.SUPERVISED:
+        return None
+    legacy = dataset.format == Dataset.Format.LEGACY_COMPLETION
+    if model.provider_kind == PRIMARY.name:
         if legacy and not model.legacy_completion:
             return JobError(
                 f"{model.pk} trains on chat messages, not prompt/completion lines.", field=field
             )
         if not legacy and model.legacy_completion:
             return JobError(f"{model.pk} trains on prompt/completion lines only.", field=field)
-        if dataset.format == Dataset.Format.VISION and not model.supports_vision:
-            return JobError(f"{model.pk} does not support image inputs.", field=field)
+    if dataset.format == Dataset.Format.VISION and not model.supports_vision:
+        return JobError(f"{model.pk} does not support image inputs.", field=field)
     return None
 
 
@@ -465,8 +491,9 @@ def _launch_problems(
     if request.validation_dataset is not None:
         chosen["validation_dataset"] = request.validation_dataset.pk
     stored = selectors.datasets_matching([pk for pk in chosen.values() if pk is not None])
+    family = traits(request.connection.kind).family
     for field, pk in chosen.items():
-        problem = _dataset_problem(stored.get(pk), field, method, model)
+        problem = _dataset_problem(stored.get(pk), field, method, model, family)
         if problem is not None:
             problems.append(problem)
     problems += _hyperparameter_problems(request, model)

@@ -389,9 +389,11 @@ def _speed(metadata: dict[str, str] | None) -> float:
     return settings.SANDBOX_SECONDS_PER_STEP
 
 
-def _analyze(file: SandboxFile, *, model: str, method: str) -> training_data.DataFacts:
+def _analyze(
+    file: SandboxFile, *, model: str, method: str, api: str = "openai"
+) -> training_data.DataFacts:
     try:
-        return training_data.analyze(file, model=model, method=method)
+        return training_data.analyze(file, model=model, method=method, rules=api)
     except TokenizerError as exc:
         # The server's fault, not the file's: an API error a client can retry, never a 500 page.
         raise ApiError(503, f"The sandbox cannot count tokens: {exc}", type="server_error") from exc
@@ -415,8 +417,10 @@ def job_create(
         if request.validation_file
         else None
     )
-    facts = _analyze(training, model=model, method=request.method)
-    valid_facts = _analyze(validation, model=model, method=request.method) if validation else None
+    facts = _analyze(training, model=model, method=request.method, api=api)
+    valid_facts = (
+        _analyze(validation, model=model, method=request.method, api=api) if validation else None
+    )
     failure = None
     if facts.error:
         failure = {

@@ -25,10 +25,13 @@ class DataFacts:
     error: str | None  # the API-style sentence for the first blocking error
 
 
-def analyze(file: SandboxFile, *, model: str, method: str) -> DataFacts:
+def analyze(file: SandboxFile, *, model: str, method: str, rules: str = "openai") -> DataFacts:
+    """The file as the provider the surface ``rules`` stands for sees it (its rule set in
+    ``datasets.validation``: OpenAI's, or Together's formats and checks)."""
     spec = get_default_model(base_of(model))
     with file.content.open("rb") as handle:
-        report = validate_stream(handle, model=spec, total_bytes=file.bytes)
+        full = validate_stream(handle, model=spec, total_bytes=file.bytes)
+    report = full.for_family(rules) or full
     context = spec.training_context if spec else None
     tokens = report.tokens.total.capped_total(context)
     error = None

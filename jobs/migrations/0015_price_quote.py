@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("datasets", "0004_basemodel_limits"),
+        ("datasets", "0005_basemodel_limits"),
         ("jobs", "0014_together_provider"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -121,7 +121,9 @@ def estimate_price(request: HttpRequest, caller: Caller) -> dict[str, Any]:
     ).first()
     if file is None:
         raise ApiError(400, f"No such file: {create.request.training_file}", param="training_file")
-    facts = training_data.analyze(file, model=create.model.name, method=create.request.method)
+    facts = training_data.analyze(
+        file, model=create.model.name, method=create.request.method, rules="together"
+    )
     return tg.estimate_price(create, facts.tokens_per_epoch)
 
 

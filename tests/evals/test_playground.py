@@ -498,9 +498,11 @@ def test_saving_appending_and_saving_again(trained: Trained, member: Client) -> 
     assert created.line_count == 1 and created.uploaded_by.username == "member-user"
     validated(created)
     created.refresh_from_db()
-    # Validated as a chat dataset; too short to train on (fewer than 10 examples) is its only
-    # error.
-    assert (created.format, created.n_examples, created.status) == ("chat", 1, "invalid")
+    # Validated as a chat dataset. Too short for OpenAI (fewer than 10 examples) is its only
+    # error there; Together takes a single example, so the dataset is usable (there only).
+    assert (created.format, created.n_examples, created.status) == ("chat", 1, "valid")
+    assert created.validity["openai"]["valid"] is False
+    assert created.validity["together"]["valid"] is True
     assert errors(created) == {"too_few_examples"}
 
     # Append a second prompt with an edited reference: a new version; the first is unchanged.

@@ -240,14 +240,14 @@ RULES = [
         lambda w: Inputs(w.connection, _invalid(w.chat)),
         "training_dataset",
         "The training dataset “train” is not valid (Invalid).",
-        form_message="Choose a training dataset that passed validation.",
+        form_message="Choose a training dataset that passed validation for this provider.",
     ),
     Rule(
         "validation-deleted",
         lambda w: Inputs(w.connection, w.chat, validation_dataset=_deleted(w.of_format("chat"))),
         "validation_dataset",
         "The validation dataset no longer exists.",
-        form_message="Choose a validation dataset that passed validation.",
+        form_message="Choose a validation dataset that passed validation for this provider.",
     ),
     Rule(
         "dpo-with-chat-training",

@@ -246,3 +246,50 @@ def test_permissions_of_the_catalog_and_quote_views(
     assert_matrix("/jobs/new/quote/", {**denied, "member": 400, "staff": 400}, method="post")
     assert client_for("member").get("/jobs/new/quote/").status_code == 405
     assert client_for("member").get("/jobs/new/quote/999999.json").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_datasets_are_offered_and_accepted_per_provider_family(
+    together: ProviderConnection, make_dataset: Any
+) -> None:
+    """A plain-text file is Together data only; three chat examples are too few for OpenAI
+    (10) but enough for Together (1). Each connection offers and accepts what its provider's
+    rule set accepts, and the Together launch runs at the sandbox's Together surface."""
+    text = make_dataset([{"text": f"Document {i}: the quick brown fox."} for i in range(12)],
+                        name="notes")  # fmt: skip
+    short = make_dataset(chat_examples(3), name="short")
+    assert (text.status, text.format, short.status) == ("valid", "text", "valid")
+    sandbox = connection_save(
+        name="Sandbox", kind="sandbox", base_url="http://127.0.0.1:9/v1", api_key="sk-x-1234"
+    )
+    member = client_for("member")
+    openai_page = member.get("/jobs/new/", {"connection": sandbox.pk}).content.decode()
+    together_page = member.get("/jobs/new/", {"connection": together.pk}).content.decode()
+    for dataset in (text, short):
+        assert f'<option value="{dataset.pk}"' not in openai_page
+        assert f'<option value="{dataset.pk}"' in together_page
+    refused = member.post(
+        "/jobs/new/",
+        {**form_data(sandbox, text), "base_model": "gpt-4o-mini-2024-07-18"},
+    ).content.decode()
+    assert "Choose a training dataset that passed validation for this provider." in refused
+    assert not Job.objects.exists()
+    from jobs.services import LaunchRejected, LaunchRequest, job_launch
+
+    with pytest.raises(LaunchRejected) as rejected:
+        job_launch(
+            request=LaunchRequest(
+                connection=sandbox, base_model="gpt-4o-mini-2024-07-18", training_dataset=short
+            ),
+            user=None,
+        )
+    assert [p.message for p in rejected.value.problems] == [
+        "“short”: OpenAI: 1 error; first: the file has 3 examples; at least 10 are required."
+    ]
+    response = member.post("/jobs/new/", form_data(together, text, name="text run"))
+    assert response.status_code == 302
+    job = job_launch_run(job_id=Job.objects.get(name="text run").pk)
+    assert job.provider_job_id and job.status not in ("failed", "launch_failed"), (
+        job.launch_error,
+        job.error,
+    )

@@ -225,8 +225,16 @@ def test_estimate_follows_a_resubmitted_form(
         ("suffix", "x" * 65, "Ensure this value has at most 64 characters"),
         ("seed", "-1", "Ensure this value is greater than or equal to 0."),
         ("seed", "abc", "Enter a whole number."),
-        ("training_dataset", "999999", "Choose a training dataset that passed validation."),
-        ("validation_dataset", "abc", "Choose a validation dataset that passed validation."),
+        (
+            "training_dataset",
+            "999999",
+            "Choose a training dataset that passed validation for this provider.",
+        ),
+        (
+            "validation_dataset",
+            "abc",
+            "Choose a validation dataset that passed validation for this provider.",
+        ),
         ("connection", "999999", "Select a valid choice."),
         ("base_model", "gpt-9-imaginary", "Select a valid choice."),
         ("method", "reinforcement", "Select a valid choice."),
@@ -276,7 +284,7 @@ def test_dpo_rules(
 def test_invalid_or_missing_datasets(connection: ProviderConnection, dataset: Dataset) -> None:
     Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.INVALID)
     html = client_for("member").post("/jobs/new/", valid_data(connection, dataset)).content.decode()
-    assert "Choose a training dataset that passed validation." in html
+    assert "Choose a training dataset that passed validation for this provider." in html
     assert "No dataset has passed validation yet." in html
     assert not Job.objects.exists()
 

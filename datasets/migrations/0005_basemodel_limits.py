@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("datasets", "0003_dataset_lease"),
+        ("datasets", "0004_dataset_validity"),
     ]
 
     operations = [
