@@ -69,7 +69,7 @@ JOB_FIELDS = (
     "estimated_finish", "error", "result_files", "training_file_id", "validation_file_id",
     "provider_created_at", "started_at", "finished_at", "total_steps", "last_step",
     "final_train_loss", "best_full_valid_loss", "best_full_valid_step", "last_synced_at",
-    "last_sync_error", "last_event_id", "launch_error", "archived", "origin",
+    "last_sync_error", "last_event_id", "launch_error", "archived", "origin", "provider_status",
 )  # fmt: skip
 DATETIME_FIELDS = frozenset(
     {"created_at", "model_deleted_at", "estimated_finish", "provider_created_at", "started_at",
@@ -606,6 +606,8 @@ def _job_from_row(
         training_dataset=datasets.get(training) if training else None,
         validation_dataset=datasets.get(validation) if validation else None,
         status=status,
+        # The provider's own word (Together's "completed"…); absent from older bundles.
+        provider_status=check.text("provider_status", max_length=64),
         model=check.text("model", max_length=300),
         hyperparameters=check.obj("hyperparameters", dict, {}),
         fine_tuned_model=check.text("fine_tuned_model", max_length=300),

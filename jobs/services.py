@@ -312,7 +312,7 @@ def _dataset_problem(
         problem = _method_format_problem(dataset, field, method)
         if problem is not None:
             return problem
-    if not usable:
+    if not usable and method in Job.Method.values:  # an unknown method is its own problem
         return JobError(f"“{dataset.name}”: {reason}", field=field)
     return _model_format_problem(dataset, field, method, model)
 

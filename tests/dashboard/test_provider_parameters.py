@@ -88,3 +88,20 @@ def test_runs_list_shows_a_dash_not_auto_for_a_parameter_the_provider_lacks(
     assert ordered.index(f'data-run="{together_run.pk}"') < ordered.index(
         f'data-run="{openai_auto.pk}"'
     )
+
+
+def test_compare_gives_each_runs_fit_and_checkpoint_to_use(make_job, together_connection) -> None:  # type: ignore[no-untyped-def]
+    openai_run = make_job(steps=60, seed=1)
+    together_run = together_job(make_job, together_connection)
+    Job.objects.filter(pk=together_run.pk).update(status="running", finished_at=None)
+    html = client_for("viewer").get(f"/compare/?runs={openai_run.pk},{together_run.pk}")
+    html = html.content.decode()
+    rows = dict(re.findall(r'<tr data-run="([0-9a-f-]{36})" data-verdict="([a-z_]+)">', html))
+    assert set(rows) == {str(openai_run.pk), str(together_run.pk)}
+    assert all(rows.values())  # a verdict for each run
+    fit = html[html.index("data-tb-fit-table") :]
+    fit = fit[: fit.index("</table>")]
+    # The finished OpenAI run: a checkpoint of its own; the running one: "so far".
+    checkpoints = set(openai_run.checkpoints.values_list("model_name", flat=True))
+    assert any(name in fit for name in checkpoints)
+    assert fit.count("(so far)") == 1

@@ -42,6 +42,7 @@ SUMMARY_FIELDS = (
     "trained_tokens", "error", "result_files", "training_file_id", "validation_file_id",
     "created_at", "provider_created_at", "started_at", "finished_at", "total_steps", "last_step",
     "final_train_loss", "best_full_valid_loss", "best_full_valid_step", "archived",
+    "provider_status",
 )  # fmt: skip
 
 

@@ -145,3 +145,41 @@ def test_a_job_launched_here_is_recognised_by_its_suffix_marker(
     assert run.status == "succeeded" and run.jobs_created == 0
     ours.refresh_from_db()
     assert ours.provider_job_id == made.id and Job.objects.count() == 1
+
+
+def test_together_runs_travel_in_export_bundles(
+    together: TogetherProvider, together_url: str, sandbox_key: str, tmp_path: Any
+) -> None:
+    """Imported Together runs leave in a connection's bundle and come back whole in another
+    Tuneboard: Together's words, hyperparameters, metrics, checkpoints, events and curves."""
+    from django.core.management import call_command
+
+    from tests.history.test_bundles import download, flush_everything, runs_as_numbers
+    from tests.permissions import client_for
+
+    train = upload(together, jsonl(chat_examples(24)), "train.jsonl")
+    done = together.create_job(
+        JobSpec(model=MODEL, training_file=train, suffix="bundle",
+                hyperparameters={"n_epochs": 2, "learning_rate": 2e-5, "lora_r": 4})
+    )  # fmt: skip
+    settle(together, done.id)
+    connection = connection_save(
+        name="Together", kind="together", base_url=together_url, api_key=sandbox_key
+    )
+    assert history_service.import_now(connection=connection, user=None).status == "succeeded"
+    settle_datasets()
+    before = runs_as_numbers()
+    (run,) = before.values()
+    assert (run["status"], run["provider_status"]) == ("succeeded", "completed")
+    assert run["hyperparameters"]["learning_rate"] == 2e-5 and run["metrics"]
+
+    bundle = tmp_path / "together.zip"
+    bundle.write_bytes(download(client_for("viewer"), f"/jobs/connections/{connection.pk}/export/"))
+    flush_everything()
+    call_command("import_bundle", str(bundle))
+    settle_datasets()
+    assert runs_as_numbers() == before
+    restored = Job.objects.get()
+    assert restored.connection.kind == "together" and restored.connection.archived_at is not None
+    page = client_for("viewer").get(f"/jobs/{restored.pk}/").content.decode()
+    assert "at the provider: completed" in page
