@@ -38,7 +38,11 @@ from tests.e2e.pages import (
     axe_violations,
     screenshot_path,
 )
-from tests.jobs.conftest import make_dataset, sandbox_connection  # noqa: F401 - fixtures
+from tests.jobs.conftest import (  # noqa: F401 - fixtures
+    make_dataset,
+    sandbox_connection,
+    together_connection,
+)
 from tests.permissions import make_user
 
 NAVIGATION_TIMEOUT_MS = 20_000

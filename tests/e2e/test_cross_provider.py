@@ -15,9 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from datasets.models import Dataset
-from jobs.catalogs import catalog_refresh
 from jobs.models import Job, ProviderConnection
-from jobs.services import connection_save
 from tests.e2e.pages import E2E, evaluate_settled, poll
 from tests.sandbox.data import chat_examples
 
@@ -41,6 +39,12 @@ PAGE_STATE = """() => {
       .map((trace) => (trace.x || []).length)),
   };
 }"""
+# Whether the compare loss chart is drawn with an x axis titled like ``word``.
+AXIS_TITLE = """(word) => {
+  const gd = document.querySelector('[data-tb-chart="loss"]');
+  const layout = gd && gd._fullLayout;
+  return Boolean(layout && layout.xaxis && new RegExp(word, "i").test(layout.xaxis.title.text));
+}"""
 # The compare chart's training-loss lines: run, role and x values.
 PLOTTED = """() => {
   const gd = document.querySelector('[data-tb-chart="loss"]');
@@ -51,16 +55,6 @@ PLOTTED = """() => {
       .map((t) => ({run: t.meta.run, x: Array.from(t.x)})),
   };
 }"""
-
-
-@pytest.fixture
-def together(sandbox_url: str, sandbox_key: str) -> ProviderConnection:
-    connection = connection_save(
-        name="Together", kind="together", api_key=sandbox_key,
-        base_url=sandbox_url.removesuffix("/v1") + "/together/v1",
-    )  # fmt: skip
-    catalog_refresh(connection_id=connection.pk)
-    return connection
 
 
 def launch_openai(page: Page, dataset: Dataset, validation: Dataset) -> Job:
@@ -141,7 +135,7 @@ def test_one_job_on_each_provider_followed_live_and_compared(
     check_page: Callable[[Page, str], None],
     make_dataset: Callable[..., Dataset],
     sandbox_connection: ProviderConnection,
-    together: ProviderConnection,
+    together_connection: ProviderConnection,
     celery_worker: str,
     celery_beat: object,
     settings: object,
@@ -221,20 +215,17 @@ def test_one_job_on_each_provider_followed_live_and_compared(
         expect(line.locator(".mono")).not_to_have_text("")  # a checkpoint's model name
 
     # Aligned by epoch: both end at epoch 2; by tokens seen: each at the tokens it trained.
+    page.wait_for_function(AXIS_TITLE, arg="step")  # drawn (on steps) before switching
     axis = page.get_by_label("X axis")
     assert axis.locator("option").all_inner_texts() == ["Steps", "Epochs", "Tokens seen"]
     by_id = {str(job.pk): job for job in jobs.values()}
     axis.select_option(label="Epochs")
-    page.wait_for_function(
-        "() => /epoch/i.test(document.querySelector('[data-tb-chart=\"loss\"]')._fullLayout.xaxis.title.text)"
-    )
+    page.wait_for_function(AXIS_TITLE, arg="epoch")
     lines = page.evaluate(PLOTTED)["lines"]
     assert sorted(line["run"] for line in lines) == sorted(by_id)
     assert all(line["x"][-1] == pytest.approx(2.0) for line in lines), lines
     axis.select_option(label="Tokens seen")
-    page.wait_for_function(
-        "() => /token/i.test(document.querySelector('[data-tb-chart=\"loss\"]')._fullLayout.xaxis.title.text)"
-    )
+    page.wait_for_function(AXIS_TITLE, arg="token")
     for line in page.evaluate(PLOTTED)["lines"]:
         assert line["x"][-1] == pytest.approx(by_id[line["run"]].trained_tokens), line["run"]
     check_page(page, "compare-across-providers")

@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from datasets.models import Dataset
 from datasets.services import dataset_create_from_upload, dataset_validate
+from jobs.catalogs import catalog_refresh
 from jobs.models import ProviderConnection
 from jobs.services import connection_save
 from tests.conftest import wait_until
@@ -19,6 +20,18 @@ def sandbox_connection(sandbox_url: str, sandbox_key: str) -> ProviderConnection
     return connection_save(
         name="Sandbox", kind="sandbox", base_url=sandbox_url, api_key=sandbox_key
     )
+
+
+@pytest.fixture
+def together_connection(sandbox_url: str, sandbox_key: str) -> ProviderConnection:
+    """A connection to the sandbox's Together-compatible API, its model list fetched (what
+    the task its save queues does)."""
+    connection = connection_save(
+        name="Together", kind="together", api_key=sandbox_key,
+        base_url=sandbox_url.removesuffix("/v1") + "/together/v1",
+    )  # fmt: skip
+    catalog_refresh(connection_id=connection.pk)
+    return connection
 
 
 @pytest.fixture

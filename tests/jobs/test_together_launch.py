@@ -9,26 +9,15 @@ from typing import Any
 
 import pytest
 
-from jobs.catalogs import catalog_refresh
 from jobs.models import Checkpoint, Job, MetricPoint
 from jobs.providers import TogetherProvider
-from jobs.services import LaunchRejected, connection_save
+from jobs.services import LaunchRejected
 from tests.jobs.test_launch_and_poll import launched, settled
 from tests.sandbox.data import chat_examples
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
-
-
-@pytest.fixture
-def together_connection(sandbox_url: str, sandbox_key: str) -> Any:
-    connection = connection_save(
-        name="Together", kind="together", api_key=sandbox_key,
-        base_url=sandbox_url.removesuffix("/v1") + "/together/v1",
-    )  # fmt: skip
-    catalog_refresh(connection_id=connection.pk)  # what the task queued by the save does
-    return connection
 
 
 def test_a_together_launch_runs_to_the_end_once(

@@ -30,16 +30,6 @@ QWEN = "Qwen/Qwen2.5-7B-Instruct"
 MISTRAL = "mistralai/Mistral-7B-Instruct-v0.2"
 
 
-@pytest.fixture
-def together(sandbox_url: str, sandbox_key: str) -> ProviderConnection:
-    connection = connection_save(
-        name="Together", kind="together", api_key=sandbox_key,
-        base_url=sandbox_url.removesuffix("/v1") + "/together/v1",
-    )  # fmt: skip
-    catalog_refresh(connection_id=connection.pk)  # what the task the save queued does
-    return connection
-
-
 def launch_data(html: str) -> dict[str, Any]:
     match = re.search(
         r'<script id="launch-data" type="application/json">(.*?)</script>', html, re.S
@@ -60,13 +50,13 @@ def form_data(connection: ProviderConnection, dataset: Any, **overrides: Any) ->
 
 @pytest.mark.django_db(transaction=True)
 def test_the_catalog_is_the_providers_list_with_each_models_limits(
-    together: ProviderConnection,
+    together_connection: ProviderConnection,
 ) -> None:
     BaseModel.objects.create(
         id="retired/Old-Model", provider_kind="together", encoding="o200k_base",
         training_context=4096, inference_context=4096,
     )  # fmt: skip
-    catalog_refresh(connection_id=together.pk)
+    catalog_refresh(connection_id=together_connection.pk)
     rows = {m.pk: m for m in BaseModel.objects.filter(provider_kind="together")}
     assert sorted(rows) == sorted([LLAMA, QWEN, MISTRAL, "retired/Old-Model"])
     assert rows["retired/Old-Model"].shutdown_on == timezone.localdate()  # no longer listed
@@ -77,18 +67,18 @@ def test_the_catalog_is_the_providers_list_with_each_models_limits(
     assert llama.shutdown_on is None and llama.listed_at is not None
     # A second refresh changes nothing; OpenAI's catalog is untouched.
     before = list(BaseModel.objects.order_by("pk").values("pk", "limits", "shutdown_on"))
-    catalog_refresh(connection_id=together.pk)
+    catalog_refresh(connection_id=together_connection.pk)
     assert list(BaseModel.objects.order_by("pk").values("pk", "limits", "shutdown_on")) == before
     assert BaseModel.objects.filter(provider_kind="openai").exists()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_page_shows_the_declared_parameters_with_the_models_limits(
-    together: ProviderConnection, make_dataset: Any
+    together_connection: ProviderConnection, make_dataset: Any
 ) -> None:
     dataset = make_dataset(chat_examples(20))
     member = client_for("member")
-    html = member.get("/jobs/new/", {"connection": together.pk}).content.decode()
+    html = member.get("/jobs/new/", {"connection": together_connection.pk}).content.decode()
     for field in ("learning_rate", "lora_r", "lora_alpha", "warmup_ratio", "n_checkpoints",
                   "n_evals", "lr_scheduler", "training_type", "dpo_beta", "train_on_inputs"):  # fmt: skip
         assert f'name="{field}"' in html, field
@@ -102,7 +92,9 @@ def test_the_page_shows_the_declared_parameters_with_the_models_limits(
     assert "3 models listed by Together AI" in html
     assert 'id="ask-quote"' in html and "Ask Together AI for its price" in html
     data = launch_data(html)
-    assert data["family"] == "together" and data["families"][str(together.pk)] == "together"
+    assert (
+        data["family"] == "together" and data["families"][str(together_connection.pk)] == "together"
+    )
     assert data["ranges"][QWEN]["supervised/lora"]["batch_size"] == [
         "8–24",
         "the largest the model allows",
@@ -114,7 +106,7 @@ def test_the_page_shows_the_declared_parameters_with_the_models_limits(
     # The estimate names the tokenizer the counts were made with.
     estimate = member.get(
         "/jobs/new/estimate/",
-        {"connection": together.pk, "training_dataset": dataset.pk, "base_model": LLAMA},
+        {"connection": together_connection.pk, "training_dataset": dataset.pk, "base_model": LLAMA},
     ).content.decode()
     assert "tokens counted with o200k_base, not the model's own tokenizer" in estimate
     assert "no price known yet for " + LLAMA in estimate and "over 1 epoch" in estimate
@@ -130,13 +122,13 @@ def test_the_page_shows_the_declared_parameters_with_the_models_limits(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_launch_from_the_page_keeps_what_applies_and_refuses_what_the_model_does_not_allow(
-    together: ProviderConnection, make_dataset: Any
+    together_connection: ProviderConnection, make_dataset: Any
 ) -> None:
     dataset = make_dataset(chat_examples(20))
     member = client_for("member")
     refused = member.post(
         "/jobs/new/",
-        form_data(together, dataset, base_model=QWEN, batch_size="32", learning_rate="2",
+        form_data(together_connection, dataset, base_model=QWEN, batch_size="32", learning_rate="2",
                   suffix="far-too-long-suffix", n_epochs="21"),
     ).content.decode()  # fmt: skip
     assert "Batch size must be a whole number from 8 to 24." in refused
@@ -144,12 +136,12 @@ def test_a_launch_from_the_page_keeps_what_applies_and_refuses_what_the_model_do
     assert "Epochs must be a whole number from 1 to 20." in refused
     assert 'maxlength="13"' in refused and not Job.objects.exists()
     dpo_refused = member.post(
-        "/jobs/new/", form_data(together, dataset, base_model=MISTRAL, method="dpo")
+        "/jobs/new/", form_data(together_connection, dataset, base_model=MISTRAL, method="dpo")
     ).content.decode()
     assert f"{MISTRAL} does not support DPO fine-tuning." in dpo_refused
     response = member.post(
         "/jobs/new/",
-        form_data(together, dataset, base_model=QWEN, batch_size="16", learning_rate="3e-5",
+        form_data(together_connection, dataset, base_model=QWEN, batch_size="16", learning_rate="3e-5",
                   training_type="full", lora_r="16", dpo_beta="0.3", n_epochs="2", suffix="qw"),
     )  # fmt: skip
     assert response.status_code == 302
@@ -158,16 +150,16 @@ def test_a_launch_from_the_page_keeps_what_applies_and_refuses_what_the_model_do
     assert job.requested_hyperparameters == {
         "batch_size": 16, "learning_rate": 3e-5, "training_type": "full", "n_epochs": 2,
     }  # fmt: skip
-    assert (job.base_model, job.suffix, job.connection_id) == (QWEN, "qw", together.pk)
+    assert (job.base_model, job.suffix, job.connection_id) == (QWEN, "qw", together_connection.pk)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_providers_price_beside_ours_and_the_launch_reuses_its_upload(
-    together: ProviderConnection, make_dataset: Any, celery_worker: str
+    together_connection: ProviderConnection, make_dataset: Any, celery_worker: str
 ) -> None:
     dataset = make_dataset(chat_examples(40))
     member = client_for("member")
-    data = form_data(together, dataset, n_epochs="3")
+    data = form_data(together_connection, dataset, n_epochs="3")
     asked = member.post("/jobs/new/quote/", data)
     assert asked.status_code == 202 and asked.json()["status"] == "pending"
     url = asked.json()["url"]
@@ -190,7 +182,7 @@ def test_the_providers_price_beside_ours_and_the_launch_reuses_its_upload(
     assert abs(learnt - Decimal("0.48")) < Decimal("0.001")
     estimate = member.get(
         "/jobs/new/estimate/",
-        {"connection": together.pk, "training_dataset": dataset.pk, "base_model": LLAMA,
+        {"connection": together_connection.pk, "training_dataset": dataset.pk, "base_model": LLAMA,
          "n_epochs": "3"},
     ).content.decode()  # fmt: skip
     assert f"at ${learnt.normalize()} per 1M" in estimate and "over 3 epochs" in estimate
@@ -200,17 +192,19 @@ def test_the_providers_price_beside_ours_and_the_launch_reuses_its_upload(
     assert (
         job.provider_job_id and job.training_file_id == ProviderFile.objects.get().provider_file_id
     )
-    files = provider_for_connection(together).list_files().data
+    files = provider_for_connection(together_connection).list_files().data
     assert [f.id for f in files if f.filename.endswith(".jsonl")] == [job.training_file_id]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_quotes_are_refused_where_there_is_no_price_or_the_launch_would_be(
-    together: ProviderConnection, make_dataset: Any
+    together_connection: ProviderConnection, make_dataset: Any
 ) -> None:
     dataset = make_dataset(chat_examples(20))
     member = client_for("member")
-    too_big = member.post("/jobs/new/quote/", form_data(together, dataset, batch_size="64"))
+    too_big = member.post(
+        "/jobs/new/quote/", form_data(together_connection, dataset, batch_size="64")
+    )
     assert too_big.status_code == 400
     assert "Batch size must be a whole number from 8 to 32." in too_big.json()["text"]
     sandbox = connection_save(
@@ -228,16 +222,16 @@ def test_quotes_are_refused_where_there_is_no_price_or_the_launch_would_be(
 
 @pytest.mark.django_db(transaction=True)
 def test_permissions_of_the_catalog_and_quote_views(
-    together: ProviderConnection, make_dataset: Any
+    together_connection: ProviderConnection, make_dataset: Any
 ) -> None:
     dataset = make_dataset(chat_examples(20))
     quote = PriceQuote.objects.create(
-        connection=together, key="k" * 64, base_model=LLAMA, method="supervised",
+        connection=together_connection, key="k" * 64, base_model=LLAMA, method="supervised",
         training_dataset=dataset, status="failed", error="test",
     )  # fmt: skip
     denied = {"anonymous": LOGIN, "share": LOGIN, "norole": 403, "viewer": 403}
     assert_matrix(
-        f"/jobs/connections/{together.pk}/models/refresh/",
+        f"/jobs/connections/{together_connection.pk}/models/refresh/",
         {**denied, "member": 302, "staff": 302},
         method="post",
     )
@@ -250,7 +244,7 @@ def test_permissions_of_the_catalog_and_quote_views(
 
 @pytest.mark.django_db(transaction=True)
 def test_datasets_are_offered_and_accepted_per_provider_family(
-    together: ProviderConnection, make_dataset: Any
+    together_connection: ProviderConnection, make_dataset: Any
 ) -> None:
     """A plain-text file is Together data only; three chat examples are too few for OpenAI
     (10) but enough for Together (1). Each connection offers and accepts what its provider's
@@ -264,7 +258,9 @@ def test_datasets_are_offered_and_accepted_per_provider_family(
     )
     member = client_for("member")
     openai_page = member.get("/jobs/new/", {"connection": sandbox.pk}).content.decode()
-    together_page = member.get("/jobs/new/", {"connection": together.pk}).content.decode()
+    together_page = member.get(
+        "/jobs/new/", {"connection": together_connection.pk}
+    ).content.decode()
     for dataset in (text, short):
         assert f'<option value="{dataset.pk}"' not in openai_page
         assert f'<option value="{dataset.pk}"' in together_page
@@ -286,7 +282,7 @@ def test_datasets_are_offered_and_accepted_per_provider_family(
     assert [p.message for p in rejected.value.problems] == [
         "“short”: OpenAI: 1 error; first: the file has 3 examples; at least 10 are required."
     ]
-    response = member.post("/jobs/new/", form_data(together, text, name="text run"))
+    response = member.post("/jobs/new/", form_data(together_connection, text, name="text run"))
     assert response.status_code == 302
     job = job_launch_run(job_id=Job.objects.get(name="text run").pk)
     assert job.provider_job_id and job.status not in ("failed", "launch_failed"), (
