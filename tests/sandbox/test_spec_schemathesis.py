@@ -18,7 +18,9 @@ from tests.sandbox.data import chat_examples, jsonl
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SPEC = BASE_DIR.parent / "shared" / "openai-openapi" / "openapi.yaml"
-BUDGET_SECONDS = 75
+# Time-boxed: past this, new cases found little in earlier runs, and the suite must stay
+# within its 15 minutes.
+BUDGET_SECONDS = 50
 
 
 def schemathesis(url: str, key: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -35,7 +35,7 @@ def test_together_surface_conforms_to_togethers_description(
         json={"training_file": file_id, "model": "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"},
     )
     assert created.status_code == 200, created.text
-    # 16 operations: a shorter budget than the OpenAI surface's 40 keeps the suite in time.
+    # 16 operations: a shorter budget than the OpenAI surface's keeps the suite in time.
     result = schemathesis_run(SPEC, base, sandbox_key, r"^/(files|fine-tunes)", budget=35)
     report = result.stdout[-20000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
