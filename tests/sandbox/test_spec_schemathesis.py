@@ -18,8 +18,7 @@ from tests.sandbox.data import chat_examples, jsonl
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SPEC = BASE_DIR.parent / "shared" / "openai-openapi" / "openapi.yaml"
-# Time-boxed: past this, new cases found little in earlier runs, and the suite must stay
-# within its 15 minutes.
+# Time-boxed so that the whole suite stays within its 15 minutes on 2 cores.
 BUDGET_SECONDS = 50
 
 
