@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core import services
-from core.models import AuditEntry, Heartbeat, TaskProbe
+from core.models import ApiToken, AuditEntry, Heartbeat, TaskProbe
 
 
 @admin.register(Heartbeat)
@@ -68,3 +68,44 @@ admin.site.unregister(Group)
 admin.site.register(Group, AccessibleGroupAdmin)
 admin.site.unregister(User)
 admin.site.register(User, AccessibleUserAdmin)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+    # The hash is never shown; the token itself is not stored.
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("scope", ("revoked_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("name", "prefix", "user__username")
+    fields = (
+        "user",
+        "name",
+        "prefix",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    actions = ("revoke",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by their owners on the API tokens page, shown to them once
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.api_token_revoke(token=token, actor=request.user)
+        self.message_user(request, "Revoked the selected tokens.", messages.SUCCESS)

@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core import healthchecks, leases
-from core.models import Heartbeat, TaskProbe
+from core.models import ApiToken, Heartbeat, TaskProbe
 
 # How long /healthz waits for a worker to answer a ping when the heartbeat task is late.
 PING_TIMEOUT_SECONDS = 1.0
@@ -154,3 +154,13 @@ def work_stuck() -> list[leases.StuckWork]:
 
 def probes_recent(*, limit: int = 10) -> list[TaskProbe]:
     return list(TaskProbe.objects.select_related("requested_by")[:limit])
+
+
+def api_tokens_of(user: Any) -> list[ApiToken]:
+    """A user's API tokens, newest first (revoked ones included, marked)."""
+    return list(ApiToken.objects.filter(user=user).order_by("-created_at", "-id"))
+
+
+def api_token_of(*, user: Any, pk: int) -> ApiToken | None:
+    """One of ``user``'s tokens (None when it is someone else's or does not exist)."""
+    return ApiToken.objects.filter(pk=pk, user=user).first()

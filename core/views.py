@@ -6,15 +6,17 @@ import sys
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core import selectors, services
+from core.forms import ApiTokenForm
 from core.middleware import database_is_down, database_optional, database_unavailable
-from core.permissions import member_required
+from core.permissions import can_read, member_required
 
 
 @database_optional
@@ -69,3 +71,53 @@ def favicon(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(handle.read(), content_type="image/svg+xml")
     response["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+
+
+def _tokens_page(
+    request: HttpRequest, form: ApiTokenForm, *, created: str = "", status: int = 200
+) -> HttpResponse:
+    response = render(
+        request,
+        "core/api_tokens.html",
+        {"form": form, "tokens": selectors.api_tokens_of(request.user), "created": created},
+        status=status,
+    )
+    # The page may hold a token's secret, shown once: never kept by a cache or the history.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    if not can_read(request.user):
+        raise PermissionDenied("Your account has no role: it cannot have API tokens.")
+    if request.method == "GET":
+        return _tokens_page(request, ApiTokenForm(user=request.user))
+    form = ApiTokenForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return _tokens_page(request, form, status=400)
+    try:
+        token, raw = services.api_token_create(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            scope=form.cleaned_data["scope"],
+            expires_at=form.expires_at(),
+        )
+    except services.ApiTokenError as exc:
+        form.add_error(None, str(exc))
+        return _tokens_page(request, form, status=400)
+    messages.success(request, f"Token “{token.name}” created. Copy it now: it is not shown again.")
+    return _tokens_page(request, ApiTokenForm(user=request.user), created=raw)
+
+
+@require_POST
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = selectors.api_token_of(user=request.user, pk=pk)
+    if token is None:
+        raise Http404("No such token of yours.")
+    services.api_token_revoke(token=token, actor=request.user)
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("api_tokens")

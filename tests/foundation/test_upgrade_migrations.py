@@ -35,7 +35,7 @@ DASHBOARD_BEFORE_MOVE = ("dashboard", "0004_sharelink_evaluation")
 # checked through its content type below.
 UNMANAGED = {"dashboard.access"}
 # Tables that migrations after the move create: new features, not part of the old layout.
-ADDED_AFTER_MOVE = {"dashboard_runlistpreference"}
+ADDED_AFTER_MOVE = {"dashboard_runlistpreference", "core_apitoken"}
 # Derived tables a later migration replaced: RunCurve's cached fit diagnoses live on in
 # RunDiagnosis (its reduced curves are kept from the metric rows by jobs.MetricCurve); a
 # rollback starts the old cache empty, to be recomputed on first view.

@@ -21,6 +21,8 @@ VIEWER_POSTS = (
     re.compile(r"^/runs/columns/$"),  # the runs-list columns they see
     re.compile(r"^/accounts/password/$"),
     re.compile(r"^/accounts/logout/$"),
+    # Their own API tokens: read-only ones for a viewer (tests/core/test_api_tokens.py).
+    re.compile(r"^/accounts/tokens/"),
 )
 
 
