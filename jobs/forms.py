@@ -260,9 +260,7 @@ class HyperparameterRow:
 
     @staticmethod
     def default_of(p: Parameter) -> str:
-        if p.default is None:
-            return "the largest the model allows" if p.name == "batch_size" else "auto"
-        return plain_number(p.default)
+        return p.auto_text if p.default is None else plain_number(p.default)
 
     @staticmethod
     def range_of(p: Parameter) -> str:

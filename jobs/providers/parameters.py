@@ -25,6 +25,7 @@ class Parameter:
     auto: bool = False
     choices: tuple[str, ...] = ()
     methods: tuple[str, ...] = ("supervised", "dpo")
+    auto_text: str = "auto"  # what the provider's own choice is called on pages
     # Applies only when another parameter has this value (LoRA settings: training_type=lora).
     only_when: tuple[str, str] | None = None
 
@@ -44,7 +45,8 @@ OPENAI: tuple[Parameter, ...] = (
 TOGETHER: tuple[Parameter, ...] = (
     Parameter("n_epochs", "Epochs", "int", "Passes over the training data.", low=1, high=20, default=1),
     Parameter("batch_size", "Batch size", "int",
-              "Examples per step; “max” is the largest the model allows.", low=1, high=256, auto=True),
+              "Examples per step; “max” is the largest the model allows.", low=1, high=256, auto=True,
+              auto_text="the largest the model allows"),
     Parameter("learning_rate", "Learning rate", "float", "The absolute peak learning rate.",
               low=1e-8, high=1.0, default=1e-5),
     Parameter("lr_scheduler", "LR schedule", "choice", "How the rate decays after warm-up.",
