@@ -390,7 +390,9 @@ class OpenAICompatibleProvider(SessionClient):
         return {}  # OpenAI's API publishes no per-model limits: its documented ones apply
 
     def estimate_price(self, spec: JobSpec) -> dict[str, Any]:
-        raise NotImplementedError("OpenAI's API has no price estimate (traits.quotes_price)")
+        # OpenAI's API has no price estimate (``traits.quotes_price`` is False, so nothing
+        # asks); answered in Together's words for "no estimate".
+        return {"estimation_available": False}
 
     def retrieve_model(self, model: str) -> ModelInfo:
         # NotFoundError (404) when the provider no longer serves it (deleted, or a pruned
