@@ -188,7 +188,11 @@ def test_the_providers_price_beside_ours_and_the_launch_reuses_its_upload(
     assert f"at ${learnt.normalize()} per 1M" in estimate and "over 3 epochs" in estimate
     # The launch finds the file the quote uploaded: one file at Together.
     assert member.post("/jobs/new/", data).status_code == 302
-    job = job_launch_run(job_id=Job.objects.get().pk)
+    # The worker launches it (the page queued the launch).
+    assert wait_until(
+        lambda: Job.objects.filter(provider_job_id__isnull=False).exists(), timeout=60
+    ), Job.objects.values("status", "launch_error").get()
+    job = Job.objects.get()
     assert (
         job.provider_job_id and job.training_file_id == ProviderFile.objects.get().provider_file_id
     )
