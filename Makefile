@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.requirements-run
 DEV_STAMP := $(VENV)/.requirements-dev
+TRAIN_STAMP := $(VENV)/.requirements-train
 
 .PHONY: run test lint typecheck format browser e2e
 
@@ -20,6 +21,11 @@ $(RUN_STAMP): requirements.txt | $(PY)
 $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@touch $(RUN_STAMP) $@
+
+# The training stack for the self-hosted tests (torch, transformers) and the client package.
+$(TRAIN_STAMP): requirements-train.txt client/pyproject.toml | $(DEV_STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-train.txt
+	@touch $@
 
 run: $(RUN_STAMP)
 	@exec $(PY) -m runtime run
@@ -44,7 +50,7 @@ format: $(DEV_STAMP)
 browser: $(DEV_STAMP)
 	@$(PY) -m runtime.browser
 
-test: lint typecheck browser
+test: lint typecheck browser $(TRAIN_STAMP)
 	@exec $(PY) -m runtime test $(PYTEST_ARGS)
 
 e2e: browser

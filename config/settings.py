@@ -98,6 +98,8 @@ INSTALLED_APPS = [
     "evals",
     "dashboard",
     "sandbox",
+    # django-ninja: the REST API's docs page serves its own swagger-ui files (no CDN).
+    "ninja",
 ]
 
 MIDDLEWARE = [

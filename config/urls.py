@@ -11,6 +11,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # Signed provider webhooks (jobs app): /webhooks/<connection id>/.
     path("webhooks/", include("jobs.urls_webhooks")),
     path("admin/", admin.site.urls),
+    # REST API v1 (token auth): dashboard/api/.
+    path("api/v1/", include("dashboard.api.urls")),
 ]
 if settings.SANDBOX_ENABLED:
     # Its fault injection and its outgoing webhooks have no place on a production install.

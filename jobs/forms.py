@@ -139,8 +139,17 @@ class ConnectionForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if self.instance.pk is None and not data.get("api_key"):
+        hosted = traits(data.get("kind") or "openai").hosted
+        if hosted and self.instance.pk is None and not data.get("api_key"):
             self.add_error("api_key", "Enter the API key for the new connection.")
+        if hosted and not data.get("base_url"):
+            self.add_error("base_url", "Enter the provider's API root.")
+        if not hosted and (data.get("api_key") or data.get("base_url")):
+            self.add_error(
+                None,
+                "A self-hosted connection has no provider URL or key: its runs report "
+                "through Tuneboard's API with the members' API tokens.",
+            )
         if data.get("api_version") and data.get("kind") != ProviderConnection.Kind.AZURE_OPENAI:
             self.add_error("api_version", "The API version applies to Azure OpenAI only.")
         return data

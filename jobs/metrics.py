@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Max
 
 from jobs import curvestore, storable
-from jobs.models import METRIC_COLUMNS
+from jobs.models import METRIC_COLUMNS, Job, MetricPoint
 
 COLUMNS = METRIC_COLUMNS
 ALIASES = {
@@ -139,3 +140,29 @@ def upsert(job_id: Any, rows: Iterable[Row]) -> int:
             changed = cursor.fetchall()
         curvestore.update(job_id, changed)
     return len(merged)
+
+
+def summarise(job: Job) -> None:
+    """The run's metric summary the lists show (last step and train loss, best full-valid
+    loss and its step), set on ``job`` from its metric rows; the caller saves it."""
+    points = MetricPoint.objects.filter(job=job)
+    last = (
+        points.exclude(train_loss__isnull=True)
+        .order_by("-step")
+        .values("step", "train_loss")
+        .first()
+    )
+    if last:
+        job.last_step = last["step"]
+        job.final_train_loss = last["train_loss"]
+    best = (
+        points.exclude(full_valid_loss__isnull=True)
+        .order_by("full_valid_loss", "step")
+        .values("step", "full_valid_loss")
+        .first()
+    )
+    if best:
+        job.best_full_valid_loss = best["full_valid_loss"]
+        job.best_full_valid_step = best["step"]
+    if job.total_steps is None:
+        job.total_steps = points.aggregate(Max("step"))["step__max"]

@@ -18,10 +18,11 @@ class ProviderConnection(models.Model):
         AZURE_OPENAI = "azure_openai", "Azure OpenAI"
         SANDBOX = "sandbox", "Tuneboard sandbox"
         TOGETHER = "together", "Together AI"
+        SELF_HOSTED = "self_hosted", "Self-hosted (runs report through the API)"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    base_url = models.URLField(max_length=300)
+    base_url = models.URLField(max_length=300, blank=True)
     # Encrypted at rest; never rendered back (only the last four characters are shown).
     api_key_encrypted = models.TextField(blank=True, editable=False)
     api_key_hint = models.CharField(max_length=8, blank=True, editable=False)

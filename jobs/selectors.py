@@ -34,6 +34,7 @@ from jobs.models import (
     ProviderConnection,
     WebhookDelivery,
 )
+from jobs.providers import traits
 
 DEFAULT_BASE_MODEL_ID = "gpt-4o-mini-2024-07-18"
 EVENTS_SHOWN = 200
@@ -415,6 +416,8 @@ class Controls:
     resume: bool = False
     sync: bool = False
     delete_model: bool = False
+    # The run reports itself (a self-hosted training script): nothing to ask a provider.
+    self_reported: bool = False
 
     @property
     def any_provider(self) -> bool:
@@ -422,6 +425,8 @@ class Controls:
 
 
 def connection_problem(connection: ProviderConnection) -> str:
+    if not traits(connection.kind).hosted:
+        return f"Runs on “{connection.name}” are reported and controlled by their training script"
     if connection.archived_at is not None:
         return f"The connection “{connection.name}” is archived"
     if not connection.enabled:
@@ -435,7 +440,11 @@ def job_controls(job: Job, *, model_deleted: bool) -> Controls:
     """Which provider actions apply to the job in its current state."""
     problem = connection_problem(job.connection)
     if problem:
-        return Controls(provider_usable=False, provider_reason=problem)
+        return Controls(
+            provider_usable=False,
+            provider_reason=problem,
+            self_reported=not traits(job.connection.kind).hosted,
+        )
     at_provider = bool(job.provider_job_id)
     return Controls(
         provider_usable=True,
@@ -889,3 +898,27 @@ def audit_link(entry: AuditEntry) -> str:
     except ValueError:
         return ""
     return reverse(name, kwargs={"pk": pk})
+
+
+def reporting_snippet(job: Job, *, server: str) -> str:
+    """The lines that reproduce a self-hosted run's logging set-up (shown on its page); ""
+    for runs Tuneboard syncs from a provider."""
+    if traits(job.connection.kind).hosted:
+        return ""
+    name = job.name.replace('"', "'")
+    model = job.base_model.replace('"', "'")
+    external = (job.provider_job_id or "").replace('"', "'")
+    return "\n".join(
+        (
+            "# pip install ./client   (the tuneboard-client package; it needs only httpx)",
+            f"# export TUNEBOARD_URL={server}",
+            "# export TUNEBOARD_TOKEN=tb_…   (a read-write token: Account → API tokens)",
+            "import tuneboard",
+            "from tuneboard import TuneboardCallback",
+            "",
+            f'run = tuneboard.init(run="{external}", name="{name}", base_model="{model}")',
+            "trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=valid,",
+            "                  callbacks=[TuneboardCallback(run)])",
+            "trainer.train()",
+        )
+    )

@@ -24,7 +24,7 @@ from django.utils import timezone
 from jobs import metrics, notifications, storable, watching
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
-from jobs.models import Checkpoint, Job, JobEvent, MetricPoint
+from jobs.models import Checkpoint, Job, JobEvent
 from jobs.providers import CheckpointInfo, EventInfo, JobInfo, NotFoundError, ProviderError
 from jobs.providers.paging import PageBudget, paginate
 
@@ -263,7 +263,7 @@ def _store(job: Job, fetched: Fetched) -> None:
             job.last_event_id = storable.text(fetched.events[0].id, EVENT_ID_LENGTH)
         if total_steps:
             job.total_steps = total_steps
-        _summarise(job)
+        metrics.summarise(job)
         job.last_synced_at = now
         job.last_sync_error = ""
         job.poll_failures = 0
@@ -278,30 +278,6 @@ def _store(job: Job, fetched: Fetched) -> None:
         job.save(update_fields=SYNC_FIELDS)
         if terminal:
             notifications.notifications_for_terminal(job=job)
-
-
-def _summarise(job: Job) -> None:
-    points = MetricPoint.objects.filter(job=job)
-    last = (
-        points.exclude(train_loss__isnull=True)
-        .order_by("-step")
-        .values("step", "train_loss")
-        .first()
-    )
-    if last:
-        job.last_step = last["step"]
-        job.final_train_loss = last["train_loss"]
-    best = (
-        points.exclude(full_valid_loss__isnull=True)
-        .order_by("full_valid_loss", "step")
-        .values("step", "full_valid_loss")
-        .first()
-    )
-    if best:
-        job.best_full_valid_loss = best["full_valid_loss"]
-        job.best_full_valid_step = best["step"]
-    if job.total_steps is None:
-        job.total_steps = points.aggregate(Max("step"))["step__max"]
 
 
 def _interval() -> timedelta:

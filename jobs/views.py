@@ -286,6 +286,9 @@ def job_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         "sections_key": selectors.sections_key(job, page.control),
         "sections_url": reverse("jobs:sections", kwargs={"pk": job.pk}),
         "sections": pages.page_sections(request=request, job=job, live=False),
+        "reporting_snippet": selectors.reporting_snippet(
+            job, server=request.build_absolute_uri("/").rstrip("/")
+        ),
     }
     return render(request, "jobs/detail.html", context)
 

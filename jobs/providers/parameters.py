@@ -117,6 +117,9 @@ class Traits:
     wandb_integration: bool  # W&B reporting set up at the provider (no W&B key per job)
     exact_token_counts: bool  # our tokenizer is the models' own (else counts are estimates)
     continues_fine_tuned: bool  # a launch may train a model fine-tuned earlier on the connection
+    # Tuneboard calls the provider (launch, sync, controls); False: the runs report themselves
+    # through Tuneboard's API (self-hosted training), and nothing is asked of a provider.
+    hosted: bool = True
 
 
 def bounded(parameter: Parameter, **changes: Any) -> Parameter:

@@ -10,6 +10,7 @@ from jobs.providers.base import Provider
 from jobs.providers.config import ConnectionConfig
 from jobs.providers.openai_compat import OpenAICompatibleProvider
 from jobs.providers.parameters import Parameter, Traits
+from jobs.providers.selfhosted import SelfHostedRuns
 from jobs.providers.together import TogetherProvider
 
 # A worker talks to a handful of connections; old cache keys (a connection edited, so its
@@ -22,10 +23,13 @@ _cache: OrderedDict[str, Client] = OrderedDict()
 # The one place a provider kind picks code: every kind not listed speaks OpenAI's REST API
 # (OpenAI, Azure OpenAI, the sandbox's OpenAI surface); ConnectionConfig rejects unknown ones.
 ADAPTERS: dict[str, type[TogetherProvider]] = {"together": TogetherProvider}
+# Kinds with no provider API (``Traits.hosted`` is False): declarations only, never a client.
+DECLARED_ONLY: dict[str, type[SelfHostedRuns]] = {"self_hosted": SelfHostedRuns}
+Adapter = type[OpenAICompatibleProvider] | type[TogetherProvider] | type[SelfHostedRuns]
 
 
-def _adapter(kind: str) -> type[OpenAICompatibleProvider] | type[TogetherProvider]:
-    return ADAPTERS.get(kind) or OpenAICompatibleProvider
+def _adapter(kind: str) -> Adapter:
+    return DECLARED_ONLY.get(kind) or ADAPTERS.get(kind) or OpenAICompatibleProvider
 
 
 def traits(kind: str) -> Traits:
@@ -47,7 +51,8 @@ def parameters_for(
 
 
 def families() -> dict[str, str]:
-    """Every catalog family and its label, in a stable order."""
+    """Every catalog family (a provider whose datasets and models Tuneboard checks) and its
+    label, in a stable order."""
     adapters: list[type[OpenAICompatibleProvider] | type[TogetherProvider]] = [
         OpenAICompatibleProvider,
         *ADAPTERS.values(),

@@ -1,0 +1,24 @@
+"""/api/v1/: the operations authenticate their own callers (tokens), so the site's login
+requirement does not apply to them; the docs page and the OpenAPI description stay behind
+the login like every other page."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.urls import URLPattern, URLResolver
+
+from dashboard.api.api import api
+
+SIGNED_IN_ONLY = frozenset({"openapi-view", "openapi-json"})
+
+
+def _patterns() -> list[URLPattern | URLResolver]:
+    patterns, _app, _namespace = api.urls
+    for pattern in patterns:
+        if isinstance(pattern, URLPattern) and pattern.name not in SIGNED_IN_ONLY:
+            pattern.callback = login_not_required(pattern.callback)
+    return patterns
+
+
+app_name = "api-v1"
+urlpatterns = _patterns()

@@ -1,0 +1,1 @@
+from tests.jobs.conftest import make_dataset  # noqa: F401 - the fixture, shared
