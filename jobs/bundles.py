@@ -48,6 +48,7 @@ from datasets.services import dataset_create_from_upload
 from datasets.uploads import max_upload_bytes
 from jobs import curvestore, metrics
 from jobs.models import Checkpoint, Job, JobEvent, MetricPoint, ProviderConnection
+from jobs.providers import traits
 
 FORMAT = "tuneboard-bundle"
 VERSION = 1
@@ -492,7 +493,8 @@ def _import_connections(
         kind = check.text("kind", max_length=20, required=True)
         if kind not in ProviderConnection.Kind.values:
             raise check.fail("kind", f"one of {', '.join(ProviderConnection.Kind.values)}")
-        base_url = check.text("base_url", max_length=300, required=True)
+        # Self-hosted connections have no provider URL.
+        base_url = check.text("base_url", max_length=300, required=traits(kind).hosted)
         existing = ProviderConnection.objects.filter(name=name).first()
         if existing is None:
             # Known only from the bundle: archived (no key), so nothing polls it.

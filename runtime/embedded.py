@@ -133,9 +133,10 @@ class EmbeddedPostgres(EmbeddedServer):
     # "Fast" shutdown: roll back open transactions and stop, as `pg_ctl stop` does.
     stop_signal = signal.SIGINT
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, durable: bool = True) -> None:
         super().__init__()
         self.data_dir = data_dir
+        self.durable = durable
         self._socket_dir: Path | None = None
         self._database_checked = False
         if platform.system() != "Windows" and os.geteuid() == 0:
@@ -198,10 +199,16 @@ class EmbeddedPostgres(EmbeddedServer):
 
         assert self._socket_dir is not None
         # No TCP at all: clients use the Unix socket (no port to collide with).
-        return [
+        argv = [
             str(POSTGRES_BIN_PATH / "postgres"),
             "-D", str(self.data_dir), "-h", "", "-k", str(self._socket_dir),
         ]  # fmt: skip
+        if not self.durable:
+            # The test suite's throwaway databases: nothing waits for the disk. A crash of the
+            # machine could lose them; a killed process (what the tests do) loses nothing.
+            for setting in ("fsync=off", "synchronous_commit=off", "full_page_writes=off"):
+                argv += ["-c", setting]
+        return argv
 
     @property
     def socket_dir(self) -> Path:
@@ -309,9 +316,10 @@ class EmbeddedRedis(EmbeddedServer):
 class EmbeddedServices:
     """Starts what the environment does not provide and exports the URLs into ``env``."""
 
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
+    def __init__(self, root: Path, env: dict[str, str], *, durable: bool = True) -> None:
         self.root = root
         self.env = env
+        self.durable = durable
         self.postgres: EmbeddedPostgres | None = None
         self.redis: EmbeddedRedis | None = None
 
@@ -319,7 +327,9 @@ class EmbeddedServices:
         """Start each missing server and wait until it answers; ``output`` as in ``launch``."""
         try:
             if not self.env.get("DATABASE_URL", "").strip():
-                self.postgres = EmbeddedPostgres(locations.postgres_dir(self.root))
+                self.postgres = EmbeddedPostgres(
+                    locations.postgres_dir(self.root), durable=self.durable
+                )
                 self.env["DATABASE_URL"] = self.postgres.start(output=output)
                 print(f"Started embedded PostgreSQL in {self.postgres.data_dir}", flush=True)
             if not self.env.get("CELERY_BROKER_URL", "").strip():

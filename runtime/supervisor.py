@@ -282,7 +282,7 @@ def test(env: dict[str, str], pytest_args: list[str]) -> int:
     env.setdefault("WEBHOOK_ALLOWED_NETWORKS", LOOPBACK_NETWORKS)
     try:
         with exclusive_lock(root / "test.lock"):
-            services = EmbeddedServices(root, env)
+            services = EmbeddedServices(root, env, durable=False)
             _install_signal_handlers()
             try:
                 services.start()
