@@ -65,14 +65,14 @@ def test_lists_compare_share_and_export_treat_it_like_any_run(make_job: Any) -> 
     exported = viewer.get(f"/runs/{job.pk}/export.csv").content.decode()
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert len(rows) == 30 and float(rows[9]["full_valid_loss"]) == pytest.approx(1.85)
-    link, token = share_link_create(user=make_user("member", "sharer"), job_ids=[job.pk])
+    _link, token = share_link_create(user=make_user("member", "sharer"), job_ids=[job.pk])
     shared = Client().get(f"/share/{token}/")
     assert shared.status_code == 200 and "llama on our GPUs" in shared.content.decode()
     assert "gpu-7" not in shared.content.decode()  # its external id stays private
     share_figures = Client().get(f"/share/{token}/figures.json").json()["figures"]
-    assert [t["x"] for t in share_figures["loss"]["data"] if t["name"] == "train loss (raw)"][
-        0
-    ] == list(range(1, 31))
+    assert next(
+        t["x"] for t in share_figures["loss"]["data"] if t["name"] == "train loss (raw)"
+    ) == list(range(1, 31))
 
 
 def test_a_history_bundle_carries_it_to_another_tuneboard(tmp_path: Path) -> None:
