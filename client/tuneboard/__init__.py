@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuneboard.run import Run, checkpoint, current, finish, init
+from tuneboard.run import Run, checkpoint, current, finish, init, upload_dataset
 from tuneboard.run import log_metrics as log
 
-__all__ = ["Run", "TuneboardCallback", "checkpoint", "current", "finish", "init", "log"]
+__all__ = [
+    "Run", "TuneboardCallback", "checkpoint", "current", "finish", "init", "log", "upload_dataset",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

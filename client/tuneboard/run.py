@@ -258,3 +258,32 @@ def checkpoint(step: int, uri: str = "", metrics: dict[str, Any] | None = None) 
 
 def finish(status: str = "succeeded", message: str = "", timeout: float | None = None) -> bool:
     return current().finish(status, message, timeout)
+
+
+def upload_dataset(
+    path: str | os.PathLike[str],
+    *,
+    name: str = "",
+    description: str = "",
+    url: str | None = None,
+    token: str | None = None,
+) -> int:
+    """Upload a JSONL dataset file and return its id (for ``init(training_dataset=…)``). The
+    same content uploaded before returns the stored dataset. Raises on failure: unlike
+    reports, an upload is something the script waits for."""
+    import httpx
+
+    url = url or os.environ.get("TUNEBOARD_URL", "")
+    token = token or os.environ.get("TUNEBOARD_TOKEN", "")
+    source = Path(path)
+    with source.open("rb") as handle:
+        response = httpx.post(
+            url.rstrip("/") + "/api/v1/datasets",
+            headers={"Authorization": f"Bearer {token}"},
+            data={"name": name or source.stem, "description": description},
+            files={"file": (source.name, handle, "application/jsonl")},
+            timeout=300,
+        )
+    if response.status_code not in (200, 201):
+        raise RuntimeError(f"Tuneboard refused the dataset: {response.text[:500]}")
+    return int(response.json()["id"])

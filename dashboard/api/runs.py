@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -38,6 +39,7 @@ from jobs.providers import traits
 
 router = Router(tags=["runs"])
 READ = {401: Error, 404: Error}
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9000, 12, 31)
 WRITE = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error}
 
 
@@ -82,6 +84,13 @@ class RunQuery(Schema):
     base_model: str = Field("", max_length=300)
     dataset: int | None = Field(None, ge=1, le=2**63 - 1)
     tag: str = Field("", max_length=50)
+    creator: int | None = Field(None, ge=1, le=2**63 - 1, description="The creator's user id.")
+    created_from: date | None = Field(
+        None, ge=FIRST_DAY, le=LAST_DAY, description="Created on or after this day."
+    )
+    created_to: date | None = Field(
+        None, ge=FIRST_DAY, le=LAST_DAY, description="Created on or before this day."
+    )
     archived: str = Field("", pattern="^(|include|only)$")
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=10**9)
@@ -96,6 +105,9 @@ def runs_list(request: HttpRequest, query: Query[RunQuery]) -> dict[str, Any]:
         base_model=query.base_model,
         dataset=query.dataset,
         tag=query.tag,
+        creator=query.creator,
+        created_from=query.created_from,
+        created_to=query.created_to,
         archived=query.archived,
     )
     jobs = filtered_jobs(filters).select_related("connection").order_by("-created_at", "-id")

@@ -15,6 +15,9 @@ INT64_MAX = 2**63 - 1
 Step = Annotated[int, Field(ge=0, le=INT32_MAX)]
 DatasetId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+# Free key/values (training arguments, event details): flat, as a table can show them.
+Scalar = str | int | float | bool | None
+Values = dict[Annotated[str, StringConstraints(max_length=200)], Scalar | list[Scalar]]
 
 
 class Error(Schema):
@@ -35,7 +38,7 @@ class RunIn(Schema):
     notes: str = Field("", max_length=10_000)
     base_model: str = Field("", max_length=300)
     method: Literal["supervised", "dpo"] = "supervised"
-    hyperparameters: dict[str, Any] = Field(
+    hyperparameters: Values = Field(
         default_factory=dict, description="Free key/values (the training arguments)."
     )
     training_dataset: DatasetId | None = None
@@ -135,7 +138,7 @@ class EventIn(Schema):
     message: str = Field(min_length=1, max_length=10_000)
     level: Literal["info", "warn", "error"] = "info"
     created_at: datetime | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Values = Field(default_factory=dict)
 
 
 class EventsIn(Schema):

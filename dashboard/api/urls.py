@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern, URLResolver
+from django.views.decorators.http import require_GET
 
 from dashboard.api.api import api
 
@@ -15,7 +16,11 @@ SIGNED_IN_ONLY = frozenset({"openapi-view", "openapi-json"})
 def _patterns() -> list[URLPattern | URLResolver]:
     patterns, _app, _namespace = api.urls
     for pattern in patterns:
-        if isinstance(pattern, URLPattern) and pattern.name not in SIGNED_IN_ONLY:
+        if not isinstance(pattern, URLPattern):
+            continue
+        if pattern.name in SIGNED_IN_ONLY:
+            pattern.callback = require_GET(pattern.callback)
+        else:
             pattern.callback = login_not_required(pattern.callback)
     return patterns
 

@@ -84,6 +84,18 @@ def test_permission_matrix_over_the_api() -> None:
     assert "/static/ninja/swagger-ui-bundle" in docs and "cdn" not in docs.lower()
 
 
+def test_every_api_operation_wants_a_token() -> None:
+    from tests.foundation.test_urlconf_login_required import all_urls
+
+    # The API's root is no operation (404); the docs page and the description are pages.
+    urls = [u for u in all_urls() if u.startswith("/api/v1/") and "docs" not in u
+            and "openapi" not in u and u != "/api/v1/"]  # fmt: skip
+    assert len(urls) >= 9
+    for url in urls:
+        got = {Client().get(url).status_code, Client().post(url).status_code}
+        assert 401 in got and got <= {401, 405}, (url, got)
+
+
 def test_every_use_is_attributed_in_the_audit_log(member: Api) -> None:
     before = AuditEntry.objects.filter(action="api_request").count()
     member.get("/runs")
@@ -107,6 +119,8 @@ def test_a_viewer_loses_nothing_but_a_member_who_becomes_viewer_loses_writes(mem
     refused = api.post("/runs", {"name": "x"})
     assert refused.status_code == 403 and "read-only" in refused.json()["detail"]
     assert not Job.objects.exists()
+    user.groups.clear()  # no role at all: the token stands for nobody
+    assert api.get("/runs").status_code == 401
 
 
 def test_creating_a_run_twice_with_one_external_id_is_one_run(member: Api) -> None:

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SPEC = BASE_DIR.parent / "shared" / "openai-openapi" / "openapi.yaml"
 # Time-boxed so that the whole suite stays within its 15 minutes on 2 cores.
-BUDGET_SECONDS = 50
+BUDGET_SECONDS = 40
 
 
 def schemathesis(url: str, key: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -49,6 +49,9 @@ def _interpreter_bug_only(report: str) -> bool:
     )
 
 
+# One worker: CPython 3.11's AST constructor keeps its recursion depth in state the threads
+# share (gh-106905), so hypothesis parsing lambdas in two worker threads at once sometimes
+# ends in "AST constructor recursion depth mismatch".
 def _schemathesis_once(
     spec: Path, url: str, key: str, paths: str, *extra: str, budget: int
 ) -> subprocess.CompletedProcess[str]:
@@ -59,7 +62,7 @@ def _schemathesis_once(
             "--include-path-regex", paths,
             "--checks", "not_a_server_error,response_schema_conformance",
             "--header", f"Authorization: Bearer {key}",
-            "--max-time", str(budget), "--workers", "2",
+            "--max-time", str(budget), "--workers", "1",
             "--phases", "examples,coverage,fuzzing", "--warnings", "off",
             "--generation-deterministic", "--no-color", *extra,
         ],

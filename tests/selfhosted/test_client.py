@@ -4,7 +4,9 @@ sync``, in order and once."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +19,7 @@ from core.services import api_token_create
 from jobs.models import Job, JobEvent, MetricPoint
 from tests.conftest import BASE_DIR
 from tests.permissions import make_user
+from tests.sandbox.data import chat_examples, jsonl
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,9 +64,12 @@ def test_a_dead_processes_spool_is_delivered_later_once(live_server: Any, tmp_pa
 
 
 def test_the_client_package_needs_only_httpx(tmp_path: Path) -> None:
+    # Built from a copy: setuptools writes its build directory next to the sources.
+    source = shutil.copytree(BASE_DIR / "client", tmp_path / "client",
+                             ignore=shutil.ignore_patterns("build", "*.egg-info"))  # fmt: skip
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(BASE_DIR / "client")],
+         "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
@@ -86,3 +92,34 @@ def test_the_client_package_needs_only_httpx(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert probe.returncode == 0 and probe.stdout.strip() == "init", probe.stderr
+
+
+CRASHES = """
+import os, tuneboard
+train = tuneboard.upload_dataset(os.environ["DATA"], name="uploaded by the script")
+run = tuneboard.init(run="oom-1", name="crashes", spool_dir=os.environ["SPOOL"],
+                     training_dataset=train)
+run.log({"loss": 2.0}, step=1)
+raise RuntimeError("CUDA out of memory at step 2")
+"""
+
+
+def test_an_uncaught_exception_fails_the_run_with_its_message(
+    live_server: Any, tmp_path: Path
+) -> None:
+    token = api_token_create(user=make_user("member"), name="crash", scope="write")[1]
+    data = tmp_path / "train.jsonl"
+    data.write_bytes(jsonl(chat_examples(12)))
+    env = {**os.environ, "SPOOL": str(tmp_path / "spool"), "DATA": str(data),
+           "TUNEBOARD_URL": live_server.url,
+           "TUNEBOARD_TOKEN": token, "TUNEBOARD_FLUSH_INTERVAL": "0.2"}  # fmt: skip
+    crashed = subprocess.run([sys.executable, "-c", CRASHES], env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert crashed.returncode == 1 and "CUDA out of memory" in crashed.stderr
+    job = Job.objects.get(provider_job_id="oom-1")
+    assert job.status == "failed" and job.finished_at is not None
+    assert job.error == {"code": "training_failed",
+                         "message": "RuntimeError: CUDA out of memory at step 2"}  # fmt: skip
+    assert MetricPoint.objects.get(job=job).train_loss == 2.0
+    assert job.training_dataset.name == "uploaded by the script"
+    assert job.training_dataset.sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
