@@ -45,11 +45,13 @@ from dashboard.charts import (
     run_figures,
     scatter_best_vs_hyperparameter,
 )
+from dashboard.charts.layout import guardrail_marks
 from dashboard.charts.series import finite_number
 from dashboard.models import ShareLink
 from datasets.models import BaseModel, Dataset
 from jobs.costs import job_cost
-from jobs.models import Job, MetricPoint, ProviderConnection
+from jobs.guardrail_rules import LABELS as GUARDRAIL_LABELS
+from jobs.models import GuardrailFiring, Job, MetricPoint, ProviderConnection
 from jobs.providers import declared_parameters
 from jobs.selectors import catalog_model_for
 
@@ -519,6 +521,17 @@ def run_charts(
         run, x_axis=options.x_axis, log_y=options.log_y, smoothing=options.smoothing
     )
     axis = figures["loss"]["layout"]["meta"]["x_axis"]
+    fired = [
+        (step, f"{GUARDRAIL_LABELS.get(kind, kind)} guardrail")
+        for step, kind in GuardrailFiring.objects.filter(job=job, step__isnull=False)
+        .order_by("step")
+        .values_list("step", "kind")
+    ]
+    if fired:
+        shapes, notes = guardrail_marks(run, axis, fired)
+        for figure in figures.values():
+            figure["layout"]["shapes"] = [*figure["layout"].get("shapes", []), *shapes]
+            figure["layout"]["annotations"] = [*figure["layout"].get("annotations", []), *notes]
     return RunCharts(
         job=job,
         run=run,

@@ -8,10 +8,12 @@ from django.template.response import TemplateResponse
 
 from core.admin_tools import LEASE_FIELDS, confirm_action
 from core.tags import parse_tags
-from jobs import catalogs, history, notifications, services
+from jobs import catalogs, guardrails, history, notifications, services
 from jobs.forms import WebhookURLField
 from jobs.models import (
     Checkpoint,
+    Guardrail,
+    GuardrailFiring,
     ImportedFile,
     ImportRun,
     Job,
@@ -26,10 +28,11 @@ from jobs.models import (
     ProviderFile,
     WebhookDelivery,
 )
+from jobs.providers import traits
 
 
 class ConnectionAdminForm(forms.ModelForm):
-    base_url = forms.URLField(max_length=300, assume_scheme="https")
+    base_url = forms.URLField(max_length=300, assume_scheme="https", required=False)
     slack_webhook_url = WebhookURLField(
         required=False, max_length=500, assume_scheme="https", label="Slack webhook URL"
     )
@@ -47,13 +50,32 @@ class ConnectionAdminForm(forms.ModelForm):
         model = ProviderConnection
         fields = (
             "name", "kind", "base_url", "organization", "project", "api_version", "enabled",
-            "notify_emails", "slack_webhook_url",
+            "notify_emails", "slack_webhook_url", "guardrail_defaults",
         )  # fmt: skip
+        help_texts = {
+            "guardrail_defaults": 'Rules every new job starts with, e.g. [{"kind": "overfitting", '
+            '"params": {"evals": 3, "rise_pct": 1}, "action": "pause"}]. Kinds: overfitting, '
+            "divergence, accuracy_stuck, spend_cap, time_limit; actions: notify, pause, cancel.",
+        }
 
     def clean_notify_emails(self) -> str:
         from jobs.forms import clean_addresses
 
         return clean_addresses(self.cleaned_data.get("notify_emails") or "")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = data.get("kind") or ProviderConnection.Kind.OPENAI
+        if traits(kind).hosted and not data.get("base_url"):
+            self.add_error("base_url", "Enter the provider's API root.")
+        rules = data.get("guardrail_defaults") or []
+        if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+            self.add_error("guardrail_defaults", "A list of rules ({kind, params, action}).")
+        else:
+            problem = guardrails.rules_problem(ProviderConnection(kind=kind), rules)
+            if problem:
+                self.add_error("guardrail_defaults", problem)
+        return data
 
 
 @admin.register(ProviderConnection)
@@ -242,6 +264,39 @@ class JobAdmin(admin.ModelAdmin):
                 f"Requested for {asked} job(s); see Job controls for the outcome.",
                 messages.SUCCESS,
             )
+
+
+@admin.register(Guardrail)
+class GuardrailAdmin(admin.ModelAdmin):
+    list_display = ("job", "kind", "action", "params", "enabled", "fired", "updated_at")
+    list_filter = ("kind", "action", "enabled", ("firing", admin.EmptyFieldListFilter))
+    search_fields = ("job__name", "job__provider_job_id")
+    raw_id_fields = ("job",)
+    readonly_fields = ("created_at", "updated_at")
+    actions = ("evaluate_now",)
+
+    @admin.display(boolean=True, description="Fired")
+    def fired(self, obj: Guardrail) -> bool:
+        return hasattr(obj, "firing")
+
+    @admin.action(description="Evaluate now on the stored curves")
+    def evaluate_now(self, request: HttpRequest, queryset: QuerySet[Guardrail]) -> None:
+        fired = 0
+        for job_id in set(queryset.values_list("job_id", flat=True)):
+            fired += len(guardrails.guardrails_evaluate(job_id=job_id))
+        self.message_user(request, f"{fired} guardrail(s) fired.", messages.SUCCESS)
+
+
+@admin.register(GuardrailFiring)
+class GuardrailFiringAdmin(admin.ModelAdmin):
+    list_display = ("job", "kind", "action", "step", "fired_at", "outcome")
+    list_filter = ("kind", "action")
+    search_fields = ("job__name", "message")
+    raw_id_fields = ("job", "guardrail")
+    readonly_fields = [f.name for f in GuardrailFiring._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

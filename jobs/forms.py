@@ -14,7 +14,7 @@ from django.forms import BoundField
 from core import outbound
 from core.tags import parse_tags
 from datasets.models import Dataset
-from jobs import selectors
+from jobs import guardrail_rules, selectors
 from jobs.models import Job, ProviderConnection, split_addresses
 from jobs.providers import Parameter, Traits, parameters, traits
 from jobs.services import (
@@ -748,3 +748,34 @@ class NotificationForm(forms.Form):
         if data.get("email_enabled") and not data.get("email"):
             self.add_error("email", "Enter the address to send the emails to.")
         return data
+
+
+class GuardrailForm(forms.Form):
+    """One guardrail of a job, added or changed from the run page."""
+
+    kind = forms.ChoiceField(
+        label="Rule", choices=[(k, v) for k, v in guardrail_rules.LABELS.items()]
+    )
+    action = forms.ChoiceField(
+        label="Then", choices=[(a, a.capitalize()) for a in guardrail_rules.ACTIONS]
+    )
+    params = forms.CharField(
+        label="Parameters",
+        required=False,
+        max_length=200,
+        help_text="name=value pairs, e.g. evals=3, rise_pct=1 (empty: the defaults).",
+    )
+    enabled = forms.BooleanField(label="On", required=False, initial=True)
+
+    def clean_params(self) -> dict[str, float]:
+        text = self.cleaned_data.get("params") or ""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+            name, sep, raw = part.partition("=")
+            try:
+                if not sep:
+                    raise ValueError
+                values[name.strip()] = float(raw)
+            except ValueError:
+                raise forms.ValidationError(f"“{part}” is not name=number.") from None
+        return values

@@ -45,6 +45,9 @@ class ProviderConnection(models.Model):
     # it has granted, so that open job pages never exceed WATCHED_SYNC_LIMIT per window.
     watch_window_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     watch_window_syncs = models.IntegerField(default=0, editable=False)
+    # Guardrails every job launched on (or reported to) this connection starts with:
+    # [{"kind": …, "params": {…}, "action": "notify" | "pause" | "cancel"}] (jobs.guardrails).
+    guardrail_defaults = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -224,6 +227,9 @@ class Job(Leased):
     # The terminal status notifications were sent for: set by one conditional UPDATE, so each
     # terminal state is announced exactly once however many syncs see it.
     notified_status = models.CharField(max_length=20, blank=True, editable=False)
+    # A guardrail (or a person) asked a self-hosted run to stop: the API tells its training
+    # script so in its next reply.
+    stop_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -676,3 +682,62 @@ class JobControl(models.Model):
     @property
     def pending(self) -> bool:
         return self.state in self.PENDING
+
+
+# --- Guardrails ---------------------------------------------------------------------------------
+
+
+class Guardrail(models.Model):
+    """A rule watching one job (``jobs.guardrail_rules``) and what to do when it fires: notify,
+    pause (where the provider can pause) or cancel (a self-hosted run is told to stop)."""
+
+    class Kind(models.TextChoices):
+        OVERFITTING = "overfitting", "Overfitting"
+        DIVERGENCE = "divergence", "Divergence"
+        ACCURACY_STUCK = "accuracy_stuck", "Accuracy stuck"
+        SPEND_CAP = "spend_cap", "Spend cap"
+        TIME_LIMIT = "time_limit", "Time limit"
+
+    class Action(models.TextChoices):
+        NOTIFY = "notify", "Notify"
+        PAUSE = "pause", "Pause"
+        CANCEL = "cancel", "Cancel"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="guardrails")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    params = models.JSONField(default=dict, blank=True)
+    action = models.CharField(max_length=10, choices=Action.choices, default=Action.NOTIFY)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "kind"], name="jobs_guardrail_one_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} → {self.get_action_display().lower()} on {self.job_id}"
+
+
+class GuardrailFiring(models.Model):
+    """A guardrail that fired: stored once (a sync run again does not fire it twice), with the
+    step, the reason and what was done about it."""
+
+    guardrail = models.OneToOneField(Guardrail, on_delete=models.CASCADE, related_name="firing")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="guardrail_firings")
+    kind = models.CharField(max_length=20)
+    action = models.CharField(max_length=10)
+    step = models.IntegerField(null=True, blank=True)
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    outcome = models.TextField(blank=True, help_text="What the action did.")
+    fired_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        indexes = [models.Index(fields=["job", "-fired_at"], name="jobs_firing_job_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} fired on {self.job_id} at step {self.step}"

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from core import outbound, queue
 from core.services import audit_record
+from jobs import guardrail_rules
 from jobs.models import Job, Notification, NotificationSetting
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,12 @@ MAX_ATTEMPTS = 6
 STALE_CLAIM = timedelta(minutes=5)
 SLACK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 STATUS_WORDS = {"succeeded": "succeeded", "failed": "failed", "cancelled": "was cancelled"}
+# A guardrail's firing is announced like a status: "gr:<kind>" (jobs.guardrails).
+GUARDRAIL_PREFIX = "gr:"
+STATUS_WORDS |= {
+    f"{GUARDRAIL_PREFIX}{kind}": f"tripped its {label.lower()} guardrail"
+    for kind, label in guardrail_rules.LABELS.items()
+}
 
 
 class NotificationFailed(Exception):
@@ -102,6 +109,22 @@ def notifications_for_terminal(*, job: Job) -> list[int]:
             created.append(notification.pk)
     for pk in created:
         # robust: a broker hiccup must not undo the sync; the admin can resend later.
+        queue.enqueue("jobs.tasks.notification_send_task", pk, robust=True)
+    return created
+
+
+def notifications_for_guardrail(*, job: Job, kind: str) -> list[int]:
+    """Called once per firing (``GuardrailFiring`` is unique per guardrail), in its
+    transaction: the same recipients as a finished job."""
+    fresh = Job.objects.select_related("connection", "created_by").get(pk=job.pk)
+    created = []
+    for channel, target in recipients(fresh):
+        notification, made = Notification.objects.get_or_create(
+            job=fresh, job_status=f"{GUARDRAIL_PREFIX}{kind}", channel=channel, target=target
+        )
+        if made:
+            created.append(notification.pk)
+    for pk in created:
         queue.enqueue("jobs.tasks.notification_send_task", pk, robust=True)
     return created
 

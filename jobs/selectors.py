@@ -23,9 +23,12 @@ from datasets.validation import (
     estimate_training_cost,
     rules,
 )
+from jobs import guardrail_rules
 from jobs.costs import COST_FINAL_STATUSES, job_cost
 from jobs.models import (
     Checkpoint,
+    Guardrail,
+    GuardrailFiring,
     ImportedFile,
     ImportRun,
     Job,
@@ -922,3 +925,62 @@ def reporting_snippet(job: Job, *, server: str) -> str:
             "trainer.train()",
         )
     )
+
+
+@dataclass(frozen=True)
+class GuardrailRow:
+    guardrail: Guardrail
+    label: str
+    params_text: str
+    firing: GuardrailFiring | None
+
+
+@dataclass(frozen=True)
+class GuardrailPanel:
+    rows: list[GuardrailRow]
+    kinds: list[tuple[str, str, str]]  # (kind, label, default parameters as text)
+    actions: list[tuple[str, str]]
+    stopped_by: GuardrailFiring | None  # the firing that paused or cancelled the job
+    checkpoint_to_use: Checkpoint | None
+
+
+def params_text(params: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def guardrail_panel(job: Job) -> GuardrailPanel:
+    """The run page's guardrails: each rule, whether and why it fired, and after one stopped
+    the run, the checkpoint to use (the lowest full-validation loss among those still kept)."""
+    guardrails = list(Guardrail.objects.filter(job=job).select_related("firing").order_by("pk"))
+    rows = []
+    stopped_by = None
+    for guardrail in guardrails:
+        firing = getattr(guardrail, "firing", None)
+        rows.append(
+            GuardrailRow(
+                guardrail, guardrail_rules.LABELS[guardrail.kind], params_text(guardrail.params),
+                firing,
+            )
+        )  # fmt: skip
+        if firing is not None and firing.action in ("pause", "cancel"):
+            stopped_by = firing
+    checkpoint = None
+    if stopped_by is not None:
+        kept = list(Checkpoint.objects.filter(job=job, deleted_at__isnull=True).order_by("step"))
+        scored = [
+            c for c in kept if isinstance((c.metrics or {}).get("full_valid_loss"), int | float)
+        ]
+        if scored:
+            checkpoint = min(scored, key=lambda c: (c.metrics["full_valid_loss"], c.step))
+        elif kept:
+            best = job.best_full_valid_step
+            before = [c for c in kept if best is not None and c.step <= best]
+            checkpoint = before[-1] if before else kept[-1]
+    declared = traits(job.connection.kind)
+    actions = [(a, a.capitalize()) for a in guardrail_rules.ACTIONS
+               if a != "pause" or declared.pauses]  # fmt: skip
+    kinds = [(k, guardrail_rules.LABELS[k], params_text(guardrail_rules.DEFAULTS[k]))
+             for k in guardrail_rules.KINDS]  # fmt: skip
+    return GuardrailPanel(rows, kinds, actions, stopped_by, checkpoint)

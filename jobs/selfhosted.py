@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from core.services import audit_record
 from datasets.models import Dataset
-from jobs import metrics, notifications, storable
+from jobs import guardrails, metrics, notifications, storable
 from jobs.models import METRIC_COLUMNS, Checkpoint, Job, JobEvent, ProviderConnection
 from jobs.providers import traits
 from jobs.services import JobError
@@ -55,6 +55,8 @@ class RunSpec:
     epochs: float | None = None
     connection: str = ""
     notes: str = ""
+    # [{kind, params, action}]; None: the connection's defaults.
+    guardrails: tuple[dict[str, Any], ...] | None = None
 
 
 def _connection(name: str, actor: Any) -> ProviderConnection:
@@ -145,11 +147,14 @@ def selfhosted_run_create(*, spec: RunSpec, actor: Any) -> tuple[Job, bool]:
     try:
         with transaction.atomic():
             job.save()
+            guardrails.guardrails_attach(job=job, rules=spec.guardrails)
             audit_record(
                 actor=actor, action="run_reported", obj=job, detail={"external_id": external_id}
             )
     except IntegrityError:  # the same run created by a concurrent request: that one stands
         return Job.objects.get(connection=connection, provider_job_id=external_id), False
+    except guardrails.GuardrailError as exc:
+        raise JobError(exc.message, field=f"guardrails.{exc.field}") from exc
     return job, True
 
 
@@ -166,9 +171,14 @@ class Appended:
     dropped: int  # values that were not finite numbers
 
 
-def _row(step: int, values: dict[str, Any]) -> tuple[dict[str, Any], int]:
+LOSSES = frozenset({"train_loss", "valid_loss", "full_valid_loss"})
+
+
+def _row(step: int, values: dict[str, Any]) -> tuple[dict[str, Any], int, bool]:
+    """The stored row, how many values were dropped, and whether a loss was among them."""
     row: dict[str, Any] = {"step": step, "extra": {}}
     dropped = 0
+    lost_loss = False
     for raw_name, value in values.items():
         name = ALIASES.get(raw_name, raw_name)
         if not SERIES_NAME.match(name):
@@ -181,12 +191,13 @@ def _row(step: int, values: dict[str, Any]) -> tuple[dict[str, Any], int]:
             raise JobError(f"The value of “{name}” at step {step} is not a number.", field="points")
         if not math.isfinite(value):
             dropped += 1
+            lost_loss = lost_loss or name in LOSSES
             continue
         if name in METRIC_COLUMNS:
             row[name] = float(value)
         else:
             row["extra"][name] = float(value)
-    return row, dropped
+    return row, dropped, lost_loss
 
 
 def _estimated_finish(job: Job, now: datetime) -> datetime | None:
@@ -218,15 +229,17 @@ def run_metrics_append(*, job: Job, points: list[tuple[int, dict[str, Any]]]) ->
     _writable(job)
     if len(points) > MAX_POINTS:
         raise JobError(f"At most {MAX_POINTS} points per batch.", field="points")
-    rows, dropped = [], 0
+    rows, dropped, non_finite = [], 0, []
     for step, values in points:
         if not 0 <= step <= 2**31 - 1:
             raise JobError(f"Step {step} is out of range.", field="points")
         if len(values) > MAX_SERIES:
             raise JobError(f"At most {MAX_SERIES} series per point.", field="points")
-        row, lost = _row(step, values)
+        row, lost, lost_loss = _row(step, values)
         rows.append(row)
         dropped += lost
+        if lost_loss:
+            non_finite.append(step)
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
@@ -238,6 +251,7 @@ def run_metrics_append(*, job: Job, points: list[tuple[int, dict[str, Any]]]) ->
             job.trained_tokens = storable.int64(tokens)
         job.estimated_finish = _estimated_finish(job, now)
         job.save(update_fields=SUMMARY_FIELDS)
+    guardrails.guardrails_evaluate(job_id=job.pk, non_finite_steps=non_finite)
     return Appended(points=len(rows), dropped=dropped)
 
 

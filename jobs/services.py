@@ -23,7 +23,7 @@ from core.services import audit_record
 from datasets.models import BaseModel, Dataset
 from datasets.selectors import dataset_families, dataset_valid_for
 from datasets.validation import PRIMARY, provider_limits
-from jobs import selectors
+from jobs import guardrails, selectors
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
 from jobs.models import Checkpoint, Job, JobControl, ProviderConnection, ProviderFile
@@ -184,6 +184,8 @@ class LaunchRequest:
     notes: str = ""
     tags: list[str] | None = None
     cloned_from: Job | None = None
+    # [{kind, params, action}] (jobs.guardrail_rules); None: the connection's defaults.
+    guardrails: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -524,6 +526,9 @@ def job_launch(
     (``selectors.catalog()``, as the launch page does); it is read here otherwise."""
     models = catalog if catalog is not None else selectors.catalog()
     problems, stored = _launch_problems(request, models)
+    guarding = guardrails.rules_problem(request.connection, request.guardrails or ())
+    if guarding:
+        problems.append(JobError(guarding, field="guardrails"))
     if problems:
         raise LaunchRejected(problems)
     validation = request.validation_dataset
@@ -545,6 +550,7 @@ def job_launch(
             cloned_from=request.cloned_from,
             **leases.queued_fields(),
         )
+        guardrails.guardrails_attach(job=job, rules=request.guardrails)
         audit_record(
             actor=user, action="job_launched", obj=job, detail={"base_model": request.base_model}
         )

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from jobs import metrics, notifications, storable, watching
+from jobs import guardrails, metrics, notifications, storable, watching
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
 from jobs.models import Checkpoint, Job, JobEvent
@@ -326,6 +326,8 @@ def job_sync(*, job_id: Any, full: bool = False) -> SyncOutcome:
             return SyncOutcome(ran=True, status=Job.Status.LOST, error=message, exception=exc)
         except Exception as exc:
             return _failed(job, exc, status=status, failures=failures + 1)
+        # On what was just stored; a firing is stored once however often syncs run.
+        guardrails.guardrails_evaluate(job_id=job.pk)
         return SyncOutcome(ran=True, status=job.status, new_events=len(fetched.events))
 
 

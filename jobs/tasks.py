@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from jobs import catalogs, history, notifications, services, sync
+from jobs import catalogs, guardrail_actions, history, notifications, services, sync
 from jobs.providers import TransientProviderError
 
 # Every task that waits on a provider stops at these limits, well before the global ones: a
@@ -92,3 +92,8 @@ def catalogs_refresh_all() -> None:
 )
 def price_quote_task(quote_id: int) -> None:
     catalogs.price_quote_fetch(quote_id=quote_id)
+
+
+@shared_task(acks_late=True)
+def guardrail_act_task(firing_id: int) -> None:
+    guardrail_actions.guardrail_act(firing_id=firing_id)

@@ -22,12 +22,13 @@ from core.crypto import DecryptionError
 from core.params import whole_number
 from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
-from jobs import confirmations, pages, selectors, services, watching
+from jobs import confirmations, guardrails, pages, selectors, services, watching
 from jobs.connections import provider_for_connection
 from jobs.forms import (
     AnnotateForm,
     ConnectionForm,
     DeleteModelForm,
+    GuardrailForm,
     LaunchForm,
     launch_initial_from,
 )
@@ -286,6 +287,7 @@ def job_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         "sections_key": selectors.sections_key(job, page.control),
         "sections_url": reverse("jobs:sections", kwargs={"pk": job.pk}),
         "sections": pages.page_sections(request=request, job=job, live=False),
+        "guardrails": selectors.guardrail_panel(job),
         "reporting_snippet": selectors.reporting_snippet(
             job, server=request.build_absolute_uri("/").rstrip("/")
         ),
@@ -486,6 +488,29 @@ def _set_archived(request: HttpRequest, pk: uuid.UUID, archived: bool) -> HttpRe
         return "Archived the job." if archived else "Restored the job from the archive."
 
     return _control(request, pk, archive)
+
+
+@require_POST
+@member_required
+def job_guardrail_save(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    job = _job_or_404(pk)
+    form = GuardrailForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+        return redirect(reverse("jobs:detail", args=[job.pk]) + "#guardrails-title")
+    data = form.cleaned_data
+    try:
+        guardrails.guardrail_save(
+            job=job, kind=data["kind"], params=data["params"], action=data["action"],
+            enabled=data["enabled"], actor=request.user,
+        )  # fmt: skip
+    except guardrails.GuardrailError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Guardrail saved; it is checked at every sync.")
+        # Checked now too, on what is already stored.
+        guardrails.guardrails_evaluate(job_id=job.pk)
+    return redirect(reverse("jobs:detail", args=[job.pk]) + "#guardrails-title")
 
 
 @require_POST

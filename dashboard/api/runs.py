@@ -131,6 +131,9 @@ def runs_create(request: HttpRequest, body: RunIn) -> Status[dict[str, Any]]:
         total_steps=body.total_steps,
         epochs=body.epochs,
         connection=body.connection.strip(),
+        guardrails=None
+        if body.guardrails is None
+        else tuple(g.model_dump() for g in body.guardrails),
     )
     job, created = selfhosted.selfhosted_run_create(spec=spec, actor=caller.user)
     return Status(201 if created else 200, run_out(_job(job.pk)))
@@ -173,7 +176,9 @@ def runs_metrics(request: HttpRequest, run_id: UUID, query: Query[MetricsQuery])
 
 
 def _directive(job: Job) -> Directive:
-    return Directive(stop=False)
+    """Whether the training script should stop (a guardrail fired, or someone asked)."""
+    stop = Job.objects.filter(pk=job.pk, stop_requested_at__isnull=False).exists()
+    return Directive(stop=stop)
 
 
 @router.post(

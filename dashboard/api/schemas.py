@@ -27,6 +27,18 @@ class Error(Schema):
     )
 
 
+class GuardrailIn(Schema):
+    kind: Literal["overfitting", "divergence", "accuracy_stuck", "spend_cap", "time_limit"]
+    params: dict[Annotated[str, StringConstraints(max_length=40)], float] = Field(
+        default_factory=dict,
+        description="overfitting: evals, rise_pct; divergence: spike_factor, window; "
+        "accuracy_stuck: evals, min_gain; spend_cap: usd; time_limit: minutes.",
+    )
+    action: Literal["notify", "cancel"] = Field(
+        "notify", description="cancel: the training script is told to stop."
+    )
+
+
 class RunIn(Schema):
     external_id: str = Field(
         "",
@@ -48,6 +60,9 @@ class RunIn(Schema):
     epochs: Annotated[float, Field(gt=0, le=1e6)] | None = None
     connection: str = Field(
         "", max_length=100, description="A self-hosted connection's name; empty: the default."
+    )
+    guardrails: list[GuardrailIn] | None = Field(
+        None, max_length=5, description="Rules watching the run; none given: the connection's."
     )
 
 

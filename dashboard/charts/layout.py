@@ -100,3 +100,26 @@ def compare_epoch_shapes(runs: list[RunSeries], axis: str) -> list[dict[str, Any
         return []
     epochs = max((run.n_epochs or 0 for run in runs), default=0)
     return [epoch_line(float(epoch)) for epoch in range(1, epochs)]
+
+
+def guardrail_marks(
+    run: RunSeries, axis: str, firings: list[tuple[int, str]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A dotted red line and a label at each step where a guardrail fired: (shapes,
+    annotations) for a run's figure."""
+    shapes, annotations = [], []
+    for (step, label), x in zip(firings, run.x_of([s for s, _ in firings], axis), strict=True):
+        shapes.append(
+            {
+                "type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+                "line": {"color": "#b42318", "width": 1.5, "dash": "dot"}, "layer": "above",
+                "name": f"guardrail at step {step}",
+            }
+        )  # fmt: skip
+        annotations.append(
+            {
+                "x": x, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom",
+                "text": label, "showarrow": False, "font": {"size": 11, "color": "#b42318"},
+            }
+        )  # fmt: skip
+    return shapes, annotations

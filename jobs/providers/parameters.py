@@ -120,6 +120,7 @@ class Traits:
     # Tuneboard calls the provider (launch, sync, controls); False: the runs report themselves
     # through Tuneboard's API (self-hosted training), and nothing is asked of a provider.
     hosted: bool = True
+    pauses: bool = True  # the provider can pause a running job and resume it later
 
 
 def bounded(parameter: Parameter, **changes: Any) -> Parameter:

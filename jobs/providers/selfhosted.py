@@ -24,6 +24,7 @@ class SelfHostedRuns:
         exact_token_counts=False,
         continues_fine_tuned=False,
         hosted=False,
+        pauses=False,
     )
 
     @staticmethod

@@ -162,6 +162,7 @@ class TogetherProvider(SessionClient):
         exact_token_counts=False,
         continues_fine_tuned=False,
         wandb_integration=False,
+        pauses=False,
     )
 
     @staticmethod
