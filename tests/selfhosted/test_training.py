@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from core.services import api_token_create
 from jobs.models import Checkpoint, Job, JobEvent, MetricPoint
@@ -137,3 +138,31 @@ def test_training_goes_on_while_tuneboard_is_down_and_the_spool_delivers_it_all_
     assert Job.objects.filter(provider_job_id="tiny-2").count() == 1
     spool = tmp_path / "spool" / "tiny-2"
     assert int((spool / "sent").read_text()) == (spool / "ops.jsonl").stat().st_size
+
+
+def test_a_stop_from_tuneboard_ends_the_training_cleanly(
+    live_server: Any, tmp_path: Path, make_dataset: Any
+) -> None:
+    """What a guardrail's cancel does to a self-hosted run (issue 18): the API's next reply says
+    stop, ``TuneboardCallback`` sets the trainer's ``should_training_stop``, and the trainer saves
+    a last checkpoint and ends; the run is reported cancelled."""
+    process = start_training(
+        tmp_path, live_server.url, make_dataset, "tiny-3", PAUSE_AT_STEP="20", STOP="1"
+    )
+    assert wait_until(lambda: (tmp_path / "paused").exists() or process.poll() is not None,
+                      timeout=300)  # fmt: skip
+    assert wait_until(
+        lambda: Checkpoint.objects.filter(job__provider_job_id="tiny-3", step=20).exists(),
+        timeout=60,
+    )
+    Job.objects.filter(provider_job_id="tiny-3").update(stop_requested_at=timezone.now())
+    (tmp_path / "resume").touch()
+    finished(process)
+    job = Job.objects.get(provider_job_id="tiny-3")
+    # Stopped at the step after the pause, its train loss last logged at step 20.
+    assert (job.status, job.last_step) == ("cancelled", 20)
+    assert list(Checkpoint.objects.filter(job=job).values_list("step", flat=True).order_by("step")) == [
+        10, 20, 21,
+    ]  # fmt: skip
+    assert (tmp_path / "checkpoint-21").is_dir() and not (tmp_path / "checkpoint-30").exists()
+    assert JobEvent.objects.filter(job=job, message="Stopped at Tuneboard's request.").exists()

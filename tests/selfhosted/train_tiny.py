@@ -8,7 +8,8 @@ every 10 steps, with ``TuneboardCallback`` reporting to Tuneboard.
 
 Environment: TUNEBOARD_URL, TUNEBOARD_TOKEN, TRAIN_DATASET, VALID_DATASET, OUT_DIR, RUN_ID;
 PAUSE_AT_STEP (optional): after saving that step's checkpoint, write OUT_DIR/paused and wait
-for OUT_DIR/resume (so a test can stop the server at a known point). OUT_DIR/trained is
+for OUT_DIR/resume (so a test can stop the server at a known point); with STOP also set, then
+wait until Tuneboard has told the run to stop. OUT_DIR/trained is
 written when training is over, before the client's final delivery.
 """
 
@@ -79,13 +80,24 @@ class Encoded(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
 
 class PauseAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
+    """With ``wait_for_stop``, after resuming it reports an event (whose reply carries
+    Tuneboard's directives) and waits until the run has heard "stop"."""
+
+    def __init__(self, step: int, run: tuneboard.Run, *, wait_for_stop: bool) -> None:
         self.step = step
+        self.run = run
+        self.wait_for_stop = wait_for_stop
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.step:
-            (OUT / "paused").touch()
-            while not (OUT / "resume").exists():
+        if state.global_step != self.step:
+            return
+        (OUT / "paused").touch()
+        while not (OUT / "resume").exists():
+            time.sleep(0.05)
+        if self.wait_for_stop:
+            self.run.event("resumed after the pause")
+            deadline = time.monotonic() + 60
+            while not self.run.should_stop and time.monotonic() < deadline:
                 time.sleep(0.05)
 
 
@@ -140,7 +152,11 @@ def main() -> None:
     )
     callbacks: list[TrainerCallback] = [Trained(), TuneboardCallback(run)]
     if os.environ.get("PAUSE_AT_STEP"):
-        callbacks.append(PauseAt(int(os.environ["PAUSE_AT_STEP"])))
+        callbacks.append(
+            PauseAt(
+                int(os.environ["PAUSE_AT_STEP"]), run, wait_for_stop=bool(os.environ.get("STOP"))
+            )
+        )
     trainer = Trainer(
         model=model,
         args=args,
