@@ -190,9 +190,8 @@ def dataset_status(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(status)
 
 
-@require_GET
-def dataset_download(request: HttpRequest, pk: int) -> FileResponse:
-    dataset = _dataset_or_404(pk)
+def dataset_file_response(dataset: Dataset) -> FileResponse:
+    """The dataset's file as a download (the page's link and the REST API's)."""
     try:
         handle = dataset.file.open("rb")
     except OSError:
@@ -200,6 +199,11 @@ def dataset_download(request: HttpRequest, pk: int) -> FileResponse:
     return FileResponse(
         handle, as_attachment=True, filename=dataset.download_name, content_type="application/jsonl"
     )
+
+
+@require_GET
+def dataset_download(request: HttpRequest, pk: int) -> FileResponse:
+    return dataset_file_response(_dataset_or_404(pk))
 
 
 def _int_param(request: HttpRequest, name: str, default: int) -> int:

@@ -17,6 +17,7 @@ from datasets import services
 from datasets.incoming import UploadRejected
 from datasets.models import Dataset
 from datasets.selectors import dataset_families
+from datasets.views import dataset_file_response
 from jobs.services import JobError
 
 router = Router(tags=["datasets"])
@@ -88,14 +89,7 @@ def _pk(value: int) -> int:
     },
 )
 def datasets_file(request: HttpRequest, dataset_id: int) -> FileResponse:
-    dataset = get_object_or_404(Dataset, pk=_pk(dataset_id))
-    try:
-        handle = dataset.file.open("rb")
-    except OSError:
-        raise Http404("The dataset file is missing from storage.") from None
-    return FileResponse(
-        handle, as_attachment=True, filename=dataset.download_name, content_type="application/jsonl"
-    )
+    return dataset_file_response(get_object_or_404(Dataset, pk=_pk(dataset_id)))
 
 
 @router.post(

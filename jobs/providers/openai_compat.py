@@ -11,12 +11,11 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
-from urllib.parse import quote
 
 from jobs.providers import parameters, uploads
 from jobs.providers.config import ConnectionConfig
-from jobs.providers.errors import OutcomeUnknownError, ProviderError, TransientProviderError
-from jobs.providers.http import HttpSession, SessionClient
+from jobs.providers.errors import OutcomeUnknownError, ProviderError
+from jobs.providers.http import HttpSession
 from jobs.providers.records import (
     ChatResult,
     CheckpointInfo,
@@ -33,16 +32,13 @@ log = logging.getLogger("jobs.providers")
 
 FILE_DONE_STATUSES = frozenset({"processed", "error", "deleted"})
 MAX_PAGE_LIMIT = 100  # the API's cap for jobs and checkpoints
-DOWNLOAD_CHUNK = 1 << 20
 # How far a lookup by metadata pages. A provider that honours the filter answers one short
 # page; one that ignores it lists every job, newest first, and a job created moments ago is
 # on the first page: ten pages of 100 bound the cost without missing it.
 FIND_MAX_PAGES = 10
 
 
-def _segment(value: str) -> str:
-    # Model ids contain colons, which the API expects unescaped; anything else odd is quoted.
-    return quote(value, safe=":@-._~")
+_segment = uploads.segment
 
 
 def job_body(spec: JobSpec) -> dict[str, Any]:
@@ -99,7 +95,8 @@ def _page(body: Any, parse: Callable[[dict[str, Any]], Any], limit: int) -> Page
     return Page(data=data, has_more=has_more)
 
 
-class OpenAICompatibleProvider(SessionClient):
+class OpenAICompatibleProvider(uploads.FileClient):
+    file_done_statuses = FILE_DONE_STATUSES
     """One connection's client. Thread-safe: httpx's pooled client may be shared."""
 
     traits = parameters.Traits(
@@ -200,33 +197,6 @@ class OpenAICompatibleProvider(SessionClient):
 
     def retrieve_file(self, file_id: str) -> FileInfo:
         return FileInfo.from_api(self._session.json("GET", f"files/{_segment(file_id)}"))
-
-    def wait_for_file(self, file_id: str, *, timeout: float = 600, poll: float = 1.0) -> FileInfo:
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.retrieve_file(file_id)
-            if info.status in FILE_DONE_STATUSES:
-                return info
-            if time.monotonic() + poll > deadline:
-                raise TransientProviderError(
-                    f"File {file_id} is still {info.status!r} after {timeout:g} s"
-                )
-            self._sleep(poll)
-
-    def download_file(self, file_id: str) -> bytes:
-        return self._session.request("GET", f"files/{_segment(file_id)}/content").content
-
-    def download_file_to(
-        self, file_id: str, write: Callable[[bytes], object], *, chunk_size: int = DOWNLOAD_CHUNK
-    ) -> int:
-        """Stream a file's content to ``write`` (``uploads.download_to``)."""
-        return uploads.download_to(
-            self._session,
-            f"files/{_segment(file_id)}/content",
-            write,
-            what=file_id,
-            chunk_size=chunk_size,
-        )
 
     def download_results_csv(self, file_id: str) -> str:
         return decode_results_csv(self.download_file(file_id))

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote
 
 from jobs.providers import parameters, uploads
 from jobs.providers import together_records as records
@@ -24,9 +23,7 @@ from jobs.providers.errors import (
     NotFoundError,
     OutcomeUnknownError,
     ProviderError,
-    TransientProviderError,
 )
-from jobs.providers.http import SessionClient
 from jobs.providers.openai_compat import send_chat_completion
 from jobs.providers.records import (
     MARKER_KEY,
@@ -43,7 +40,6 @@ from jobs.providers.records import (
 log = logging.getLogger("jobs.providers")
 
 T = TypeVar("T")
-DOWNLOAD_CHUNK = 1 << 20
 # Tuneboard's hyperparameter names that Together takes under another name or shape.
 _SPEC_KEYS = {
     "n_epochs": "n_epochs",
@@ -65,8 +61,7 @@ _LORA_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "lora_trainable_modules")
 _DPO_KEYS = ("dpo_beta", "rpo_alpha", "simpo_gamma")
 
 
-def _segment(value: str) -> str:
-    return quote(value, safe=":@-._~")
+_segment = uploads.segment
 
 
 def _bool(value: Any) -> bool | str | None:
@@ -148,7 +143,7 @@ def page_of(
     return Page(data=chunk, has_more=start + limit < len(items))
 
 
-class TogetherProvider(SessionClient):
+class TogetherProvider(uploads.FileClient):
     """One Together connection's client. Thread-safe like the OpenAI one."""
 
     traits = parameters.Traits(
@@ -230,32 +225,6 @@ class TogetherProvider(SessionClient):
 
     def retrieve_file(self, file_id: str) -> FileInfo:
         return records.file_info(self._dict("GET", f"files/{_segment(file_id)}"))
-
-    def wait_for_file(self, file_id: str, *, timeout: float = 600, poll: float = 1.0) -> FileInfo:
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.retrieve_file(file_id)
-            if info.status in ("processed", "error"):
-                return info
-            if time.monotonic() + poll > deadline:
-                raise TransientProviderError(
-                    f"File {file_id} is still being processed after {timeout:g} s"
-                )
-            self._sleep(poll)
-
-    def download_file(self, file_id: str) -> bytes:
-        return self._session.request("GET", f"files/{_segment(file_id)}/content").content
-
-    def download_file_to(
-        self, file_id: str, write: Callable[[bytes], object], *, chunk_size: int = DOWNLOAD_CHUNK
-    ) -> int:
-        return uploads.download_to(
-            self._session,
-            f"files/{_segment(file_id)}/content",
-            write,
-            what=file_id,
-            chunk_size=chunk_size,
-        )
 
     def download_results_csv(self, file_id: str) -> str:
         raise NotFoundError("Together keeps no results file; its metrics have their own endpoint")
