@@ -376,3 +376,20 @@ def run_status_report(
         if status in Job.PROVIDER_TERMINAL:
             notifications.notifications_for_terminal(job=job)
     return job
+
+
+def run_stop_request(*, job: Job, actor: Any) -> bool:
+    """Ask a self-hosted run to stop (its script hears it in the API's next reply); True when
+    this asked, False when it had been asked already."""
+    _writable(job)
+    if job.is_terminal:
+        raise JobError("The run has already ended.")
+    with transaction.atomic():
+        asked = bool(
+            Job.objects.filter(pk=job.pk, stop_requested_at__isnull=True).update(
+                stop_requested_at=timezone.now()
+            )
+        )
+        if asked:
+            audit_record(actor=actor, action="run_stop_requested", obj=job)
+    return asked

@@ -46,6 +46,7 @@ urlpatterns = [
     path("<uuid:pk>/delete-model/", views.job_delete_model, name="delete_model"),
     path("<uuid:pk>/archive/", views.job_archive, name="archive"),
     path("<uuid:pk>/guardrails/", views.job_guardrail_save, name="guardrail_save"),
+    path("<uuid:pk>/stop/", views.job_stop, name="stop"),
     path("<uuid:pk>/unarchive/", views.job_unarchive, name="unarchive"),
     path("<uuid:pk>/edit/", views.job_edit, name="edit"),
 ]

@@ -22,7 +22,7 @@ from core.crypto import DecryptionError
 from core.params import whole_number
 from core.permissions import admin_required, member_required
 from core.templatetags.core_format import money
-from jobs import confirmations, guardrails, pages, selectors, services, watching
+from jobs import confirmations, guardrails, pages, selectors, selfhosted, services, watching
 from jobs.connections import provider_for_connection
 from jobs.forms import (
     AnnotateForm,
@@ -488,6 +488,25 @@ def _set_archived(request: HttpRequest, pk: uuid.UUID, archived: bool) -> HttpRe
         return "Archived the job." if archived else "Restored the job from the archive."
 
     return _control(request, pk, archive)
+
+
+@require_POST
+@member_required
+def job_stop(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    """Ask a self-hosted run's training script to stop (it saves a checkpoint and ends)."""
+    job = _job_or_404(pk)
+    try:
+        asked = selfhosted.run_stop_request(job=job, actor=request.user)
+    except JobError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            "The training script is told to stop at its next report."
+            if asked
+            else "The run had already been asked to stop.",
+        )
+    return redirect("jobs:detail", pk=job.pk)
 
 
 @require_POST

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+from django.db.models import Prefetch
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -34,7 +35,7 @@ from dashboard.api.schemas import (
 )
 from dashboard.selectors_runs import RunFilters, filtered_jobs
 from jobs import selfhosted
-from jobs.models import METRIC_COLUMNS, Checkpoint, Job, JobEvent, MetricPoint
+from jobs.models import METRIC_COLUMNS, Checkpoint, Guardrail, Job, JobEvent, MetricPoint
 from jobs.providers import traits
 
 router = Router(tags=["runs"])
@@ -70,11 +71,34 @@ def run_out(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "estimated_finish": job.estimated_finish,
         "error": str(error.get("message") or ""),
+        "stop_requested": job.stop_requested_at is not None,
+        "guardrails": [
+            {
+                "kind": g.kind,
+                "params": g.params,
+                "action": g.action,
+                "enabled": g.enabled,
+                "fired": None
+                if not hasattr(g, "firing")
+                else {
+                    "step": g.firing.step,
+                    "message": g.firing.message,
+                    "at": g.firing.fired_at.isoformat(),
+                    "outcome": g.firing.outcome,
+                },
+            }
+            for g in sorted(job.guardrails.all(), key=lambda g: g.pk)
+        ],
     }
 
 
+WITH_GUARDRAILS = Prefetch("guardrails", queryset=Guardrail.objects.select_related("firing"))
+
+
 def _job(run_id: UUID) -> Job:
-    return get_object_or_404(Job.objects.select_related("connection"), pk=run_id)
+    return get_object_or_404(
+        Job.objects.select_related("connection").prefetch_related(WITH_GUARDRAILS), pk=run_id
+    )
 
 
 class RunQuery(Schema):
@@ -110,7 +134,12 @@ def runs_list(request: HttpRequest, query: Query[RunQuery]) -> dict[str, Any]:
         created_to=query.created_to,
         archived=query.archived,
     )
-    jobs = filtered_jobs(filters).select_related("connection").order_by("-created_at", "-id")
+    jobs = (
+        filtered_jobs(filters)
+        .select_related("connection")
+        .prefetch_related(WITH_GUARDRAILS)
+        .order_by("-created_at", "-id")
+    )
     page = jobs[query.offset : query.offset + query.limit]
     return {"count": jobs.count(), "results": [run_out(job) for job in page]}
 

@@ -91,6 +91,10 @@ class RunOut(Schema):
     finished_at: datetime | None
     estimated_finish: datetime | None
     error: str
+    stop_requested: bool = Field(description="The run was asked to stop (guardrail or person).")
+    guardrails: list[dict[str, Any]] = Field(
+        description="Each guardrail: kind, params, action, enabled, and its firing if it fired."
+    )
 
 
 class RunPage(Schema):

@@ -114,6 +114,9 @@ def test_a_self_hosted_run_hears_stop_and_a_resent_batch_fires_nothing_twice() -
     firing = GuardrailFiring.objects.get()
     assert (firing.step, firing.action) == (11, "cancel") and "spiked" in firing.message
     assert "told to stop" in firing.outcome
+    shown = api.get(f"/api/v1/runs/{run['id']}").json()
+    assert shown["stop_requested"] is True
+    assert shown["guardrails"][0]["fired"]["step"] == 11
     refused = api.post("/api/v1/runs", json.dumps({"guardrails": [{"kind": "overfitting",
                        "params": {"evals": 1}}]}), content_type="application/json")  # fmt: skip
     assert refused.status_code == 400 and "evals must be between" in refused.json()["detail"]
@@ -138,3 +141,21 @@ def test_guardrails_are_edited_on_the_run_page_within_what_the_provider_can_do()
     assert "minutes=90" in page and "Watching" in page
     assert '<option value="pause">' not in page
     assert AuditEntry.objects.filter(action="guardrail_added").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_member_stops_a_self_hosted_run_from_its_page() -> None:
+    token = api_token_create(user=make_user("member"), name="box", scope="write")[1]
+    api = Client(headers={"Authorization": f"Bearer {token}"})
+    run = api.post("/api/v1/runs", json.dumps({"external_id": "long-1"}),
+                   content_type="application/json").json()  # fmt: skip
+    page = client_for("member").get(f"/jobs/{run['id']}/").content.decode()
+    assert "Stop training" in page
+    assert client_for("viewer").post(f"/jobs/{run['id']}/stop/").status_code == 403
+    assert client_for("member").post(f"/jobs/{run['id']}/stop/").status_code == 302
+    batch = {"points": [{"step": 1, "values": {"loss": 1.0}}]}
+    reply = api.post(f"/api/v1/runs/{run['id']}/metrics", json.dumps(batch),
+                     content_type="application/json").json()  # fmt: skip
+    assert reply["control"] == {"stop": True}
+    assert AuditEntry.objects.filter(action="run_stop_requested").count() == 1
+    assert "Stop training" not in client_for("member").get(f"/jobs/{run['id']}/").content.decode()
