@@ -215,7 +215,7 @@ def test_the_include_runs_a_constant_number_of_queries(make_job) -> None:
                 render_include(job, user)
             counts.append(len(queries.captured_queries))
     assert counts[0] == counts[2] and counts[1] == counts[3] and counts[1] < counts[0]
-    assert counts[0] <= 6
+    assert counts[0] <= 7  # the guardrail marks on the chart are one of them
 
 
 def test_run_names_and_checkpoint_ids_are_escaped_in_figures(make_job, settings) -> None:

@@ -22,6 +22,7 @@ def test_registered_task_names_snapshot() -> None:
         "evals.tasks.evaluation_run_task",
         "jobs.tasks.catalog_refresh_task",
         "jobs.tasks.catalogs_refresh_all",
+        "jobs.tasks.guardrail_act_task",
         "jobs.tasks.import_run_task",
         "jobs.tasks.job_control_task",
         "jobs.tasks.job_launch_task",

@@ -41,8 +41,11 @@ EDITABLE = {
     "jobs.NotificationSetting": ["user", "email_enabled", "slack_webhook_url"],
     "jobs.ProviderConnection": [
         "name", "kind", "base_url", "organization", "project", "api_version", "enabled",
-        "notify_emails", "slack_webhook_url", "api_key", "webhook_secret",
+        "notify_emails", "slack_webhook_url", "guardrail_defaults", "api_key", "webhook_secret",
     ],
+    # A job's rules, as the run page edits them (jobs.guardrails); firings are history.
+    "jobs.Guardrail": ["job", "kind", "params", "action", "enabled"],
+    "jobs.GuardrailFiring": [],
 }  # fmt: skip
 OUR_APPS = {"core", "dashboard", "datasets", "evals", "jobs", "sandbox"}
 LEASED = ("jobs.Job", "jobs.ImportRun", "datasets.Dataset", "evals.Evaluation")
