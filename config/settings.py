@@ -88,8 +88,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    # django.contrib.staticfiles, collecting only what pages load (core.apps).
-    "core.apps.StaticFilesConfig",
+    # django.contrib.staticfiles, collecting only what pages load (core/staticfiles_app.py).
+    "core.staticfiles_app.StaticFilesConfig",
     # Form widgets' templates, for FORM_RENDERER below.
     "django.forms",
     # In layer order: each app may import only the apps above it (see README, Architecture).

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.contrib.staticfiles.apps import StaticFilesConfig as BaseStaticFilesConfig
 from django.db.models.signals import post_migrate
 
 
@@ -22,16 +21,3 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_sync_roles, dispatch_uid="core.roles_sync")
-
-
-class StaticFilesConfig(BaseStaticFilesConfig):
-    """collectstatic without what no page loads: django-ninja's ReDoc bundle (the API docs
-    page is swagger-ui) and swagger-ui's 2 MB source map (nothing refers to it). Each would be
-    hashed and compressed at every deploy."""
-
-    ignore_patterns = [
-        *BaseStaticFilesConfig.ignore_patterns,
-        "redoc.standalone.js",
-        "redoc.standalone.js.map",
-        "swagger-ui-bundle.js.map",
-    ]

@@ -128,3 +128,11 @@ def test_no_cdn_or_remote_assets_in_templates_and_static() -> None:
             if is_asset and remote.search(path.read_bytes()):
                 offenders.append(str(path.relative_to(BASE_DIR)))
     assert offenders == []
+
+
+def test_the_api_docs_assets_are_collected_and_nothing_no_page_loads(
+    production_static: Path,
+) -> None:
+    names = sorted(p.name for p in (production_static / "ninja").iterdir())
+    assert any(re.fullmatch(r"swagger-ui-bundle\.[0-9a-f]{12}\.js", n) for n in names), names
+    assert not [n for n in names if n.startswith("redoc") or n.endswith(".js.map")], names
