@@ -15,6 +15,7 @@ from core import outbound
 from core.tags import parse_tags
 from datasets.models import Dataset
 from jobs import guardrail_rules, selectors
+from jobs.guardrails import rules_problem as guardrails_problem
 from jobs.models import Job, ProviderConnection, split_addresses
 from jobs.providers import Parameter, Traits, parameters, traits
 from jobs.services import (
@@ -96,7 +97,7 @@ class ConnectionForm(forms.ModelForm):
         model = ProviderConnection
         fields = (
             "name", "kind", "base_url", "organization", "project", "api_version", "enabled",
-            "notify_emails", "slack_webhook_url",
+            "notify_emails", "slack_webhook_url", "guardrail_defaults",
         )  # fmt: skip
         field_classes = {"base_url": HttpsURLField, "slack_webhook_url": WebhookURLField}
         widgets = {"notify_emails": forms.Textarea(attrs={"rows": 2})}
@@ -118,6 +119,10 @@ class ConnectionForm(forms.ModelForm):
             "line-separated.",
             "slack_webhook_url": "Optional; a Slack-compatible incoming webhook, posted to when "
             "any job on this connection finishes.",
+            "guardrail_defaults": "Rules every new job on this connection starts with (JSON), "
+            'e.g. [{"kind": "overfitting", "params": {"evals": 3, "rise_pct": 1}, "action": '
+            '"pause"}]. Kinds: overfitting, divergence, accuracy_stuck, spend_cap, time_limit; '
+            "actions: notify, pause (where the provider can), cancel.",
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -152,6 +157,16 @@ class ConnectionForm(forms.ModelForm):
             )
         if data.get("api_version") and data.get("kind") != ProviderConnection.Kind.AZURE_OPENAI:
             self.add_error("api_version", "The API version applies to Azure OpenAI only.")
+        rules = data.get("guardrail_defaults")
+        if rules is None:
+            data["guardrail_defaults"] = []
+        elif not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+            self.add_error("guardrail_defaults", "A list of rules: [{kind, params, action}, …].")
+        else:
+            kind = data.get("kind") or ProviderConnection.Kind.OPENAI
+            problem = guardrails_problem(ProviderConnection(kind=kind), rules)
+            if problem:
+                self.add_error("guardrail_defaults", problem)
         return data
 
 

@@ -89,10 +89,11 @@ def connection_save(
     enabled: bool = True,
     notify_emails: str | None = None,
     slack_webhook_url: str | None = None,
+    guardrail_defaults: list[dict[str, Any]] | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> ProviderConnection:
     """Create or update a connection. ``api_key=None`` keeps the stored key (write-only field);
-    ``None`` for the notification fields keeps them as they are."""
+    ``None`` for the notification fields and the guardrail defaults keeps them as they are."""
     connection = connection or ProviderConnection()
     creating = connection.pk is None
     connection.name = name
@@ -110,6 +111,11 @@ def connection_save(
         connection.notify_emails = notify_emails
     if slack_webhook_url is not None:
         connection.slack_webhook_url = slack_webhook_url
+    if guardrail_defaults is not None:
+        problem = guardrails.rules_problem(connection, guardrail_defaults)
+        if problem:
+            raise JobError(problem, field="guardrail_defaults")
+        connection.guardrail_defaults = [guardrails.clean_rule(r) for r in guardrail_defaults]
     connection.save()
     audit_record(
         actor=actor,

@@ -78,6 +78,7 @@ def _connection_form_page(
             enabled=data["enabled"],
             notify_emails=data["notify_emails"],
             slack_webhook_url=data["slack_webhook_url"],
+            guardrail_defaults=data["guardrail_defaults"],
             actor=request.user,
         )
         messages.success(request, f"Saved the connection “{saved.name}”.")

@@ -13,7 +13,15 @@ from django.test import Client
 
 from core.models import AuditEntry
 from core.services import api_token_create
-from jobs.models import GuardrailFiring, Job, JobControl, JobEvent, MetricPoint, Notification
+from jobs.models import (
+    GuardrailFiring,
+    Job,
+    JobControl,
+    JobEvent,
+    MetricPoint,
+    Notification,
+    ProviderConnection,
+)
 from jobs.services import connection_save
 from jobs.sync import job_sync
 from tests.conftest import wait_until
@@ -159,3 +167,30 @@ def test_a_member_stops_a_self_hosted_run_from_its_page() -> None:
     assert reply["control"] == {"stop": True}
     assert AuditEntry.objects.filter(action="run_stop_requested").count() == 1
     assert "Stop training" not in client_for("member").get(f"/jobs/{run['id']}/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_connections_guardrail_defaults_are_set_on_its_page() -> None:
+    from tests.jobs.test_views_connections import form_data
+
+    staff = client_for("staff")
+    rules = [{"kind": "overfitting", "params": {"evals": 4}, "action": "pause"}]
+    bad = staff.post("/jobs/connections/new/", form_data(
+        kind="together", base_url="https://api.together.xyz/v1", guardrail_defaults=json.dumps(rules)
+    ))  # fmt: skip
+    assert "cannot be paused" in bad.content.decode() and not ProviderConnection.objects.exists()
+    staff.post("/jobs/connections/new/", form_data(guardrail_defaults=json.dumps(rules)))
+    connection = ProviderConnection.objects.get()
+    assert connection.guardrail_defaults == [
+        {"kind": "overfitting", "params": {"evals": 4, "rise_pct": 1.0}, "action": "pause"}
+    ]
+    job = launched_job_on(connection)
+    assert list(job.guardrails.values_list("kind", "action")) == [("overfitting", "pause")]
+
+
+def launched_job_on(connection: ProviderConnection) -> Job:
+    from jobs.guardrails import guardrails_attach
+
+    job = Job.objects.create(connection=connection, base_model="gpt-4o-mini", status="pending")
+    guardrails_attach(job=job)
+    return job
