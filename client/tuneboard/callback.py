@@ -42,7 +42,8 @@ class TuneboardCallback(TrainerCallback):
     """Creates the run when training begins (or reports into ``run``), then sends every log
     (train and eval loss, learning rate, grad norm, epoch, tokens seen), every saved checkpoint
     with its step and latest metrics, the total steps, and the final status. When Tuneboard
-    asks the run to stop, the trainer saves and ends cleanly."""
+    asks the run to stop, the trainer saves and ends cleanly (in a distributed training only
+    the main process reports, and hears "stop")."""
 
     def __init__(self, run: Run | None = None, **init_kwargs: Any) -> None:
         self.run = run
@@ -57,6 +58,8 @@ class TuneboardCallback(TrainerCallback):
         model: Any = None,
         **kwargs: Any,
     ) -> None:
+        if not state.is_world_process_zero:
+            return  # one report per run: from the main process of a distributed training
         total = state.max_steps if state.max_steps and state.max_steps > 0 else None
         if self.run is None:
             options = dict(self.init_kwargs)

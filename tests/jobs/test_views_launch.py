@@ -476,3 +476,30 @@ def test_launch_page_queries_do_not_grow(
     with django_assert_max_num_queries(9):
         bad = member.post("/jobs/new/", valid_data(connection, datasets[0], n_epochs="0"))
         assert bad.status_code == 200
+
+
+def test_guardrails_are_chosen_at_launch_prefilled_from_the_connection(
+    connection: ProviderConnection, dataset: Dataset
+) -> None:
+    """Issue 18: rules attached at launch, defaults per connection."""
+    connection.guardrail_defaults = [
+        {"kind": "overfitting", "params": {"evals": 4, "rise_pct": 2.0}, "action": "pause"},
+        {"kind": "time_limit", "params": {"minutes": 120}, "action": "cancel"},
+    ]
+    connection.save()
+    member = client_for("member")
+    page = member.get("/jobs/new/").content.decode()
+    assert "Guardrails (act while the job runs)" in page
+    assert re.search(r'<option value="pause" selected>Pause</option>', page)
+    assert 'name="guard_time_limit" value="120"' in page
+    data = valid_data(connection, dataset, guard_overfitting="pause", guard_divergence="cancel",
+                      guard_time_limit="90", guard_spend_cap="25")  # fmt: skip
+    response = member.post("/jobs/new/", data)
+    assert response.status_code == 302, response.context["form"].errors
+    rules = {g.kind: (g.params, g.action) for g in Job.objects.get().guardrails.all()}
+    assert rules == {
+        "overfitting": ({"evals": 4, "rise_pct": 2.0}, "pause"),
+        "divergence": ({"spike_factor": 3.0, "window": 10}, "cancel"),
+        "time_limit": ({"minutes": 90}, "cancel"),
+        "spend_cap": ({"usd": 25.0}, "cancel"),
+    }
