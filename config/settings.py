@@ -88,8 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    # django.contrib.staticfiles, collecting only what pages load (core/staticfiles_app.py).
-    "core.staticfiles_app.StaticFilesConfig",
+    "django.contrib.staticfiles",
     # Form widgets' templates, for FORM_RENDERER below.
     "django.forms",
     # In layer order: each app may import only the apps above it (see README, Architecture).
@@ -186,7 +185,8 @@ STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
-    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # The apps' static files, without what no page loads (core.staticfinders).
+    "core.staticfinders.AppFilesFinder",
     "core.staticfinders.PlotlyFinder",
 ]
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 import plotly
-from django.contrib.staticfiles.finders import BaseFinder
+from django.contrib.staticfiles.finders import AppDirectoriesFinder, BaseFinder
 from django.core.checks import CheckMessage
 from django.core.files.storage import FileSystemStorage
 
@@ -53,3 +53,16 @@ class _PrefixedStorage(FileSystemStorage):
 
     def open(self, name: str, mode: str = "rb") -> Any:
         return super().open("plotly.min.js" if name == PLOTLY_STATIC_PATH else name, mode)
+
+
+class AppFilesFinder(AppDirectoriesFinder):
+    """The apps' static files for collectstatic, without what no page loads: django-ninja's
+    ReDoc bundle (the API docs page is swagger-ui) and swagger-ui's 2 MB source map (nothing
+    refers to it). Each would be hashed and compressed at every deploy."""
+
+    NOT_COLLECTED = ("redoc.standalone.js", "redoc.standalone.js.map", "swagger-ui-bundle.js.map")
+
+    def list(
+        self, ignore_patterns: Iterable[str] | None
+    ) -> Iterator[tuple[str, FileSystemStorage]]:
+        yield from super().list([*(ignore_patterns or []), *self.NOT_COLLECTED])
