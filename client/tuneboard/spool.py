@@ -6,11 +6,13 @@ idempotent at the server, so one sent twice (acknowledgement lost) changes nothi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("tuneboard")
 OPS = "ops.jsonl"
 SENT = "sent"
 
@@ -28,13 +30,23 @@ class Spool:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / OPS
         self._lock = threading.Lock()
+        self._warned = False
         self._file = open(self.path, "ab")  # noqa: SIM115 - kept open for the run's life
 
-    def append(self, op: dict[str, Any]) -> None:
+    def append(self, op: dict[str, Any]) -> bool:
+        """Spool one report; False (and a warning, once) when the disk refuses it: a full or
+        read-only disk loses reports, never the training."""
         line = json.dumps(op, separators=(",", ":"), allow_nan=False).encode() + b"\n"
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            try:
+                self._file.write(line)
+                self._file.flush()
+            except (OSError, ValueError) as exc:  # ValueError: the file was closed
+                if not self._warned:
+                    self._warned = True
+                    log.warning("Tuneboard's spool %s refused a report: %s", self.path, exc)
+                return False
+        return True
 
     def close(self) -> None:
         with self._lock:
