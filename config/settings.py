@@ -375,6 +375,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=min(POLL_INTERVAL, WATCHED_POLL_INTERVAL)),
         "options": {"expires": min(POLL_INTERVAL, WATCHED_POLL_INTERVAL)},
     },
+    # Sweeps launch their next run when one ends (the sync asks at once); this catches a
+    # launch that failed without a sync and a lost task.
+    "advance-sweeps": {
+        "task": "jobs.tasks.sweeps_advance_due",
+        "schedule": timedelta(seconds=POLL_INTERVAL),
+        "options": {"expires": POLL_INTERVAL},
+    },
     # Providers that list their fine-tunable models change the list and the limits now and
     # then (jobs.catalogs); a connection's save and the launch page's button refresh it too.
     "refresh-model-catalogs": {

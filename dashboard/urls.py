@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import views, views_sweeps
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -24,5 +24,11 @@ urlpatterns = [
     path("share-links/<int:pk>/revoke/", views.share_link_revoke, name="share_link_revoke"),
     path("share/<str:token>/", views.share_page, name="share_page"),
     path("share/<str:token>/metrics.json", views.share_metrics_json, name="share_metrics"),
+    path("sweeps/", views_sweeps.sweep_list, name="sweeps"),
+    path("sweeps/new/", views_sweeps.sweep_new, name="sweep_new"),
+    path("sweeps/<int:pk>/", views_sweeps.sweep_detail, name="sweep_detail"),
+    path("sweeps/<int:pk>/live.json", views_sweeps.sweep_live, name="sweep_live"),
+    path("sweeps/<int:pk>/export.csv", views_sweeps.sweep_export_csv, name="sweep_export_csv"),
+    path("sweeps/<int:pk>/cancel/", views_sweeps.sweep_cancel_view, name="sweep_cancel"),
     path("share/<str:token>/figures.json", views.share_figures_json, name="share_figures"),
 ]

@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 
 from core.admin_tools import LEASE_FIELDS, confirm_action
 from core.tags import parse_tags
-from jobs import catalogs, guardrails, history, notifications, services
+from jobs import catalogs, guardrails, history, notifications, services, sweeps
 from jobs.forms import WebhookURLField
 from jobs.models import (
     Checkpoint,
@@ -26,6 +26,8 @@ from jobs.models import (
     PriceQuote,
     ProviderConnection,
     ProviderFile,
+    Sweep,
+    SweepRun,
     WebhookDelivery,
 )
 from jobs.providers import traits
@@ -455,3 +457,53 @@ class PriceQuoteAdmin(ReadOnlyAdmin):
         for quote in queryset:
             catalogs.price_quote_retry(quote=quote, user=request.user)
         self.message_user(request, "Asked again.", messages.INFO)
+
+
+class SweepRunInline(admin.TabularInline):
+    model = SweepRun
+    extra = 0
+    can_delete = False
+    fields = ("index", "base_model", "hyperparameters", "seed", "planned_cost_usd", "state",
+              "job", "launched_at", "active_at_launch", "skip_reason")  # fmt: skip
+    readonly_fields = fields
+    raw_id_fields = ("job",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    """Sweeps are planned and started on their page (the plan checks every run and the
+    budget); here admins follow them, cancel them or advance them now."""
+
+    list_display = ("name", "status", "connection", "mode", "concurrency", "planned_cost_usd",
+                    "budget_usd", "created_by", "created_at")  # fmt: skip
+    list_filter = ("status", "mode", "connection")
+    search_fields = ("name", "training_dataset__name", "created_by__username")
+    readonly_fields = [f.name for f in Sweep._meta.fields]
+    inlines = (SweepRunInline,)
+    actions = ("cancel_sweeps", "advance_now")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Cancel (launch nothing more, cancel the runs under way)")
+    def cancel_sweeps(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> None:
+        cancelled = sum(sweeps.sweep_cancel(sweep=s, user=request.user) for s in queryset)
+        self.message_user(request, f"{cancelled} sweep(s) cancelled.", messages.SUCCESS)
+
+    @admin.action(description="Advance now (launch what the budget and concurrency allow)")
+    def advance_now(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> None:
+        for sweep in queryset:
+            sweeps.sweep_advance(sweep_id=sweep.pk)
+        self.message_user(request, f"{queryset.count()} sweep(s) advanced.", messages.SUCCESS)
+
+
+@admin.register(SweepRun)
+class SweepRunAdmin(ReadOnlyAdmin):
+    list_display = ("sweep", "index", "base_model", "state", "job", "planned_cost_usd",
+                    "active_at_launch", "launched_at")  # fmt: skip
+    list_filter = ("state", "sweep__status")
+    search_fields = ("sweep__name", "base_model", "job__provider_job_id")
+    raw_id_fields = ("sweep", "job")

@@ -47,7 +47,15 @@ from datasets.models import MAX_TAG_LENGTH, MAX_TAGS, Dataset
 from datasets.services import dataset_create_from_upload
 from datasets.uploads import max_upload_bytes
 from jobs import curvestore, metrics
-from jobs.models import Checkpoint, Job, JobEvent, MetricPoint, ProviderConnection
+from jobs.models import (
+    Checkpoint,
+    Job,
+    JobEvent,
+    MetricPoint,
+    ProviderConnection,
+    Sweep,
+    SweepRun,
+)
 from jobs.providers import traits
 
 FORMAT = "tuneboard-bundle"
@@ -77,6 +85,12 @@ DATETIME_FIELDS = frozenset(
      "finished_at", "last_synced_at", "uploaded_at"}
 )  # fmt: skip
 EVENT_FIELDS = ("provider_event_id", "created_at", "level", "type", "message", "data")
+SWEEP_FIELDS = ("name", "created_at", "method", "mode", "space", "samples", "sample_seed",
+                "budget_usd", "planned_cost_usd", "concurrency", "guardrails", "status",
+                "status_message", "finished_at")  # fmt: skip
+SWEEP_RUN_FIELDS = ("index", "base_model", "hyperparameters", "seed", "billed_tokens",
+                    "planned_cost_usd", "state", "launched_at", "active_at_launch",
+                    "committed_at_launch", "skip_reason")  # fmt: skip
 CHECKPOINT_FIELDS = ("provider_checkpoint_id", "step", "model_name", "metrics", "created_at")
 METRIC_FIELDS = ("step", *metrics.COLUMNS, "extra")
 
@@ -203,6 +217,7 @@ def bundle_stream(*, jobs: QuerySet[Job], selection: dict[str, Any]) -> Iterator
             "metrics.jsonl",
             _child_rows(MetricPoint.objects.order_by("job_id", "step"), job_ids, METRIC_FIELDS),
         )
+        yield from entry("sweeps.jsonl", _sweep_rows(job_ids))
         files: dict[str, dict[str, Any]] = {}
         missing: list[str] = []
         for dataset in datasets:
@@ -259,6 +274,36 @@ def _job_rows(job_ids: list[Any]) -> Iterator[dict[str, Any]]:
         yield row
 
 
+def _sweep_rows(job_ids: list[Any]) -> Iterator[dict[str, Any]]:
+    """Each sweep one of the exported jobs ran in, with all its planned runs."""
+    sweep_ids: set[int] = set()
+    for start in range(0, len(job_ids), 500):
+        sweep_ids.update(
+            SweepRun.objects.filter(job_id__in=job_ids[start : start + 500]).values_list(
+                "sweep_id", flat=True
+            )
+        )
+    sweeps = (
+        Sweep.objects.filter(pk__in=sweep_ids)
+        .select_related("connection", "training_dataset", "validation_dataset", "created_by")
+        .order_by("created_at", "id")
+    )
+    for sweep in sweeps:
+        row: dict[str, Any] = {k: getattr(sweep, k) for k in SWEEP_FIELDS}
+        row["connection"] = sweep.connection.name
+        row["created_by"] = sweep.created_by.get_username() if sweep.created_by else None
+        row["training_dataset"] = sweep.training_dataset.sha256
+        row["validation_dataset"] = (
+            sweep.validation_dataset.sha256 if sweep.validation_dataset else None
+        )
+        row["runs"] = [
+            {**{k: getattr(run, k) for k in SWEEP_RUN_FIELDS},
+             "job": str(run.job_id) if run.job_id else None}
+            for run in sweep.runs.order_by("index")
+        ]  # fmt: skip
+        yield row
+
+
 def _child_rows(
     queryset: QuerySet[Any], job_ids: list[Any], fields: tuple[str, ...]
 ) -> Iterator[dict[str, Any]]:
@@ -303,13 +348,15 @@ class BundleOutcome:
     events: int = 0
     checkpoints: int = 0
     metrics: int = 0
+    sweeps_created: int = 0
     missing_files: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"{self.jobs_created} job(s) imported, {self.jobs_present} already present; "
             f"{self.datasets_created} dataset(s) stored, {self.datasets_present} already present; "
-            f"{self.events} events, {self.checkpoints} checkpoints, {self.metrics} metric rows."
+            f"{self.events} events, {self.checkpoints} checkpoints, {self.metrics} metric rows"
+            + (f"; {self.sweeps_created} sweep(s)." if self.sweeps_created else ".")
         )
 
 
@@ -466,6 +513,7 @@ def bundle_import(
             connections = _import_connections(zf, outcome, actor)
             created = _import_jobs(zf, outcome, connections, datasets)
             _import_children(zf, outcome, created)
+            _import_sweeps(zf, outcome, connections, datasets)
             # Rows written in bulk, around the ingest: their display curves from all of them.
             for job_id in sorted(created):
                 curvestore.rebuild(job_id)
@@ -675,6 +723,86 @@ def _import_jobs(
         if Job.objects.filter(pk=source).exists():
             Job.objects.filter(pk=job_id).update(cloned_from_id=source)
     return created
+
+
+def _money(check: _Check, key: str) -> Decimal:
+    value = check.row.get(key)
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise check.fail(key, "an amount in USD") from None
+    if not amount.is_finite() or amount < 0 or amount >= 10**10:
+        raise check.fail(key, "an amount in USD")
+    return amount
+
+
+def _import_sweeps(
+    zf: zipfile.ZipFile,
+    outcome: BundleOutcome,
+    connections: dict[str, ProviderConnection],
+    datasets: dict[str, Dataset],
+) -> None:
+    """The bundle's sweeps (bundles made before sweeps have none), each with its runs linked to
+    the jobs now here. An imported sweep launches nothing: one still under way when exported
+    is stopped here, and says so."""
+    if "sweeps.jsonl" not in zf.namelist():
+        return
+    users = {u.get_username(): u for u in get_user_model().objects.all()}
+    for number, row in _rows(zf, "sweeps.jsonl"):
+        check = _Check("sweeps.jsonl", number, row)
+        name = check.text("name", max_length=200, required=True)
+        connection = connections.get(check.text("connection", max_length=100, required=True))
+        training = datasets.get(check.sha("training_dataset") or "")
+        created_at = check.moment("created_at", required=True)
+        if connection is None or training is None:
+            continue  # its connection or dataset is not in the bundle
+        if Sweep.objects.filter(name=name, connection=connection, created_at=created_at).exists():
+            continue
+        status = check.text("status", max_length=20) or Sweep.Status.FINISHED
+        message = check.text("status_message", max_length=100_000)
+        if status not in Sweep.Status.values or status in Sweep.ACTIVE:
+            status, message = Sweep.Status.STOPPED, "Imported from a bundle while under way."
+        validation = check.sha("validation_dataset")
+        creator = check.opt_text("created_by", max_length=150)
+        sweep = Sweep.objects.create(
+            name=name, connection=connection, training_dataset=training,
+            validation_dataset=datasets.get(validation) if validation else None,
+            created_by=users.get(creator) if creator else None,
+            method=check.text("method", max_length=20) or Job.Method.SUPERVISED,
+            mode=check.text("mode", max_length=10) or Sweep.Mode.GRID,
+            space=check.obj("space", dict, {}), samples=check.integer("samples"),
+            sample_seed=check.integer("sample_seed") or 0,
+            budget_usd=_money(check, "budget_usd"),
+            planned_cost_usd=_money(check, "planned_cost_usd"),
+            concurrency=max(1, check.integer("concurrency") or 1),
+            guardrails=check.obj("guardrails", list, None), status=status,
+            status_message=message, finished_at=check.moment("finished_at"),
+        )  # fmt: skip
+        Sweep.objects.filter(pk=sweep.pk).update(created_at=created_at)
+        runs = check.obj("runs", list, [])
+        job_ids = {str(j) for j in Job.objects.filter(
+            pk__in=[r.get("job") for r in runs if isinstance(r, dict) and r.get("job")],
+            sweep_run__isnull=True,
+        ).values_list("pk", flat=True)}  # fmt: skip
+        planned = []
+        for item in runs:
+            run = _Check("sweeps.jsonl", number, item if isinstance(item, dict) else {})
+            job = str(run.ident("job") or "")
+            state = run.text("state", max_length=10)
+            planned.append(SweepRun(
+                sweep=sweep, index=run.integer("index", required=True),
+                base_model=run.text("base_model", max_length=300),
+                hyperparameters=run.obj("hyperparameters", dict, {}), seed=run.integer("seed"),
+                billed_tokens=run.integer("billed_tokens"),
+                planned_cost_usd=_money(run, "planned_cost_usd"),
+                state=state if state in SweepRun.State.values else SweepRun.State.SKIPPED,
+                job_id=job if job in job_ids else None,
+                launched_at=run.moment("launched_at"),
+                active_at_launch=run.integer("active_at_launch"),
+                skip_reason=run.text("skip_reason", max_length=100_000),
+            ))  # fmt: skip
+        SweepRun.objects.bulk_create(planned)
+        outcome.sweeps_created += 1
 
 
 def _batches(

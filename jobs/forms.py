@@ -342,7 +342,79 @@ HELP = {
 }
 
 
-class LaunchForm(forms.Form):
+class GuardrailFields(forms.Form):
+    """The guardrail fields of the launch and sweep forms, prefilled from the chosen
+    connection's defaults (``jobs.guardrails``). Subclasses set ``chosen_connection`` and
+    ``traits`` before calling ``_guard_setup``."""
+
+    chosen_connection: ProviderConnection | None
+    traits: Traits
+
+    # Guardrails at launch: prefilled from the connection's defaults (jobs.guardrails).
+    guard_overfitting = forms.ChoiceField(
+        required=False, label="When it overfits",
+        help_text="Validation loss rising at 3 evaluations in a row while training loss falls.",
+    )  # fmt: skip
+    guard_divergence = forms.ChoiceField(
+        required=False, label="When it diverges",
+        help_text="A loss spike (3× the recent median) or a loss that is not a number.",
+    )  # fmt: skip
+    guard_time_limit = forms.IntegerField(
+        required=False, min_value=1, max_value=525_600, label="Cancel after (minutes)",
+        help_text="Running time; empty: no limit.",
+    )  # fmt: skip
+    guard_spend_cap = forms.FloatField(
+        required=False, min_value=0, max_value=1e9, label="Cancel above (USD)",
+        help_text="Trained tokens so far × the price; empty: no cap.",
+    )  # fmt: skip
+    GUARDS = ("guard_overfitting", "guard_divergence", "guard_time_limit", "guard_spend_cap")
+
+    def _guard_setup(self) -> None:
+        actions = [("", "Do nothing")] + [
+            (a, a.capitalize())
+            for a in guardrail_rules.ACTIONS
+            if a != "pause" or self.traits.pauses
+        ]
+        for name in ("guard_overfitting", "guard_divergence"):
+            self.fields[name].choices = actions  # type: ignore[attr-defined]
+        if self.is_bound or self.chosen_connection is None:
+            return
+        for rule in self.chosen_connection.guardrail_defaults or []:
+            kind, params = rule.get("kind"), rule.get("params") or {}
+            if kind in ("overfitting", "divergence"):
+                self.initial.setdefault(f"guard_{kind}", rule.get("action", "notify"))
+            elif kind == "time_limit" and "minutes" in params:
+                self.initial.setdefault("guard_time_limit", int(params["minutes"]))
+            elif kind == "spend_cap" and "usd" in params:
+                self.initial.setdefault("guard_spend_cap", params["usd"])
+
+    def guardrails(self) -> tuple[dict[str, Any], ...]:
+        """The rules chosen on the form; a kind the connection's defaults also name keeps
+        their parameters (and accuracy stuck, which the form does not show, comes along)."""
+        data = self.cleaned_data
+        defaults = {
+            r.get("kind"): r
+            for r in (self.chosen_connection.guardrail_defaults if self.chosen_connection else [])
+            or []
+        }
+        rules: list[dict[str, Any]] = []
+        for kind in ("overfitting", "divergence"):
+            action = data.get(f"guard_{kind}")
+            if action:
+                rules.append({"kind": kind, "params": defaults.get(kind, {}).get("params") or {},
+                              "action": action})  # fmt: skip
+        if data.get("guard_time_limit"):
+            rules.append({"kind": "time_limit", "params": {"minutes": data["guard_time_limit"]},
+                          "action": "cancel"})  # fmt: skip
+        if data.get("guard_spend_cap") is not None:
+            rules.append({"kind": "spend_cap", "params": {"usd": data["guard_spend_cap"]},
+                          "action": "cancel"})  # fmt: skip
+        if "accuracy_stuck" in defaults:
+            rules.append(defaults["accuracy_stuck"])
+        return tuple(rules)
+
+
+class LaunchForm(GuardrailFields):
     connection = forms.TypedChoiceField(
         coerce=int, label="Provider connection", help_text="Enabled connections with an API key."
     )
@@ -407,25 +479,6 @@ class LaunchForm(forms.Form):
     accept_warnings = forms.BooleanField(
         required=False, label="Launch anyway", help_text="Despite the warnings above."
     )
-
-    # Guardrails at launch: prefilled from the connection's defaults (jobs.guardrails).
-    guard_overfitting = forms.ChoiceField(
-        required=False, label="When it overfits",
-        help_text="Validation loss rising at 3 evaluations in a row while training loss falls.",
-    )  # fmt: skip
-    guard_divergence = forms.ChoiceField(
-        required=False, label="When it diverges",
-        help_text="A loss spike (3× the recent median) or a loss that is not a number.",
-    )  # fmt: skip
-    guard_time_limit = forms.IntegerField(
-        required=False, min_value=1, max_value=525_600, label="Cancel after (minutes)",
-        help_text="Running time; empty: no limit.",
-    )  # fmt: skip
-    guard_spend_cap = forms.FloatField(
-        required=False, min_value=0, max_value=1e9, label="Cancel above (USD)",
-        help_text="Trained tokens so far × the price; empty: no cap.",
-    )  # fmt: skip
-    GUARDS = ("guard_overfitting", "guard_divergence", "guard_time_limit", "guard_spend_cap")
 
     HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "beta")
     WANDB = ("wandb_project", "wandb_entity", "wandb_name", "wandb_tags")
@@ -651,50 +704,6 @@ class LaunchForm(forms.Form):
         if data.get("wandb_tags"):
             wandb["tags"] = data["wandb_tags"]
         return [{"type": "wandb", "wandb": wandb}]
-
-    def _guard_setup(self) -> None:
-        actions = [("", "Do nothing")] + [
-            (a, a.capitalize())
-            for a in guardrail_rules.ACTIONS
-            if a != "pause" or self.traits.pauses
-        ]
-        for name in ("guard_overfitting", "guard_divergence"):
-            self.fields[name].choices = actions  # type: ignore[attr-defined]
-        if self.is_bound or self.chosen_connection is None:
-            return
-        for rule in self.chosen_connection.guardrail_defaults or []:
-            kind, params = rule.get("kind"), rule.get("params") or {}
-            if kind in ("overfitting", "divergence"):
-                self.initial.setdefault(f"guard_{kind}", rule.get("action", "notify"))
-            elif kind == "time_limit" and "minutes" in params:
-                self.initial.setdefault("guard_time_limit", int(params["minutes"]))
-            elif kind == "spend_cap" and "usd" in params:
-                self.initial.setdefault("guard_spend_cap", params["usd"])
-
-    def guardrails(self) -> tuple[dict[str, Any], ...]:
-        """The rules chosen on the form; a kind the connection's defaults also name keeps
-        their parameters (and accuracy stuck, which the form does not show, comes along)."""
-        data = self.cleaned_data
-        defaults = {
-            r.get("kind"): r
-            for r in (self.chosen_connection.guardrail_defaults if self.chosen_connection else [])
-            or []
-        }
-        rules: list[dict[str, Any]] = []
-        for kind in ("overfitting", "divergence"):
-            action = data.get(f"guard_{kind}")
-            if action:
-                rules.append({"kind": kind, "params": defaults.get(kind, {}).get("params") or {},
-                              "action": action})  # fmt: skip
-        if data.get("guard_time_limit"):
-            rules.append({"kind": "time_limit", "params": {"minutes": data["guard_time_limit"]},
-                          "action": "cancel"})  # fmt: skip
-        if data.get("guard_spend_cap") is not None:
-            rules.append({"kind": "spend_cap", "params": {"usd": data["guard_spend_cap"]},
-                          "action": "cancel"})  # fmt: skip
-        if "accuracy_stuck" in defaults:
-            rules.append(defaults["accuracy_stuck"])
-        return tuple(rules)
 
     def launch_request(self, *, cloned_from: Job | None) -> LaunchRequest:
         data = self.cleaned_data

@@ -741,3 +741,120 @@ class GuardrailFiring(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} fired on {self.job_id} at step {self.step}"
+
+
+# --- Sweeps -------------------------------------------------------------------------------------
+
+
+class Sweep(models.Model):
+    """One frozen training (and validation) dataset × a grid or a random sample of
+    hyperparameters on one connection, launched a few runs at a time within a hard budget
+    (``jobs.sweeps``). Its runs are planned when it is made (``SweepRun``)."""
+
+    class Mode(models.TextChoices):
+        GRID = "grid", "Grid (every combination)"
+        RANDOM = "random", "Random sample"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        CANCELLING = "cancelling", "Cancelling"
+        CANCELLED = "cancelled", "Cancelled"
+        STOPPED = "stopped", "Stopped by its budget"
+        FINISHED = "finished", "Finished"
+
+    # Still launching or waiting for its runs: advanced by beat and when a run ends.
+    ACTIVE = frozenset({"running", "cancelling"})
+
+    name = models.CharField(max_length=200)
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.PROTECT, related_name="sweeps"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    method = models.CharField(max_length=20, default=Job.Method.SUPERVISED)
+    training_dataset = models.ForeignKey(
+        "datasets.Dataset", on_delete=models.PROTECT, related_name="training_sweeps"
+    )
+    validation_dataset = models.ForeignKey(
+        "datasets.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="validation_sweeps",
+    )
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.GRID)
+    # {name: [values]} as chosen: "base_model", "seed" and the connection's declared parameters.
+    space = models.JSONField(default=dict)
+    samples = models.IntegerField(null=True, blank=True, help_text="Runs drawn (random mode).")
+    sample_seed = models.BigIntegerField(default=0)
+    budget_usd = models.DecimalField(max_digits=14, decimal_places=4)
+    planned_cost_usd = models.DecimalField(max_digits=14, decimal_places=4, editable=False)
+    concurrency = models.PositiveIntegerField()
+    # The rules every run gets ([{kind, params, action}]); None: the connection's defaults.
+    guardrails = models.JSONField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.RUNNING, editable=False
+    )
+    # Why the sweep launches nothing more (budget, cancel) or what it waits for.
+    status_message = models.TextField(blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Beat advances the sweeps still under way: a handful among many finished ones.
+            models.Index(
+                fields=["status"],
+                name="jobs_sweep_active",
+                condition=Q(status__in=["running", "cancelling"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class SweepRun(models.Model):
+    """One planned run of a sweep: what it trains with, what it was planned to cost, and the
+    job that runs it once launched (a launch claim: the job and this link are written in one
+    transaction, so a run is launched at most once)."""
+
+    class State(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        LAUNCHED = "launched", "Launched"
+        SKIPPED = "skipped", "Not launched"
+
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="runs")
+    index = models.PositiveIntegerField()  # 1-based, the launch order
+    base_model = models.CharField(max_length=300)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    billed_tokens = models.BigIntegerField(null=True, blank=True)
+    planned_cost_usd = models.DecimalField(max_digits=14, decimal_places=4)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PLANNED)
+    job = models.OneToOneField(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweep_run"
+    )
+    launched_at = models.DateTimeField(null=True, blank=True)
+    # At its launch: the sweep's runs still under way (the concurrency limit held) and the
+    # spend committed with it (actual for finished runs, planned for the others).
+    active_at_launch = models.PositiveIntegerField(null=True, blank=True)
+    committed_at_launch = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True
+    )
+    skip_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["sweep", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["sweep", "index"], name="jobs_sweeprun_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sweep} #{self.index}"

@@ -506,10 +506,15 @@ def _hyperparameter_rows(job: Job) -> list[tuple[str, Any, Any]]:
 
 
 def _training_facts(job: Job, contexts: set[int]) -> DatasetFacts | None:
-    if job.training_dataset_id is None:
+    return training_facts(job.training_dataset_id, contexts)
+
+
+def training_facts(dataset_id: int | None, contexts: set[int]) -> DatasetFacts | None:
+    """One dataset's example count and billed tokens per epoch at each context limit."""
+    if dataset_id is None:
         return None
     row = (
-        Dataset.objects.filter(pk=job.training_dataset_id)
+        Dataset.objects.filter(pk=dataset_id)
         .values("n_examples", "report__tokens__encoding", "report__tokens__total__counts")
         .first()
     )
@@ -517,7 +522,7 @@ def _training_facts(job: Job, contexts: set[int]) -> DatasetFacts | None:
         return None
     distribution = Distribution({int(v): int(c) for v, c in row["report__tokens__total__counts"]})
     return DatasetFacts(
-        id=job.training_dataset_id,
+        id=dataset_id,
         name="",
         format="",
         n_examples=row["n_examples"] or distribution.n,

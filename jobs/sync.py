@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from jobs import guardrails, metrics, notifications, storable, watching
+from jobs import guardrails, metrics, notifications, storable, sweep_queue, watching
 from jobs.connections import provider_for_connection
 from jobs.locks import AdvisoryLock
 from jobs.models import Checkpoint, Job, JobEvent
@@ -328,6 +328,7 @@ def job_sync(*, job_id: Any, full: bool = False) -> SyncOutcome:
             return _failed(job, exc, status=status, failures=failures + 1)
         # On what was just stored; a firing is stored once however often syncs run.
         guardrails.guardrails_evaluate(job_id=job.pk)
+        sweep_queue.sweep_job_settled(job=job)
         return SyncOutcome(ran=True, status=job.status, new_events=len(fetched.events))
 
 

@@ -1,7 +1,16 @@
 from celery import shared_task
 from django.conf import settings
 
-from jobs import catalogs, guardrail_actions, history, notifications, services, sync
+from jobs import (
+    catalogs,
+    guardrail_actions,
+    history,
+    notifications,
+    services,
+    sweep_queue,
+    sweeps,
+    sync,
+)
 from jobs.providers import TransientProviderError
 
 # Every task that waits on a provider stops at these limits, well before the global ones: a
@@ -97,3 +106,14 @@ def price_quote_task(quote_id: int) -> None:
 @shared_task(acks_late=True)
 def guardrail_act_task(firing_id: int) -> None:
     guardrail_actions.guardrail_act(firing_id=firing_id)
+
+
+# The sweep's row lock serialises advances; a duplicate delivery finds nothing more to launch.
+@shared_task(acks_late=True)
+def sweep_advance_task(sweep_id: int) -> None:
+    sweeps.sweep_advance(sweep_id=sweep_id)
+
+
+@shared_task(acks_late=True, expires=60)
+def sweeps_advance_due() -> None:
+    sweep_queue.sweeps_advance_all()

@@ -109,6 +109,21 @@
     }
 
     KINDS.forEach(function (kind) { draw(kind, figures[kind]); });
+    // A live page (a sweep's) sends new figures of the same runs as they train; the chosen
+    // axis, smoothing and hidden series stay as they are.
+    root.addEventListener("tb:refresh", function () {
+      var url = withParams(config.figures_url, {x_axis: axisSelect ? axisSelect.value : "step"});
+      fetch(url, {headers: {Accept: "application/json"}, credentials: "same-origin"})
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (data) {
+          if (!data) { return; }
+          KINDS.forEach(function (kind) {
+            draw(kind, data.figures[kind]);
+            if (descriptions[kind]) { descriptions[kind].textContent = data.descriptions[kind]; }
+          });
+        })
+        .catch(function () { /* the next poll asks again */ });
+    });
     scatters.forEach(function (figure, index) {
       var element = root.querySelector('[data-tb-scatter="' + index + '"]');
       if (element) { Plotly.newPlot(element, figure.data, figure.layout, plotConfig("scatter-" + index)); }
