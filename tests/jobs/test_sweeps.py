@@ -106,10 +106,10 @@ def test_a_plan_over_budget_or_with_an_unpriceable_run_is_refused_and_nothing_wr
     plan = sweep_plan(request=request_for(connection, dataset))
     assert plan.total is not None
     over = request_for(connection, dataset, budget_usd=plan.total - Decimal("0.0001"))
-    with pytest.raises(LaunchRejected, match="over the .* budget"):
+    with pytest.raises(LaunchRejected, match=r"over the .* budget"):
         sweep_create(request=over, user=make_user("member"))
     unpriced = request_for(connection, dataset, space={"base_model": ["gpt-4-0613", MODEL]})
-    with pytest.raises(LaunchRejected, match="Run 1: No training price is known for gpt-4-0613"):
+    with pytest.raises(LaunchRejected, match=r"Run 1: No training price is known for gpt-4-0613"):
         sweep_create(request=unpriced, user=None)
     with pytest.raises(LaunchRejected, match="at most 20"):
         sweep_create(request=request_for(connection, dataset, space={
