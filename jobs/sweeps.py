@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core import queue
 from core.services import audit_record
+from datasets.models import Dataset
 from jobs.models import JobControl, Sweep, SweepRun
 from jobs.services import JobError, LaunchRejected, job_control_request, job_launch
 from jobs.sweep_plans import Plan, SweepRequest, launch_request, sweep_plan
@@ -25,6 +26,8 @@ from jobs.sweep_queue import ADVANCE_TASK
 from jobs.sweep_space import PlannedRun, space_json
 
 CENT = Decimal("0.0001")
+JOB_HEAVY_FIELDS = ("requested_hyperparameters", "hyperparameters", "integrations", "error",
+                    "result_files", "notes", "tags")  # fmt: skip
 
 
 def _money(value: Decimal) -> Decimal:
@@ -89,8 +92,11 @@ def _request_of(sweep: Sweep) -> SweepRequest:
     return SweepRequest(
         name=sweep.name,
         connection=sweep.connection,
-        training_dataset=sweep.training_dataset,
-        validation_dataset=sweep.validation_dataset,
+        # A launch names its datasets by id; the launch rules read what they need of them.
+        training_dataset=Dataset(pk=sweep.training_dataset_id),
+        validation_dataset=(
+            Dataset(pk=sweep.validation_dataset_id) if sweep.validation_dataset_id else None
+        ),
         space={},
         budget_usd=sweep.budget_usd,
         method=sweep.method,
@@ -179,13 +185,18 @@ def sweep_advance(*, sweep_id: int) -> Sweep | None:
     with transaction.atomic():
         sweep = (
             Sweep.objects.select_for_update(of=("self",))
-            .select_related("connection", "training_dataset", "validation_dataset", "created_by")
+            .select_related("connection", "created_by")
             .filter(pk=sweep_id, status__in=Sweep.ACTIVE)
             .first()
         )
         if sweep is None:
             return None
-        runs = list(sweep.runs.select_related("job").order_by("index"))
+        # Of a run's job only what the budget and the slots need (not its stored JSON).
+        runs = list(
+            sweep.runs.select_related("job")
+            .defer(*(f"job__{name}" for name in JOB_HEAVY_FIELDS))
+            .order_by("index")
+        )
         active = [r for r in runs if r.state == SweepRun.State.LAUNCHED and _is_active(r)]
         if sweep.status == Sweep.Status.CANCELLING:
             _cancel_active(sweep, active)
