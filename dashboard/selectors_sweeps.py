@@ -60,6 +60,16 @@ class SweepPage:
     job_ids: list[str] = field(default_factory=list)
 
     @property
+    def settled(self) -> int:
+        """Runs whose outcome is known (ended, or not launched): the comparison's tables
+        change with it."""
+        return sum(
+            1
+            for r in self.runs
+            if r.state == SweepRun.State.SKIPPED or (r.job is not None and r.job.is_terminal)
+        )
+
+    @property
     def version(self) -> str:
         """Changes whenever something the page shows does (the live poll compares it)."""
         parts = [self.sweep.status, self.sweep.status_message]
@@ -169,6 +179,8 @@ def _best(runs: list[SweepRun]) -> Best | None:
 def parallel_figure(runs: list[SweepRun], keys: list[str]) -> dict[str, Any]:
     rows = [
         {
+            "label": r.job.display_name if r.job else f"run {r.index}",
+            "run_id": str(r.job_id),
             "hyperparameters": run_values(r),
             "metrics": {"best_full_valid_loss": r.job.best_full_valid_loss if r.job else None},
         }

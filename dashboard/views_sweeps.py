@@ -105,6 +105,7 @@ def sweep_live(request: HttpRequest, pk: int) -> JsonResponse:
             "active": running,
             "version": page.version,
             "job_ids": page.job_ids,
+            "settled": page.settled,
             "html": html,
             "parallel": page.parallel,
         }

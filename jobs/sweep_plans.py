@@ -66,8 +66,9 @@ class Plan:
 
     @property
     def varied_columns(self) -> list[str]:
-        """The varied dimensions shown beside the base model (which has a column anyway)."""
-        return [key for key in self.varied if key != "base_model"]
+        """The varied dimensions shown beside the base model and the epochs (which have a
+        column anyway)."""
+        return [key for key in self.varied if key not in ("base_model", "n_epochs")]
 
     @property
     def run_problems(self) -> int:

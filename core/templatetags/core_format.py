@@ -76,6 +76,16 @@ def money(value: Any) -> str:
 
 
 @register.filter
+def money_fine(value: Any) -> str:
+    """Like ``money``, with four decimals below a cent (a plan of small runs is still told
+    apart): "$0.0016"."""
+    text = money(value)
+    if text != "< $0.01":
+        return text
+    return f"${Decimal(str(value)):.4f}"
+
+
+@register.filter
 def duration(value: Any) -> str:
     """1 h 02 min, 3 min 20 s, 42 s; "—" when unknown."""
     if value is None or value == "" or isinstance(value, bool):

@@ -1,7 +1,7 @@
 /* A sweep's page: follows the sweep live. Polls its JSON (live_poll.js: slower while nothing
    moves, paused while the tab is hidden), replaces the progress section, redraws the parallel
-   coordinates, and asks the comparison (compare_page.js) for new curves when runs moved. A
-   newly launched run changes the comparison's columns: the page is loaded again. */
+   coordinates, and asks the comparison (compare_page.js) for new curves as runs train. A run
+   launched or ended changes the comparison's columns and tables: the page loads again. */
 (function () {
   "use strict";
 
@@ -12,6 +12,7 @@
   var compare = document.querySelector("[data-tb-compare]");
   var version = status.dataset.version;
   var jobIds = status.dataset.jobIds || "";
+  var settled = status.dataset.settled;
 
   function drawParallel(figure) {
     if (!parallelElement || !window.tuneboardPlotly) { return; }
@@ -25,7 +26,8 @@
 
   window.tuneboardPoll(status.dataset.liveUrl, function (data) {
     var ids = data.job_ids.join(",");
-    if (ids !== jobIds && data.job_ids.length > 1) {
+    if ((ids !== jobIds && data.job_ids.length > 1) ||
+        (String(data.settled) !== settled && data.job_ids.length > 1)) {
       window.location.reload();
       return "stop";
     }

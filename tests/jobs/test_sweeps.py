@@ -302,9 +302,21 @@ def test_the_sweep_page_names_the_best_run_and_checkpoint_and_draws_parallel_coo
     assert 'data-run="2"' in best_row
     live = client_for("viewer").get(f"/sweeps/{sweep.pk}/live.json").json()
     assert live["status"] == "finished" and live["active"] is False
-    dims = live["parallel"]["data"][0]["dimensions"]
-    assert [d["label"] for d in dims] == ["Epochs", "Batch size", "Best full-valid loss"]
-    assert dims[-1]["values"] == losses and dims[0]["values"] == [1, 1, 2, 2, 3, 3]
+    figure = live["parallel"]
+    assert figure["layout"]["xaxis"]["ticktext"] == ["Epochs", "Batch size", "Best full-valid loss"]
+    lines = {t["meta"]["run"]: t for t in figure["data"]}
+    assert len(lines) == 6 and figure["data"][-1]["meta"] == {
+        "run": str(runs[1].job_id),
+        "best": True,
+    }
+    for run, loss in zip(runs, losses, strict=True):
+        line = lines[str(run.job_id)]
+        epochs = run.hyperparameters["n_epochs"]
+        # Each axis scaled to 0–1: epochs 1–3, batch size 1–2, loss 0.4–0.9.
+        assert line["y"] == pytest.approx([(epochs - 1) / 2, run.hyperparameters["batch_size"] - 1,
+                                           (loss - 0.4) / 0.5])  # fmt: skip
+        assert line["customdata"][0] == f"Epochs: {epochs}"
+    assert [a["text"] for a in figure["layout"]["annotations"][:2]] == ["1", "3"]
 
 
 def test_sweeps_are_exported_as_csv_and_in_bundles_and_come_back_from_a_bundle(
