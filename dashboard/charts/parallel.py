@@ -10,6 +10,7 @@ rate tried over a factor of ten or more is spaced logarithmically."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class Axis:
 
 
 def _colour(share: float) -> str:
-    for (low, a), (high, b) in zip(COLOURS, COLOURS[1:], strict=False):
+    for (low, a), (high, b) in itertools.pairwise(COLOURS):
         if share <= high:
             t = 0.0 if high == low else (share - low) / (high - low)
             r, g, bl = (round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
