@@ -21,7 +21,7 @@ from core import queue
 from core.services import audit_record
 from datasets.models import BaseModel
 from datasets.validation import rules as cost_rules
-from jobs import guardrail_rules, notifications
+from jobs import guardrail_rules, notifications, selectors
 from jobs.guardrail_rules import Observation
 from jobs.models import Guardrail, GuardrailFiring, Job, JobEvent, MetricPoint, ProviderConnection
 from jobs.providers import traits
@@ -151,15 +151,30 @@ def _first_with_points(job: Job, columns: Sequence[str], enough: int) -> list[tu
 
 
 def _spend(job: Job) -> float | None:
-    if not job.trained_tokens:
+    """Trained tokens × the model's training price. While a provider reports the trained
+    tokens only at the end (OpenAI), the tokens trained so far are the planned ones × the
+    share of the steps done."""
+    model = selectors.catalog_model_for(job.model or job.base_model, selectors.catalog())
+    price = model.training_price_per_1m if model is not None else None
+    if model is None or price is None:
         return None
-    price = (
-        BaseModel.objects.filter(pk=job.base_model)
-        .values_list("training_price_per_1m", flat=True)
-        .first()
-    )
-    cost = cost_rules.training_cost(job.trained_tokens, price) if price is not None else None
+    tokens = job.trained_tokens or _tokens_so_far(job, model)
+    if not tokens:
+        return None
+    cost = cost_rules.training_cost(tokens, price)
     return float(cost) if isinstance(cost, Decimal) else None
+
+
+def _tokens_so_far(job: Job, model: BaseModel) -> int | None:
+    epochs = (job.hyperparameters or {}).get("n_epochs")
+    if not job.last_step or not job.total_steps or not isinstance(epochs, int):
+        return None
+    facts = selectors.training_facts(job.training_dataset_id, {model.training_context})
+    per_epoch = facts.tokens_by_context.get(model.training_context) if facts else None
+    if not per_epoch:
+        return None
+    planned = cost_rules.billed_tokens(tokens_per_epoch=per_epoch, n_epochs=epochs)
+    return int(planned * min(1.0, job.last_step / job.total_steps))
 
 
 def observation(job: Job, *, non_finite_steps: Sequence[int] = (), now: datetime) -> Observation:

@@ -65,16 +65,40 @@ def row_from_mapping(data: Mapping[str, Any]) -> Row | None:
     return row
 
 
-def rows_from_csv(text: str) -> list[Row]:
-    rows = []
+LOSS_KEYS = frozenset(k for k, column in ALIASES.items() if column.endswith("_loss"))
+
+
+def non_finite_loss_step(data: Mapping[str, Any]) -> int | None:
+    """The step of a report whose loss is NaN or infinite (the row keeps no such value; the
+    divergence guardrail hears of it through this)."""
+    step = _number(data.get("step"))
+    if step is None or not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
+        return None
+    for key in LOSS_KEYS:
+        value = data.get(key)
+        if isinstance(value, bool) or value is None or value == "":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(number):
+            return int(step)
+    return None
+
+
+def csv_mappings(text: str) -> list[dict[str, Any]]:
     try:
-        for record in csv.DictReader(io.StringIO(text)):
-            row = row_from_mapping({k.strip(): v for k, v in record.items() if k})
-            if row is not None:
-                rows.append(row)
+        return [
+            {k.strip(): v for k, v in record.items() if k}
+            for record in csv.DictReader(io.StringIO(text))
+        ]
     except csv.Error:  # a field beyond the csv module's limit: the rows before it are kept
-        pass
-    return rows
+        return []
+
+
+def rows_from_csv(text: str) -> list[Row]:
+    return [r for r in map(row_from_mapping, csv_mappings(text)) if r]
 
 
 def merge(rows: Iterable[Row]) -> list[Row]:

@@ -202,7 +202,19 @@ def _total_steps(events: list[JobEvent]) -> int | None:
     return max((s for s in steps if s is not None and s > 0), default=None)
 
 
-def _store(job: Job, fetched: Fetched) -> None:
+def _non_finite_steps(fetched: Fetched) -> list[int]:
+    """The steps whose loss came as NaN or infinity, read from the provider's answers as they
+    came (the stored events and rows keep no such value)."""
+    reports: list[Any] = [e.data for e in fetched.events if e.type == "metrics"]
+    if fetched.results_csv:
+        reports += metrics.csv_mappings(fetched.results_csv)
+    reports += [m for m in fetched.metrics if isinstance(m, dict)]
+    steps = {metrics.non_finite_loss_step(r) for r in reports}
+    return sorted(s for s in steps if s is not None)
+
+
+def _store(job: Job, fetched: Fetched) -> list[int]:
+    """Store what the provider reported; returns the steps whose loss was NaN or infinite."""
     info = fetched.info
     now = timezone.now()
     previous_status = job.status
@@ -215,6 +227,7 @@ def _store(job: Job, fetched: Fetched) -> None:
         rows += metrics.rows_from_csv(fetched.results_csv)
     rows += [r for r in map(metrics.row_from_mapping, fetched.metrics) if r]
     total_steps = _total_steps(events)
+    non_finite = _non_finite_steps(fetched)
     with transaction.atomic():
         JobEvent.objects.bulk_create(events, ignore_conflicts=True, batch_size=1000)
         metrics.upsert(job.pk, rows)
@@ -278,6 +291,7 @@ def _store(job: Job, fetched: Fetched) -> None:
         job.save(update_fields=SYNC_FIELDS)
         if terminal:
             notifications.notifications_for_terminal(job=job)
+    return non_finite
 
 
 def _interval() -> timedelta:
@@ -314,7 +328,7 @@ def job_sync(*, job_id: Any, full: bool = False) -> SyncOutcome:
         status, failures = job.status, job.poll_failures
         try:
             fetched = _fetch(job, full=full)
-            _store(job, fetched)
+            non_finite = _store(job, fetched)
         except NotFoundError as exc:  # the job itself: _fetch skips lists it is not served
             message = storable.text(exc, 1000)
             Job.objects.filter(pk=job.pk).update(
@@ -327,7 +341,7 @@ def job_sync(*, job_id: Any, full: bool = False) -> SyncOutcome:
         except Exception as exc:
             return _failed(job, exc, status=status, failures=failures + 1)
         # On what was just stored; a firing is stored once however often syncs run.
-        guardrails.guardrails_evaluate(job_id=job.pk)
+        guardrails.guardrails_evaluate(job_id=job.pk, non_finite_steps=non_finite)
         sweep_queue.sweep_job_settled(job=job)
         return SyncOutcome(ran=True, status=job.status, new_events=len(fetched.events))
 

@@ -30,6 +30,8 @@ def test_registered_task_names_snapshot() -> None:
         "jobs.tasks.notification_send_task",
         "jobs.tasks.poll_due_jobs",
         "jobs.tasks.price_quote_task",
+        "jobs.tasks.sweep_advance_task",
+        "jobs.tasks.sweeps_advance_due",
         "sandbox.tasks.webhook_deliver",
     ]
 

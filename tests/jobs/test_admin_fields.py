@@ -46,6 +46,8 @@ EDITABLE = {
     # A job's rules, as the run page edits them (jobs.guardrails); firings are history.
     "jobs.Guardrail": ["job", "kind", "params", "action", "enabled"],
     "jobs.GuardrailFiring": [],
+    # Made from their plan on their page; the admin follows, cancels and advances them.
+    "jobs.Sweep": [],
 }  # fmt: skip
 OUR_APPS = {"core", "dashboard", "datasets", "evals", "jobs", "sandbox"}
 LEASED = ("jobs.Job", "jobs.ImportRun", "datasets.Dataset", "evals.Evaluation")

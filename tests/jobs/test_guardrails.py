@@ -194,3 +194,86 @@ def launched_job_on(connection: ProviderConnection) -> Job:
     job = Job.objects.create(connection=connection, base_model="gpt-4o-mini", status="pending")
     guardrails_attach(job=job)
     return job
+
+
+@pytest.mark.django_db
+def test_a_spend_cap_fires_while_an_openai_job_runs_from_the_share_of_steps_done(
+    make_dataset: Any,
+) -> None:
+    """OpenAI reports trained tokens only when a job ends: until then the spend so far is the
+    planned billed tokens (tokens per epoch × the epochs the provider chose) × the share of
+    steps done, × the training price."""
+    from decimal import Decimal
+
+    from datasets.models import BaseModel
+    from jobs.guardrails import guardrails_evaluate
+
+    dataset = make_dataset(chat_examples(20, seed=6), name="spend")
+    counts = dataset.report["tokens"]["total"]["counts"]
+    per_epoch = sum(int(v) * int(c) for v, c in counts)
+    model = "gpt-4o-mini-2024-07-18"
+    price = BaseModel.objects.get(pk=model).training_price_per_1m
+    planned = float(price * per_epoch * 3 / Decimal(1_000_000))
+    connection = connection_save(name="O", kind="sandbox", base_url="http://127.0.0.1:9/v1",
+                                 api_key="sk-test-123456789")  # fmt: skip
+    job = Job.objects.create(
+        connection=connection, provider_job_id="ftjob-s", base_model=model, model=model,
+        status="running", training_dataset=dataset, hyperparameters={"n_epochs": 3},
+        total_steps=60, last_step=20,
+    )  # fmt: skip
+    job.guardrails.create(kind="spend_cap", params={"usd": planned * 0.5}, action="notify")
+    assert guardrails_evaluate(job_id=job.pk) == []  # a third done: a third of the cost
+    Job.objects.filter(pk=job.pk).update(last_step=33)
+    (firing,) = guardrails_evaluate(job_id=job.pk)
+    assert firing.step == 33 and firing.kind == "spend_cap"
+    tokens_so_far = int(per_epoch * 3 * 33 / 60)
+    assert firing.details["spend_usd"] == pytest.approx(float(price) * tokens_so_far / 1e6)
+
+
+def _nan_losses_from(step: int) -> Any:
+    """A provider whose metrics events carry NaN training losses from ``step`` on."""
+
+    def transform(body: bytes) -> bytes:
+        page = json.loads(body)
+        for event in page.get("data") or []:
+            data = event.get("data") or {}
+            if event.get("type") == "metrics" and data.get("step", 0) >= step:
+                data["train_loss"] = float("nan")
+        return json.dumps(page).encode()  # NaN as the bare token JSON parsers accept
+
+    return transform
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hosted_provider_reporting_a_nan_loss_fires_the_divergence_guardrail(
+    settings: Any, proxied_connection: Any, fault_proxy: Any, make_dataset: Any
+) -> None:
+    from jobs.services import job_launch_run
+    from tests.support.proxy import Rule
+
+    # 40 steps in 4 s: syncs in a loop see the losses of steps 4 to 40 while the job runs.
+    settings.SANDBOX_SECONDS_PER_STEP = 0.1
+    proxied_connection.guardrail_defaults = [
+        {"kind": "divergence", "params": {"spike_factor": 3, "window": 5}, "action": "notify"}
+    ]
+    proxied_connection.save()
+    fault_proxy.add(Rule(action="transform", method="GET", path=r"/events$",
+                         transform=_nan_losses_from(4)))  # fmt: skip
+    job = launched(proxied_connection, make_dataset(chat_examples(40, seed=3)),
+                   hyperparameters={"n_epochs": 1, "batch_size": 1})  # fmt: skip
+    job_launch_run(job_id=job.pk)
+
+    def fired() -> bool:
+        job_sync(job_id=job.pk)
+        return GuardrailFiring.objects.filter(job=job).exists()
+
+    assert wait_until(fired, timeout=60), (
+        Job.objects.filter(pk=job.pk).values("status", "last_step", "last_sync_error").first(),
+        list(job.guardrails.values("kind", "enabled")),
+        [e.action for e in fault_proxy.handled("GET", r"/events$")][:5],
+        list(JobEvent.objects.filter(job=job, type="metrics").values_list("data", flat=True)[:3]),
+    )
+    firing = GuardrailFiring.objects.get(job=job)
+    assert firing.kind == "divergence" and firing.step is not None and firing.step >= 4
+    assert firing.message == f"The loss was not a number at step {firing.step}."
+    assert fault_proxy.handled("GET", r"/events$")

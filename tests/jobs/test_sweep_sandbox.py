@@ -90,3 +90,38 @@ def test_six_runs_two_at_a_time_and_a_budget_for_five_stop_at_five_saying_why(
     live = client_for("viewer").get(f"/sweeps/{sweep.pk}/live.json").json()
     assert len(live["parallel"]["data"]) == 5  # one line a run
     assert Job.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_cancelling_a_sweep_on_its_page_cancels_its_runs_at_the_provider(
+    settings: Any, sandbox: Any, sandbox_connection: Any, make_dataset: Any, celery_worker: Any,
+    celery_beat: Any,
+) -> None:  # fmt: skip
+    settings.SANDBOX_SECONDS_PER_STEP = 2  # 20 steps: long enough to be cancelled running
+    sweep = sweep_create(
+        request=SweepRequest(
+            name="cancel me", connection=sandbox_connection,
+            training_dataset=make_dataset(chat_examples(20, seed=1), name="c"),
+            validation_dataset=None, budget_usd=Decimal(10), concurrency=2,
+            space={"base_model": [MODEL], "n_epochs": [1], "seed": [1, 2, 3]},
+        ),
+        user=make_user("member"),
+    )  # fmt: skip
+    assert wait_until(
+        lambda: (
+            SweepRun.objects.filter(sweep=sweep, job__provider_job_id__isnull=False).count() == 2
+        ),
+        timeout=60,
+    )
+    page = client_for("member").post(f"/sweeps/{sweep.pk}/cancel/", {"confirm": "yes"})
+    assert page.status_code == 302
+    assert wait_until(lambda: Sweep.objects.get(pk=sweep.pk).status == "cancelled", timeout=90), (
+        list(SweepRun.objects.filter(sweep=sweep).values("index", "state", "job__status"))
+    )
+    runs = list(SweepRun.objects.filter(sweep=sweep).select_related("job").order_by("index"))
+    assert [r.state for r in runs] == ["launched", "launched", "skipped"]
+    assert [r.job.status for r in runs[:2] if r.job] == ["cancelled", "cancelled"]
+    theirs = provider_for_connection(sandbox_connection).list_jobs(limit=100).data
+    assert sorted(j.status for j in theirs) == ["cancelled", "cancelled"]
+    assert "Cancelled by member-user." in Sweep.objects.get(pk=sweep.pk).status_message

@@ -22,14 +22,16 @@ from jobs.services import LaunchRejected, connection_save
 from jobs.sweep_plans import SweepRequest, sweep_plan
 from jobs.sweeps import sweep_advance, sweep_cancel, sweep_create
 from tests.jobs.test_views import DEAD_URL, SECRET
-from tests.permissions import LOGIN, assert_matrix, client_for, make_user
+from tests.permissions import LOGIN, SHARE, assert_matrix, client_for, make_user
 from tests.sandbox.data import chat_examples
 
 pytestmark = pytest.mark.django_db
 
 MODEL = "gpt-4o-mini-2024-07-18"
-READ = {"anonymous": LOGIN, "norole": 403, "viewer": 200, "member": 200, "staff": 200}
-ACT = {"anonymous": LOGIN, "norole": 403, "viewer": 403, "member": 200, "staff": 200}
+READ = {"anonymous": LOGIN, SHARE: LOGIN, "norole": 403, "viewer": 200, "member": 200,
+        "staff": 200}  # fmt: skip
+ACT = {"anonymous": LOGIN, SHARE: LOGIN, "norole": 403, "viewer": 403, "member": 200,
+       "staff": 200}  # fmt: skip
 
 
 @pytest.fixture
@@ -271,6 +273,11 @@ def test_sweep_pages_permission_matrix(connection, dataset) -> None:  # type: ig
         assert_matrix(url, READ)
     for url in ("/sweeps/new/", f"/sweeps/{sweep.pk}/cancel/"):
         assert_matrix(url, ACT)
+    # A POST without the plan's fields or the confirmation changes nothing, for anyone.
+    posted = {**ACT, "member": 400, "staff": 400}
+    assert_matrix("/sweeps/new/", posted, method="post", data={"action": "start"})
+    assert_matrix(f"/sweeps/{sweep.pk}/cancel/", posted, method="post")
+    assert not Sweep.objects.exclude(pk=sweep.pk).exists() and sweep.runs.count() == 6
     assert client_for("member").get("/sweeps/999999/").status_code == 404
     assert (
         client_for("viewer").post(f"/sweeps/{sweep.pk}/cancel/", {"confirm": "yes"}).status_code

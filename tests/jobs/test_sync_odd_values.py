@@ -332,3 +332,19 @@ def test_a_sync_failing_for_a_non_provider_reason_records_it_and_backs_off(
     assert JobEvent.objects.filter(job=job).count() == 0
     outcome = job_sync(job_id=job.pk)
     assert_backed_off(job, failures=2)
+
+
+def test_a_nan_or_infinite_loss_is_reported_by_its_step_and_never_stored() -> None:
+    from jobs import metrics
+
+    assert metrics.non_finite_loss_step({"step": 7, "train_loss": float("nan")}) == 7
+    assert metrics.non_finite_loss_step({"step": 8, "full_valid_loss": "-inf"}) == 8
+    assert metrics.non_finite_loss_step({"step": 9, "train_loss": 1.2,
+                                         "train_accuracy": float("nan")}) is None  # fmt: skip
+    assert metrics.non_finite_loss_step({"step": "x", "train_loss": float("nan")}) is None
+    rows = metrics.csv_mappings("step,train_loss,valid_loss\n1,0.5,\n2,nan,0.7\n")
+    assert [metrics.non_finite_loss_step(r) for r in rows] == [None, 2]
+    assert [metrics.row_from_mapping(r) for r in rows] == [
+        {"step": 1, "train_loss": 0.5, "extra": {}},
+        {"step": 2, "valid_loss": 0.7, "extra": {}},
+    ]

@@ -18,6 +18,7 @@ traffic, not for measuring anything.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import re
@@ -30,7 +31,7 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-Action = Literal["drop", "delay", "answer_after", "refuse", "rewrite"]
+Action = Literal["drop", "delay", "answer_after", "refuse", "rewrite", "transform"]
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -84,7 +85,9 @@ class Rule:
         client's read timeout, the work is done and the client sees a timeout);
       - ``answer_after``: forward, then answer ``status`` instead (a 5xx after the work);
       - ``refuse``: answer ``status`` without forwarding (the work is not done);
-      - ``rewrite``: forward with the query parameters matching ``drop_params`` removed.
+      - ``rewrite``: forward with the query parameters matching ``drop_params`` removed;
+      - ``transform``: forward, then answer ``transform(body)`` instead of the upstream's body
+        (a provider that answers values our own sandbox never sends).
     ``only_success`` limits drop/delay/answer_after to answers the upstream gave with 2xx.
     ``count`` caps how often the rule fires; ``once_per`` (a key per request, e.g. one per
     launch) makes it fire at most once per key.
@@ -96,6 +99,7 @@ class Rule:
     status: int = 502
     seconds: float = 0.0
     drop_params: str = ""  # regex matched against query parameter names
+    transform: Callable[[bytes], bytes] | None = None
     only_success: bool = True
     count: int | None = None
     once_per: Callable[[ProxyRequest], str] | None = None
@@ -275,6 +279,11 @@ class FaultProxy:
             self._closing.wait(fired.seconds)
         if action == "answer_after" and fired is not None:
             status, reason, headers, body = fired.status, "Error", [], _error_body(fired.status)
+        if action == "transform" and fired is not None and fired.transform is not None:
+            encoded = any(k.lower() == "content-encoding" and v == "gzip" for k, v in headers)
+            body = fired.transform(gzip.decompress(body) if encoded else body)
+            headers = [(k, v) for k, v in headers
+                       if k.lower() not in ("content-length", "content-encoding")]  # fmt: skip
         _answer(handler, status, reason, headers, body)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
