@@ -60,6 +60,7 @@ class RunSpec:
 
 
 def _connection(name: str, actor: Any) -> ProviderConnection:
+    name = storable.text(name, 100)  # as a name can be stored: no NUL, no lone surrogate
     if name:
         connection = ProviderConnection.objects.filter(name=name).first()
         if connection is None:
@@ -114,7 +115,8 @@ def selfhosted_run_create(*, spec: RunSpec, actor: Any) -> tuple[Job, bool]:
     """The run ``spec`` describes, and whether it was created now: a run already created with
     the same ``external_id`` on the same connection is returned as it is."""
     connection = _connection(spec.connection, actor)
-    external_id = spec.external_id or f"run-{uuid.uuid4().hex}"
+    # Cleaned as it is stored (no NUL, no lone surrogate), so the same id finds the same run.
+    external_id = storable.text(spec.external_id, 100) or f"run-{uuid.uuid4().hex}"
     existing = Job.objects.filter(connection=connection, provider_job_id=external_id).first()
     if existing is not None:
         return existing, False

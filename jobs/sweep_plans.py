@@ -123,9 +123,14 @@ def _row(
         if p.field not in ("connection", "training_dataset", "validation_dataset")
     ]
     if estimate is not None and estimate.cost is None:
+        ask = (
+            "ask for a price quote on the launch page once, or an admin sets it"
+            if traits(request.connection.kind).quotes_price
+            else "an admin sets it"
+        )
         problems.append(
             f"No training price is known for {run.base_model}: a budgeted sweep needs one "
-            "(an admin sets it in the model catalog)."
+            f"({ask} in the model catalog)."
         )
     elif estimate is None and not problems:
         problems.append(f"The cost of training {run.base_model} on this dataset is unknown.")
