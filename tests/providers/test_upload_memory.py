@@ -13,7 +13,8 @@ import pytest
 
 from jobs.providers import OpenAICompatibleProvider
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# One process for the file: its module fixture starts once (runtime/supervisor.py).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("upload_memory")]
 
 MB = 1024 * 1024
 FILE_SIZE = 30 * MB
