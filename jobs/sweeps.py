@@ -19,6 +19,7 @@ from django.utils import timezone
 from core import queue
 from core.services import audit_record
 from datasets.models import Dataset
+from jobs import selectors
 from jobs.models import JobControl, Sweep, SweepRun
 from jobs.services import JobError, LaunchRejected, job_control_request, job_launch
 from jobs.sweep_plans import Plan, SweepRequest, launch_request, sweep_plan
@@ -200,8 +201,11 @@ def sweep_advance(*, sweep_id: int) -> Sweep | None:
         active = [r for r in runs if r.state == SweepRun.State.LAUNCHED and _is_active(r)]
         if sweep.status == Sweep.Status.CANCELLING:
             _cancel_active(sweep, active)
-            if not active:
-                _end(sweep, Sweep.Status.CANCELLED, sweep.status_message)
+            problem = selectors.connection_problem(sweep.connection)
+            if not active or problem:
+                # A connection that went away answers for no run again: nothing to wait for.
+                note = f" {problem}: its runs could not all be cancelled." if active else ""
+                _end(sweep, Sweep.Status.CANCELLED, sweep.status_message + note)
             return sweep
         launched = [r for r in runs if r.state == SweepRun.State.LAUNCHED]
         committed = sum((run_spend(r) for r in launched), Decimal(0))

@@ -366,3 +366,18 @@ def test_sweeps_in_the_admin(connection, dataset) -> None:  # type: ignore[no-un
     assert SECRET not in staff.get(f"/admin/jobs/sweep/{sweep.pk}/change/").content.decode()
     # Sweeps are made from their plan on their page, never added raw in the admin.
     assert staff.get("/admin/jobs/sweep/add/").status_code == 403
+
+
+def test_a_cancelled_sweep_whose_connection_went_away_ends_and_says_so(connection, dataset) -> None:  # type: ignore[no-untyped-def]
+    sweep = sweep_create(request=request_for(connection, dataset), user=None)
+    sweep_advance(sweep_id=sweep.pk)
+    Job.objects.filter(sweep_run__sweep=sweep).update(provider_job_id=None, status="running")
+    assert sweep_cancel(sweep=sweep, user=make_user("member"))
+    ProviderConnection.objects.filter(pk=connection.pk).update(enabled=False)
+    sweep_advance(sweep_id=sweep.pk)
+    sweep.refresh_from_db()
+    assert sweep.status == "cancelled"
+    assert sweep.status_message == (
+        "Cancelled by member-user. The connection “Offline” is disabled: its runs could not all "
+        "be cancelled."
+    )
