@@ -253,10 +253,8 @@ def _run_locked(
 def _parallel_args(env: dict[str, str], pytest_args: list[str]) -> list[str]:
     """pytest-xdist processes for the suite (TEST_PROCESSES, default one per core): most tests
     wait on a worker, a browser or the database, so two processes on two cores finish far
-    sooner than one. Tests are handed out one by one as a process frees up (whole files left
-    one process idle for minutes behind a long file drawn last); a file whose module fixture
-    is costly keeps its tests together with an ``xdist_group`` mark. tests/xdist_isolation.py
-    gives each process a broker database of its own."""
+    sooner than one. Whole files go to one process (their module fixtures start once), and
+    tests/xdist_isolation.py gives each process a broker database of its own."""
     asked = any(
         a in ("-n", "--numprocesses", "no:xdist") or a.startswith(("-n", "--numprocesses="))
         for a in pytest_args
@@ -264,7 +262,7 @@ def _parallel_args(env: dict[str, str], pytest_args: list[str]) -> list[str]:
     processes = env_int("TEST_PROCESSES", os.cpu_count() or 1, minimum=1, environ=env)
     if asked or processes == 1:
         return []
-    return ["-n", str(processes), "--dist", "loadgroup"]
+    return ["-n", str(processes), "--dist", "loadfile"]
 
 
 def test(env: dict[str, str], pytest_args: list[str]) -> int:

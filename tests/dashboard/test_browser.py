@@ -21,8 +21,6 @@ from tests.permissions import make_user
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "").strip() or "/usr/bin/chromium"
 pytestmark = [
-    # One process for the file: its module fixture starts once (runtime/supervisor.py).
-    pytest.mark.xdist_group("dashboard_browser"),
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("catalog"),

@@ -21,8 +21,6 @@ from runtime.children import GaveUp, Supervisor
 from tests.conftest import wait_until
 from tests.foundation.test_runtime import Launch, base_env, free_port, postgres_pid
 
-# One process for the file: its module fixture starts once (runtime/supervisor.py).
-pytestmark = pytest.mark.xdist_group("runtime_restarts")
 CHILDREN = ("web", "worker", "beat", "redis", "postgres")
 
 

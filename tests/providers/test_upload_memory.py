@@ -13,8 +13,7 @@ import pytest
 
 from jobs.providers import OpenAICompatibleProvider
 
-# One process for the file: its module fixture starts once (runtime/supervisor.py).
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("upload_memory")]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 MB = 1024 * 1024
 FILE_SIZE = 30 * MB

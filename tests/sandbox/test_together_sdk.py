@@ -17,8 +17,7 @@ from together import Together
 from tests.conftest import BASE_DIR
 from tests.sandbox.data import chat_examples, dpo_examples, jsonl
 
-# One process for the file: its module fixture starts once (runtime/supervisor.py).
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("together_sdk")]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SPEC = BASE_DIR.parent / "shared" / "together-openapi" / "openapi.yaml"
 MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
