@@ -420,6 +420,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tuneboard@localhost")
 PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)
 PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 60, minimum=0.1)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4, minimum=0, maximum=20)
+# A launch or price quote that failed transiently is sent again after about this many seconds
+# (doubling with each attempt, jittered, at most 120 s).
+PROVIDER_TASK_RETRY_BACKOFF = env_int("PROVIDER_TASK_RETRY_BACKOFF", 5, minimum=1, maximum=120)
 # Calls a page waits on (the connection test, the playground): connecting and reading within
 # this many seconds in all, one attempt. Everything else runs in workers with the values above.
 PROVIDER_INTERACTIVE_TIMEOUT = env_float("PROVIDER_INTERACTIVE_TIMEOUT", 10, minimum=1)

@@ -26,7 +26,7 @@ PROVIDER_LIMITS = {
 @shared_task(
     acks_late=True,
     autoretry_for=(TransientProviderError,),
-    retry_backoff=5,
+    retry_backoff=settings.PROVIDER_TASK_RETRY_BACKOFF,
     retry_backoff_max=120,
     max_retries=services.MAX_LAUNCH_ATTEMPTS,
     **PROVIDER_LIMITS,
@@ -95,7 +95,7 @@ def catalogs_refresh_all() -> None:
 @shared_task(
     acks_late=True,
     autoretry_for=(TransientProviderError,),
-    retry_backoff=5,
+    retry_backoff=settings.PROVIDER_TASK_RETRY_BACKOFF,
     max_retries=catalogs.MAX_QUOTE_ATTEMPTS,
     **PROVIDER_LIMITS,
 )

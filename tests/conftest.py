@@ -253,6 +253,8 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     # Workers started by tests poll providers every second and give up on hung calls fast.
     env.setdefault("POLL_INTERVAL", "1")
     env.setdefault("PROVIDER_READ_TIMEOUT", "3")
+    # Launches that met a fault are sent again after a second or two, not five to forty.
+    env.setdefault("PROVIDER_TASK_RETRY_BACKOFF", "1")
     env.update(overrides)
     return env
 
