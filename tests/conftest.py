@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import signal
@@ -48,15 +49,24 @@ PRODUCTION_STATIC_STORAGE = {"BACKEND": "core.staticstorage.CompressedStaticFile
 @pytest.fixture(scope="session")
 def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``collectstatic`` as production runs it (hashed names, Brotli and gzip copies), once per
-    test process: compressing plotly.js with Brotli takes seconds."""
+    test run: compressing plotly.js with Brotli takes seconds. The test processes of one run
+    share a folder (their temporary folders' parent); the first one collects, under a lock."""
     from django.conf import settings
     from django.core.management import call_command
     from django.test import override_settings
 
-    root = tmp_path_factory.mktemp("collected-static")
-    storages = {**settings.STORAGES, "staticfiles": PRODUCTION_STATIC_STORAGE}
-    with override_settings(STATIC_ROOT=root, STORAGES=storages):
-        call_command("collectstatic", "--noinput", "-v", "0")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent
+    else:  # one process: its own temporary folder
+        shared = tmp_path_factory.mktemp("static")
+    root = shared / "collected-static"
+    with open(shared / "collected-static.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "collected-static.done").exists():
+            storages = {**settings.STORAGES, "staticfiles": PRODUCTION_STATIC_STORAGE}
+            with override_settings(STATIC_ROOT=root, STORAGES=storages):
+                call_command("collectstatic", "--noinput", "-v", "0")
+            (shared / "collected-static.done").touch()
     return root
 
 
