@@ -84,8 +84,8 @@ class SweepForm(GuardrailFields):
         self._choice_field("base_models").choices = [(m, m) for m in models]
         self.fields["base_models"].widget.attrs["size"] = min(8, max(2, len(models)))
         self.fields["concurrency"].help_text = (
-            f"Default: {self.traits.active_jobs}, what {self.traits.label} runs at once per "
-            "account; the rest wait in Tuneboard's queue."
+            f"Default: {self.traits.active_jobs} for {self.traits.label} connections; the "
+            "rest wait in Tuneboard's queue."
         )
         self.parameters = self._parameters()
         for parameter in self.parameters:

@@ -121,9 +121,10 @@ class Traits:
     # through Tuneboard's API (self-hosted training), and nothing is asked of a provider.
     hosted: bool = True
     pauses: bool = True  # the provider can pause a running job and resume it later
-    # Jobs an account may have under way at once (a sweep's default concurrency): OpenAI's
-    # default is three running jobs per organisation, more wait in its queue; Together
-    # documents no limit, so the same conservative number.
+    # Jobs an account may have under way at once (a sweep's default concurrency). Neither
+    # OpenAI's nor Together's API description states one; three is the default concurrency
+    # commonly reported for OpenAI organisations (more wait in its queue), and a cautious
+    # number for Together. A sweep sets its own.
     active_jobs: int = 3
 
 
