@@ -23,10 +23,13 @@ b) the validator, in a fresh subprocess, over the first N MB (cut at a line boun
    ``--processes`` processes at every size (``ParallelValidation``: this process and
    ``processes - 1`` workers); and at the largest size in one process, with one thread and
    with the default tokenizer threads (the single pass);
-c) peak RSS growth of each validator run, worker processes included: the parent's peak
-   (VmHWM, reset before the run) minus its RSS before, plus every worker's whole peak RSS
-   (``ru_maxrss`` of the waited-for children, times the number of workers) — an upper bound:
-   the workers' peaks need not coincide; and CPU seconds (parent + workers).
+c) peak memory growth of each validator run, worker processes included: the parent's peak
+   RSS (VmHWM, reset before the run) minus its RSS before, plus each worker's peak private
+   memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, sampled every 20 ms while
+   it runs). A worker is a fork of the parent: its RSS counts the pages it shares with the
+   parent (the tokenizer's tables, the interpreter), which cost nothing more; its private
+   memory is what it allocated plus every shared page that either process wrote to since the
+   fork (copy-on-write) — what the machine spends on it. And CPU seconds (parent + workers).
 
 Throughputs are MB of *file* per second; the ratio validator/raw compares them over the same
 text. The parallel runs are made ``--repeat`` times at each size (3 by default) and the median
@@ -342,6 +345,45 @@ class PeakRss:
         self.growth_mb = self.peak - self.base
 
 
+class WorkerMemory:
+    """Peak private memory of each of ``runner``'s worker processes, in MB, sampled every
+    20 ms while they run (Linux; nothing elsewhere)."""
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+        self._peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def peaks_mb(self) -> list[float]:
+        return list(self._peaks.values())
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            for pid in list(getattr(self._runner, "worker_pids", [])):
+                mb = _private_mb(pid)
+                if mb is not None:
+                    self._peaks[pid] = max(self._peaks.get(pid, 0.0), mb)
+
+
+def _private_mb(pid: int) -> float | None:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:  # gone, or not Linux
+        return None
+    kib = sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Private_"))
+    return kib / 1024
+
+
 def _proc_status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -368,7 +410,7 @@ def child(
     reader = LimitedReader(path, limit)
     loads = [os.getloadavg()[0]]
     before = resource.getrusage(resource.RUSAGE_SELF)
-    with PeakRss() as rss:
+    with PeakRss() as rss, WorkerMemory(runner) as workers_memory:
         start = time.perf_counter()
         report = runner.run(reader, total_bytes=limit)
         seconds = time.perf_counter() - start
@@ -380,7 +422,6 @@ def child(
     # machine the load changes from minute to minute, so each ratio compares neighbours.
     (raw,) = raw_baseline(path, model.encoding, [limit])
     n_workers = len(getattr(runner, "worker_pids", []))
-    worker_peak_mb = workers.ru_maxrss / 1024 if n_workers else 0.0
     return {
         "seconds": seconds,
         "cpu_parent": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
@@ -390,9 +431,9 @@ def child(
         "duplicates": report.count("duplicate_example"),
         "tokens": report.tokens.total.total,
         "parent_growth_mb": rss.growth_mb,
-        "worker_peak_mb": worker_peak_mb,
+        "worker_private_mb": workers_memory.peaks_mb,
         "n_workers": n_workers,
-        "rss_growth_mb": rss.growth_mb + n_workers * worker_peak_mb,
+        "rss_growth_mb": rss.growth_mb + sum(workers_memory.peaks_mb),
         "blocks_here": getattr(runner, "blocks_here", 0),
         "blocks_in_workers": getattr(runner, "blocks_in_workers", 0),
         "load": loads,
@@ -470,9 +511,10 @@ def bench_file(
             f"(b) validator {label:<18} over {result['bytes'] / MB:6.1f} MB: "
             f"{result['bytes'] / MB / result['seconds']:6.1f} MB/s = {result['ratio']:.2f}x raw; "
             f"CPU {result['cpu_parent']:.1f} s + workers {result['cpu_workers']:.1f} s ({who}); "
-            f"(c) RSS growth {result['rss_growth_mb']:.1f} MB (parent "
-            f"{result['parent_growth_mb']:.1f} + {result['n_workers']} x worker "
-            f"{result['worker_peak_mb']:.1f}); load {result['load'][0]:.1f}->"
+            f"(c) memory growth {result['rss_growth_mb']:.1f} MB (parent RSS "
+            f"{result['parent_growth_mb']:.1f} + worker private "
+            f"{' + '.join(f'{mb:.1f}' for mb in result['worker_private_mb']) or '0'}); "
+            f"load {result['load'][0]:.1f}->"
             f"{result['load'][1]:.1f}{'; ' + before if before else ''}"
         )
         results.append(result)

@@ -349,7 +349,8 @@ SYNC_MAX_PAGES = env_int("SYNC_MAX_PAGES", 500, minimum=1)
 # Processes that validate one large dataset file at once (the Celery worker's process plus
 # VALIDATION_PROCESSES - 1 worker processes it starts for that file): one per core by default.
 # Files under VALIDATION_PARALLEL_MIN_MB MiB are validated in one pass, in the task's process:
-# starting a worker costs about half a second of CPU. 1 turns parallel validation off.
+# for them the workers and the merge cost more than the second core gives. 1 turns parallel
+# validation off.
 VALIDATION_PROCESSES = env_int("VALIDATION_PROCESSES", os.cpu_count() or 1, minimum=1)
 VALIDATION_PARALLEL_MIN_MB = env_int("VALIDATION_PARALLEL_MIN_MB", 16, minimum=0)
 # Seconds a worker's claim on a piece of work (validation, launch, import, evaluation) lasts

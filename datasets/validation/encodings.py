@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import marshal
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -154,42 +153,6 @@ def load_encoding(name: str, directory: Path) -> tiktoken.Encoding:
         )
     except Exception as exc:  # tiktoken's Rust core raises plain ValueError/RuntimeError
         raise TokenizerError(f"{name}: {exc}") from exc
-
-
-def exported_tokens(name: str) -> bytes | None:
-    """The encoding's tokens in rank order, marshalled, for ``adopt_tokens`` in a worker
-    process: decoding the BPE file is the slowest part of a worker's start, and the parent has
-    done it already. None when the ranks are not the plain 0…n-1 this relies on."""
-    ranks = getattr(get_encoding(name), "_mergeable_ranks", None)
-    if not isinstance(ranks, dict) or not ranks:
-        return None
-    # The BPE files list tokens in rank order, so the dict's keys usually are the answer;
-    # checking that at C speed spares a Python loop over 200,000 items.
-    if list(ranks.values()) == list(range(len(ranks))):
-        return marshal.dumps(list(ranks))
-    tokens: list[bytes | None] = [None] * len(ranks)
-    for token, rank in ranks.items():
-        if not 0 <= rank < len(tokens):
-            return None
-        tokens[rank] = token
-    if any(token is None for token in tokens):
-        return None
-    return marshal.dumps(tokens)
-
-
-def adopt_tokens(name: str, exported: bytes) -> None:
-    """Make ``get_encoding(name)`` the encoding built from ``exported_tokens`` of a parent
-    process (which verified the file they came from)."""
-    source = _source(name)
-    tokens = marshal.loads(exported)  # noqa: S302 - from our own parent process
-    encoding = tiktoken.Encoding(
-        name=name,
-        pat_str=source.pat_str,
-        mergeable_ranks=dict(zip(tokens, range(len(tokens)), strict=True)),
-        special_tokens=dict(source.special_tokens),
-    )
-    with _lock:
-        _encodings[(name, _directory)] = encoding
 
 
 def get_encoding(name: str) -> tiktoken.Encoding:

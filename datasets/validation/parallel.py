@@ -2,12 +2,11 @@
 
 The parent reads the file and cuts it at line boundaries into blocks of about 2 MB
 (``lines.iter_blocks``). It hands each block to a worker process while one has room (see
-``processes``) and validates the others itself, so N processes keep N cores busy and the
-parent's own core is not spent waiting. A worker takes blocks only once it says it is ready
-(its tokenizer built from the parent's tables, ``encodings.exported_tokens``): until then the
-parent validates every block, so a worker's start costs its core only. Every block is
-validated by the single pass's own per-line code (``BlockValidation``), numbering lines from where the block starts, and comes
-back as a ``BlockResult``. The parent merges the results in file order, which is what keeps the
+``processes``: forks of this process, which start at once and share its tokenizer) and
+validates the others itself, so N processes keep N cores busy and the parent's own core is
+not spent waiting. Every block is validated by the single pass's own per-line code
+(``blocks.BlockValidation``), numbering lines from where the block starts, and comes back as a
+``BlockResult``. The parent merges the results in file order, which is what keeps the
 merged report equal to the single pass's:
 
 * counts, per-format counts and token distributions add up;
@@ -21,40 +20,38 @@ merged report equal to the single pass's:
   the line again from the block, which it holds until the block is merged.
 
 Small files (under ``PARALLEL_MIN_BYTES``) and streams of unknown size keep to the single pass:
-starting a worker costs about half a second of CPU (an interpreter and the tokenizer's tables).
+for them, the fork, the pipes and the merge would cost more than a second core gives.
 """
 
 from __future__ import annotations
 
 import logging
-from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 
-from .dedupe import line_key
-from .encodings import bpe_directory, exported_tokens
-from .engine import JSON_WHITESPACE, FamilyState, Largest, Validation
-from .findings import MAX_EXAMPLES_PER_CATEGORY, CategoryFindings
+from .blocks import BlockResult, BlockSettings, BlockValidation
+from .encodings import get_encoding
+from .engine import JSON_WHITESPACE, Validation
+from .findings import MAX_EXAMPLES_PER_CATEGORY
 from .lines import (
     MAX_LINE_BYTES,
     UTF8_BOM,
     ByteProgress,
     OversizedLine,
     Source,
-    block_lines,
     count_lines,
     iter_blocks,
     iter_chunks,
 )
 from .models import DEFAULT_ENCODING, ModelSpec
 from .processes import WorkerDied, WorkerPool
-from .report import Report, Sample
-from .stats import Distribution
+from .report import Report
 from .tokens import RepeatCache
 from .vision import MAX_IMAGE_EXAMPLES
+from .worker import serve
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +59,6 @@ PARALLEL_MIN_BYTES = 16 << 20
 BLOCK_BYTES = 2 << 20
 # The smallest block, near the end of the file.
 TAIL_BLOCK_BYTES = 256 << 10
-WORKER_MODULE = "datasets.validation.worker"
 
 
 def validate_stream(
@@ -90,107 +86,6 @@ def validate_stream(
     else:
         runner = Validation(model=model)
     return runner.run(source, total_bytes=total_bytes, progress=progress)
-
-
-# --- one block -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BlockSettings:
-    """What a process needs to validate blocks the same way as every other."""
-
-    encoding: str
-    max_line_bytes: int
-    bpe_directory: Path
-
-
-@dataclass(slots=True)
-class BlockResult:
-    """What validating one block found, for the parent to merge in file order."""
-
-    n_lines: int
-    n_examples: int
-    n_blank: int
-    n_invalid: int
-    findings: list[CategoryFindings]  # the first 20 of each kind in the block
-    format_counts: dict[str, int]
-    family_first: dict[str, int]
-    samples: dict[str, list[Sample]]
-    total: Distribution
-    trained: Distribution
-    messages: Distribution
-    largest: list[Largest]
-    # Per example, in file order: the key of its text, its line, where the line starts in the
-    # block. Per image example: its line and where it starts.
-    keys: array[int]
-    key_lines: array[int]
-    key_offsets: array[int]
-    image_lines: array[int]
-    image_offsets: array[int]
-    # The other rule sets' findings, formats and tokens in the block, in ``RULE_SETS`` order.
-    parts: list[FamilyState]
-
-
-class BlockValidation(Validation):
-    """The single pass over one block, leaving duplicates and the image cap to the merge."""
-
-    def __init__(self, settings: BlockSettings, repeats: RepeatCache | None = None) -> None:
-        super().__init__(
-            encoding=settings.encoding,
-            max_line_bytes=settings.max_line_bytes,
-            threads=1,  # the other cores validate other blocks
-            repeats=repeats,
-        )
-        self._offset = 0
-        self._keys = array("Q")
-        self._key_lines = array("Q")
-        self._key_offsets = array("Q")
-        self._image_lines = array("Q")
-        self._image_offsets = array("Q")
-
-    def run_block(self, block: bytes | OversizedLine, first_line: int) -> BlockResult:
-        lines: Iterator[tuple[int, bytes | OversizedLine]] | list[tuple[int, OversizedLine]]
-        if isinstance(block, OversizedLine):
-            lines = [(0, block)]
-        else:
-            lines = block_lines(block, self.max_line_bytes)
-        n_lines = 0
-        try:
-            for n_lines, (offset, raw) in enumerate(lines, 1):
-                self._offset = offset
-                self._safe_line(first_line + n_lines - 1, raw)
-            self.tally.flush()
-        finally:
-            self.tally.close()
-        return BlockResult(
-            n_lines=n_lines,
-            n_examples=self.n_examples,
-            n_blank=self.n_blank,
-            n_invalid=self.n_invalid,
-            findings=list(self.findings.groups.values()),
-            format_counts=self.format_counts,
-            family_first=self._family_first,
-            samples=self.samples,
-            total=self.tokens.total,
-            trained=self.tokens.trained,
-            messages=self.tokens.messages,
-            largest=self._largest,
-            keys=self._keys,
-            key_lines=self._key_lines,
-            key_offsets=self._key_offsets,
-            image_lines=self._image_lines,
-            image_offsets=self._image_offsets,
-            parts=[part.state for part in self.parts],
-        )
-
-    def _duplicate(self, number: int, stripped: bytes, text: str) -> None:
-        self._keys.append(line_key(stripped))
-        self._key_lines.append(number)
-        self._key_offsets.append(self._offset)
-
-    def _image_example(self, number: int, text: str) -> None:
-        self._image_lines.append(number)
-        self._image_offsets.append(self._offset)
 
 
 # --- the whole file ------------------------------------------------------------------------
@@ -224,7 +119,6 @@ class ParallelValidation(Validation):
         self.settings = BlockSettings(
             encoding=model.encoding if model else DEFAULT_ENCODING,
             max_line_bytes=max_line_bytes,
-            bpe_directory=bpe_directory(),
         )
         self._repeats = RepeatCache()
         # Blocks wait here until every block before them is merged: at most this many, so
@@ -303,22 +197,13 @@ class ParallelValidation(Validation):
         if self.processes < 2:
             return
         try:
-            settings = self.settings
-            self._pool = WorkerPool(
-                self.processes - 1,
-                WORKER_MODULE,
-                lambda: (settings, exported_tokens(settings.encoding)),
-            )
+            # Built before the fork, so every worker shares this process's tables.
+            get_encoding(self.settings.encoding)
+            self._pool = WorkerPool(self.processes - 1, partial(serve, self.settings))
         except WorkerDied as exc:
             self._worker_failed(str(exc))
             return
         self.worker_pids = [w.pid for w in self._pool.workers]
-
-    def wait_for_workers(self, timeout: float) -> bool:
-        """Wait until every worker started by ``run`` can take blocks (or has failed); for
-        tests, which need the workers to take part in validating a small file."""
-        pool = self._pool
-        return pool is not None and all(w.ready.wait(timeout) or w.failed for w in pool.workers)
 
     def _stop_workers(self, *, kill: bool) -> None:
         if self._pool is not None:

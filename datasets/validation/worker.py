@@ -1,46 +1,26 @@
-"""The body of a validation worker process (started by ``processes.Worker``).
+"""What a validation worker process does (``processes.Worker`` forks it): validate blocks.
 
-Reads its settings, then (first line, block) tasks, from stdin; answers each with
-("ok", BlockResult) or ("error", text) on stdout. Exits at EOF, that is when the parent closes
-the pipe or dies.
+Reads (first line, block) tasks from ``tasks``; answers each with ("ok", BlockResult) or
+("error", text) on ``replies``. Returns at EOF, that is when the parent closes the pipe or
+dies.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import signal
-import sys
+from typing import BinaryIO
 
-from .encodings import adopt_tokens, bpe_directory, get_encoding, use_bpe_directory
-from .parallel import BlockSettings, BlockValidation
+from .blocks import BlockSettings, BlockValidation
 from .tokens import RepeatCache
 
 
-def main() -> None:
-    # Ctrl-C reaches the whole process group; the parent decides when a worker stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    requests = sys.stdin.buffer
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the replies
-    settings: BlockSettings
-    settings, tokens = pickle.load(requests)  # noqa: S301 - from our parent
-    if settings.bpe_directory != bpe_directory():
-        use_bpe_directory(settings.bpe_directory)
-    if tokens is not None:
-        adopt_tokens(settings.encoding, tokens)
-    get_encoding(settings.encoding)
-    # Ready: until now the parent validated every block itself.
-    pickle.dump(("ready", None), replies, protocol=pickle.HIGHEST_PROTOCOL)
-    replies.flush()
+def serve(settings: BlockSettings, tasks: BinaryIO, replies: BinaryIO) -> None:
     repeats = RepeatCache()  # one for every block this process validates
     while True:
         try:
-            first_line, block = pickle.load(requests)  # noqa: S301 - from our parent
+            first_line, block = pickle.load(tasks)  # noqa: S301 - from our parent
         except EOFError:
-            # Every reply is written and flushed; skip the interpreter's teardown (freeing the
-            # tokenizer's tables takes a while) so the parent, which waits for us, is not held.
-            os._exit(0)
+            return
         try:
             reply: tuple[str, object] = (
                 "ok",
@@ -48,12 +28,5 @@ def main() -> None:
             )
         except Exception as exc:
             reply = ("error", f"{type(exc).__name__}: {exc}")
-        try:
-            pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
-            replies.flush()
-        except BrokenPipeError:
-            os._exit(0)  # the parent is gone
-
-
-if __name__ == "__main__":
-    main()
+        pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()

@@ -178,9 +178,8 @@ def test_a_celery_task_validates_in_worker_processes_of_its_own(
         VALIDATION_PARALLEL_MIN_MB="0",
     )
     client = _member_client()
-    # ~22 MB: workers take blocks once their tokenizer is built, while this process validates
-    # on; a file this size lasts it several times as long as a worker's start.
-    content = chat_file(200_000) + chat_file(2)  # the first two examples again at the end
+    # ~2 MB, cut in blocks of 256 KB or more: the forked worker takes the first ones at once.
+    content = chat_file(20_000) + chat_file(2)  # the first two examples again at the end
     upload(client, content, model=GPT4O_MINI)
     dataset = Dataset.objects.get()
     assert wait_until(lambda: _done(dataset.pk), timeout=120), worker.tail()
@@ -190,7 +189,7 @@ def test_a_celery_task_validates_in_worker_processes_of_its_own(
     # The report the single pass makes, duplicates included.
     expected = validate_stream(content, model=get_default_model(GPT4O_MINI))
     assert dataset.report == expected.to_dict()
-    assert expected.lines("duplicate_example") == [200_001, 200_002]
+    assert expected.lines("duplicate_example") == [20_001, 20_002]
     # Blocks went to a worker process the task's process started (parallel.py logs who did
     # what), and it is gone once the validation is over.
     done = re.search(

@@ -89,6 +89,27 @@ def test_text_spelling_a_special_token_gets_a_note() -> None:
     assert report.is_valid
 
 
+def test_special_tokens_spelled_with_json_escapes_get_the_note_too() -> None:
+    # "<" and "|" written as \u escapes: the decoded strings spell the token all the same.
+    lines = [
+        rb'{"messages": [{"role": "user", "content": "a \u003c|endoftext|> b"},'
+        rb' {"role": "assistant", "content": "ok"}]}',
+        rb'{"messages": [{"role": "user", "content": "hi"},'
+        rb' {"role": "assistant", "content": "<\u007Cendofprompt|>"}]}',
+        rb'{"messages": [{"role": "user", "content": "\u003C\u007cendoftext\u007c>"},'
+        rb' {"role": "assistant", "content": "ok"}]}',
+        rb'{"messages": [{"role": "user", "content": "\u00e9 <\u00a6endoftext|>"},'
+        rb' {"role": "assistant", "content": "ok"}]}',
+    ]
+    report = validate(b"\n".join(lines) + b"\n")
+    assert report.lines("special_token_text") == [1, 2, 3]
+    assert messages_of(report, "special_token_text") == [
+        "message 1: text contains <|endoftext|>, counted as ordinary text",
+        "message 2: text contains <|endofprompt|>, counted as ordinary text",
+        "message 1: text contains <|endoftext|>, counted as ordinary text",
+    ]
+
+
 def test_special_tokens_follow_the_models_encoding() -> None:
     fim = msgs(USER | {"content": "<|fim_prefix|>def f():"}, ASSISTANT)
     assert check(fim, model_id=GPT35).count("special_token_text") == 1  # cl100k_base

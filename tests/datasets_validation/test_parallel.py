@@ -148,14 +148,7 @@ def in_blocks(
         max_line_bytes=max_line_bytes,
     )
 
-    def source() -> Iterator[bytes]:
-        # Workers take blocks once they are ready; on a file this small the parent would
-        # otherwise be done first.
-        if processes > 1:
-            assert runner.wait_for_workers(60)
-        yield from chunked(data, chunk)
-
-    report = runner.run(source(), total_bytes=len(data))
+    report = runner.run(chunked(data, chunk), total_bytes=len(data))
     return runner, report.to_dict()
 
 
