@@ -13,7 +13,7 @@ from itertools import islice
 
 from .encodings import special_tokens
 from .findings import FindingCollector
-from .jsontext import json_clip
+from .jsontext import has_unicode_escape, json_clip
 from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenTally, image_tokens
 from .vision import MAX_IMAGES_PER_EXAMPLE, check_image
 
@@ -133,9 +133,10 @@ class ExampleChecker:
 
     def check(self, obj: dict[str, object], line: int, text: str, raw: bytes) -> Outcome:
         self.line, self.text, self.raw = line, text, raw
-        # A string can spell "<|" only if the line does, literally or with a \u escape: one
-        # search of the line's bytes spares searching each of its strings.
-        self._may_spell = b"<|" in raw or b"\\u" in raw
+        # A string may hold "<|", which a special token starts with, only if the line has a
+        # "<" or a \\u escape (Go's encoder, for one, writes "<" as \\u003c): two quick
+        # searches of the line spare searching each of its strings.
+        self._may_spell = b"<" in raw or has_unicode_escape(raw)
         self.n_images = 0
         self.has_tools = False
         self.deprecated = False

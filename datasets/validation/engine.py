@@ -26,7 +26,7 @@ from .findings import (
     make_excerpt,
     sort_categories,
 )
-from .jsontext import find_lone_surrogate, may_hold_lone_surrogates
+from .jsontext import find_lone_surrogate, has_unicode_escape, may_hold_lone_surrogates
 from .lines import (
     MAX_LINE_BYTES,
     UTF8_BOM,
@@ -308,7 +308,7 @@ class Validation:
             )
             return
         self.n_examples += 1
-        if may_hold_lone_surrogates(text):
+        if has_unicode_escape(stripped) and may_hold_lone_surrogates(text):
             self._check_surrogates(number, obj, text)
         self._duplicate(number, stripped, text)
         ended = self.tally.n_ended

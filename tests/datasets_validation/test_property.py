@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from datasets.validation import Report, Severity, validate_stream
 from datasets.validation.findings import EXCERPT_CHARS, MAX_EXAMPLES_PER_CATEGORY
+from datasets.validation.jsontext import has_unicode_escape
 
 from .helpers import model
 
@@ -157,3 +159,27 @@ def test_arbitrary_json_values_as_lines(items: list[Any], newline: bytes, model_
             lines.append(json.dumps(item).encode())
     data = b"".join(line + newline for line in lines)
     assert_consistent(validate_stream(data, model=model(model_id)), data)
+
+
+# An escape is a backslash preceded by an even number of backslashes.
+_U_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u")
+
+
+@FAST
+@given(
+    st.text(alphabet=st.sampled_from('<|\\"u0a é🙂\ud800\n')),
+    st.booleans(),
+    st.booleans(),
+)
+def test_a_line_without_a_unicode_escape_is_found_to_have_none(
+    text: str, ascii_only: bool, html_safe: bool
+) -> None:
+    line = json.dumps({"content": text}, ensure_ascii=ascii_only)
+    if html_safe:  # as Go's encoder writes it
+        line = line.replace("<", "\\u003c")
+    raw = line.encode("utf-8", "surrogatepass")
+    assert has_unicode_escape(raw) == (_U_ESCAPE.search(raw) is not None)
+    # What the checks rely on: without one, every string holds only characters written as
+    # themselves, so "<|" and surrogates can come only from the bytes of the line.
+    if not has_unicode_escape(raw) and b"<" not in raw:
+        assert "<" not in json.loads(raw)["content"]
