@@ -420,10 +420,19 @@ class NotificationSettingAdmin(admin.ModelAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "job", "job_status", "channel", "target", "state", "attempts")
+    list_display = (
+        "created_at",
+        "job",
+        "sweep",
+        "job_status",
+        "channel",
+        "target",
+        "state",
+        "attempts",
+    )
     list_filter = ("state", "channel", "job_status")
-    search_fields = ("target", "job__name", "job__provider_job_id", "last_error")
-    raw_id_fields = ("job",)
+    search_fields = ("target", "job__name", "job__provider_job_id", "sweep__name", "last_error")
+    raw_id_fields = ("job", "sweep")
     actions = ("resend",)
 
     @admin.action(description="Send again (failed or pending ones)")

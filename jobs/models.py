@@ -613,7 +613,13 @@ class Notification(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="notifications")
+    # About a job, or about a sweep as a whole ("sweep:<status>" in job_status).
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    sweep = models.ForeignKey(
+        "Sweep", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
     job_status = models.CharField(max_length=20)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     target = models.CharField(max_length=500)
@@ -630,11 +636,21 @@ class Notification(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["job", "job_status", "channel", "target"], name="jobs_notification_once"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["sweep", "job_status", "channel", "target"],
+                name="jobs_notification_sweep_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(job__isnull=False, sweep__isnull=True)
+                | Q(job__isnull=True, sweep__isnull=False),
+                name="jobs_notification_job_or_sweep",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.target} about {self.job_id} ({self.job_status})"
+        about = f"sweep {self.sweep_id}" if self.sweep_id else f"{self.job_id}"
+        return f"{self.channel} to {self.target} about {about} ({self.job_status})"
 
 
 # --- Controls -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Notifications when a job reaches a terminal state: an email (Django's email backend) and/or
-a POST of ``{"text": …}`` to a Slack-compatible incoming webhook.
+"""Notifications when a job reaches a terminal state, a guardrail fires, or a sweep ends: an
+email (Django's email backend) and/or a POST of ``{"text": …}`` to a Slack-compatible incoming
+webhook.
 
 Exactly once per terminal state: ``notifications_for_terminal`` runs inside the sync's
 transaction and claims the state with one conditional UPDATE of ``Job.notified_status``, so
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 from django.conf import settings
@@ -26,7 +28,7 @@ from django.utils import timezone
 from core import outbound, queue
 from core.services import audit_record
 from jobs import guardrail_rules
-from jobs.models import Job, Notification, NotificationSetting
+from jobs.models import Job, Notification, NotificationSetting, ProviderConnection, Sweep
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
@@ -38,6 +40,13 @@ GUARDRAIL_PREFIX = "gr:"
 STATUS_WORDS |= {
     f"{GUARDRAIL_PREFIX}{kind}": f"tripped its {label.lower()} guardrail"
     for kind, label in guardrail_rules.LABELS.items()
+}
+# A sweep's end is announced as "sweep:<status>" (jobs.sweeps).
+SWEEP_PREFIX = "sweep:"
+STATUS_WORDS |= {
+    f"{SWEEP_PREFIX}{Sweep.Status.FINISHED}": "finished",
+    f"{SWEEP_PREFIX}{Sweep.Status.STOPPED}": "was stopped by its budget",
+    f"{SWEEP_PREFIX}{Sweep.Status.CANCELLED}": "was cancelled",
 }
 
 
@@ -57,22 +66,31 @@ def job_url(job: Job) -> str:
     return base_url() + reverse("jobs:detail", kwargs={"pk": job.pk})
 
 
+def sweep_url(sweep: Sweep) -> str:
+    return base_url() + reverse("sweep_detail", kwargs={"pk": sweep.pk})
+
+
 # --- who is told ---------------------------------------------------------------------------------
 
 
 def recipients(job: Job) -> list[tuple[str, str]]:
+    return recipients_for(creator=job.created_by, connection=job.connection)
+
+
+def recipients_for(
+    *, creator: AbstractBaseUser | None, connection: ProviderConnection
+) -> list[tuple[str, str]]:
     """(channel, target) pairs: the creator's opted-in email and Slack URL, then the
     connection's addresses and Slack URL; duplicates removed."""
     targets: list[tuple[str, str]] = []
-    creator = job.created_by
     if creator is not None and creator.is_active:
         setting = NotificationSetting.objects.filter(user=creator).first()
         if setting is not None:
-            if setting.email_enabled and creator.email:
-                targets.append((Notification.Channel.EMAIL, creator.email))
+            email = getattr(creator, "email", "")
+            if setting.email_enabled and email:
+                targets.append((Notification.Channel.EMAIL, email))
             if setting.slack_webhook_url:
                 targets.append((Notification.Channel.SLACK, setting.slack_webhook_url))
-    connection = job.connection
     for address in connection.notify_email_list:
         targets.append((Notification.Channel.EMAIL, address))
     if connection.slack_webhook_url:
@@ -129,6 +147,23 @@ def notifications_for_guardrail(*, job: Job, kind: str) -> list[int]:
     return created
 
 
+def notifications_for_sweep(*, sweep: Sweep) -> list[int]:
+    """Called once when a sweep ends (finished, stopped by its budget, cancelled), in the
+    transaction that ends it under the sweep's row lock: its creator's and its connection's
+    recipients are told once."""
+    status = f"{SWEEP_PREFIX}{sweep.status}"
+    created = []
+    for channel, target in recipients_for(creator=sweep.created_by, connection=sweep.connection):
+        notification, made = Notification.objects.get_or_create(
+            sweep=sweep, job_status=status, channel=channel, target=target
+        )
+        if made:
+            created.append(notification.pk)
+    for pk in created:
+        queue.enqueue("jobs.tasks.notification_send_task", pk, robust=True)
+    return created
+
+
 # --- sending -------------------------------------------------------------------------------------
 
 
@@ -154,8 +189,61 @@ def _one_line(text: str, limit: int = 150) -> str:
     return " ".join(str(text).split())[:limit]
 
 
+def _sweep_facts(sweep: Sweep) -> list[str]:
+    from jobs.sweeps import run_spend  # jobs.sweeps announces its end through this module
+
+    runs = list(sweep.runs.select_related("job").order_by("index"))
+    launched = [run for run in runs if run.job is not None]
+    done: dict[str, int] = {}
+    for run in launched:
+        assert run.job is not None
+        done[run.job.status] = done.get(run.job.status, 0) + 1
+    outcome = ", ".join(f"{count} {status}" for status, count in sorted(done.items()))
+    spent = sum((run_spend(run) for run in launched), Decimal(0))
+    lines = [
+        f"Connection: {sweep.connection.name}",
+        f"Runs: {len(launched)} of {len(runs)} launched" + (f" ({outcome})" if outcome else ""),
+        f"Spent: ${spent:,.2f} of the ${sweep.budget_usd:,.2f} budget",
+    ]
+    scored = [
+        run.job
+        for run in launched
+        if run.job is not None and run.job.best_full_valid_loss is not None
+    ]
+    if scored:
+        best = min(scored, key=lambda job: job.best_full_valid_loss or 0.0)
+        lines.append(
+            f"Best run: {best.display_name} (full validation loss "
+            f"{best.best_full_valid_loss:.4f} at step {best.best_full_valid_step})"
+        )
+    if sweep.status_message:
+        lines.append(sweep.status_message)
+    return lines
+
+
+def _sweep_email(notification: Notification, sweep: Sweep) -> EmailMessage:
+    word = STATUS_WORDS.get(notification.job_status, notification.job_status)
+    body = "\n".join(
+        [
+            f"The sweep “{sweep.name}” {word}.",
+            "",
+            *_sweep_facts(sweep),
+            "",
+            f"Open the sweep: {sweep_url(sweep)}",
+            "",
+            "You receive this because of your Tuneboard notification settings or the "
+            "connection's notification addresses.",
+        ]
+    )
+    subject = _one_line(f"[Tuneboard] Sweep {sweep.name} {word}")
+    return EmailMessage(subject=subject, body=body, to=[notification.target])
+
+
 def email_message(notification: Notification) -> EmailMessage:
+    if notification.sweep is not None:
+        return _sweep_email(notification, notification.sweep)
     job = notification.job
+    assert job is not None
     word = STATUS_WORDS.get(notification.job_status, notification.job_status)
     subject = _one_line(f"[Tuneboard] {job.display_name} {word}")
     body = "\n".join(
@@ -179,8 +267,14 @@ def slack_escape(text: str) -> str:
 
 
 def slack_text(notification: Notification) -> str:
-    job = notification.job
     word = STATUS_WORDS.get(notification.job_status, notification.job_status)
+    sweep = notification.sweep
+    if sweep is not None:
+        name = slack_escape(_one_line(sweep.name, 200))
+        facts = "\n".join(slack_escape(line) for line in _sweep_facts(sweep))
+        return f"Sweep <{sweep_url(sweep)}|{name}> {word}.\n{facts}"
+    job = notification.job
+    assert job is not None
     name = slack_escape(_one_line(job.display_name, 200))
     facts = "\n".join(slack_escape(line) for line in _facts(job))
     return f"Fine-tuning job <{job_url(job)}|{name}> {word}.\n{facts}"
@@ -211,9 +305,9 @@ def notification_send(*, notification_id: int) -> bool:
     )
     if not claimed:
         return False
-    notification = Notification.objects.select_related("job", "job__connection").get(
-        pk=notification_id
-    )
+    notification = Notification.objects.select_related(
+        "job", "job__connection", "sweep", "sweep__connection"
+    ).get(pk=notification_id)
     mine = Notification.objects.filter(pk=notification_id, claim=claim)
     try:
         if notification.channel == Notification.Channel.EMAIL:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from core import queue
 from core.services import audit_record
 from datasets.models import Dataset
-from jobs import selectors
+from jobs import notifications, selectors
 from jobs.models import JobControl, Sweep, SweepRun
 from jobs.services import JobError, LaunchRejected, job_control_request, job_launch
 from jobs.sweep_plans import Plan, SweepRequest, launch_request, sweep_plan
@@ -243,6 +243,7 @@ def _end(sweep: Sweep, status: str, message: str) -> None:
     sweep.finished_at = timezone.now()
     sweep.save(update_fields=["status", "status_message", "finished_at"])
     audit_record(actor=None, action=f"sweep_{status}", obj=sweep, detail={"message": message})
+    notifications.notifications_for_sweep(sweep=sweep)
 
 
 def sweep_cancel(*, sweep: Sweep, user: User | AnonymousUser | None) -> bool:

@@ -13,14 +13,27 @@ from decimal import ROUND_UP, Decimal
 from typing import Any
 
 import pytest
+from django.core import mail
 
 from core.models import AuditEntry
 from datasets.models import BaseModel, Dataset
 from jobs import bundles
-from jobs.models import Checkpoint, Guardrail, Job, JobControl, ProviderConnection, Sweep, SweepRun
+from jobs.models import (
+    Checkpoint,
+    Guardrail,
+    Job,
+    JobControl,
+    Notification,
+    NotificationSetting,
+    ProviderConnection,
+    Sweep,
+    SweepRun,
+)
+from jobs.notifications import notification_send
 from jobs.services import LaunchRejected, connection_save
 from jobs.sweep_plans import SweepRequest, sweep_plan
-from jobs.sweeps import sweep_advance, sweep_cancel, sweep_create
+from jobs.sweeps import run_spend, sweep_advance, sweep_cancel, sweep_create
+from tests.history.helpers import Receiver
 from tests.jobs.test_views import DEAD_URL, SECRET
 from tests.permissions import LOGIN, SHARE, assert_matrix, client_for, make_user
 from tests.sandbox.data import chat_examples
@@ -381,3 +394,75 @@ def test_a_cancelled_sweep_whose_connection_went_away_ends_and_says_so(connectio
         "Cancelled by member-user. The connection “Offline” is disabled: its runs could not all "
         "be cancelled."
     )
+
+
+def test_a_sweep_that_ends_tells_its_creator_and_its_connection_once(connection, dataset) -> None:  # type: ignore[no-untyped-def]
+    receiver = Receiver()
+    try:
+        creator = make_user("member")
+        creator.email = "ada@example.com"
+        creator.save()
+        NotificationSetting.objects.create(user=creator, email_enabled=True)
+        connection.notify_emails = "ops@example.com"
+        connection.slack_webhook_url = receiver.url
+        connection.save()
+        space = {"base_model": [MODEL], "n_epochs": [1, 2], "seed": []}
+        sweep = sweep_create(
+            request=request_for(connection, dataset, name="lr <b>grid</b>", space=space),
+            user=creator,
+        )
+        sweep_advance(sweep_id=sweep.pk)
+        first, second = runs_of(sweep)
+        finish(first, best_full_valid_loss=0.4321, best_full_valid_step=9)
+        sweep_advance(sweep_id=sweep.pk)
+        assert not Notification.objects.exists()  # one run still under way
+        finish(second, status="failed")
+        for _ in range(2):
+            sweep_advance(sweep_id=sweep.pk)
+        sweep.refresh_from_db()
+        assert sweep.status == "finished"
+        told = Notification.objects.filter(sweep=sweep)
+        assert sorted(told.values_list("channel", "target", "job_status")) == [
+            ("email", "ada@example.com", "sweep:finished"),
+            ("email", "ops@example.com", "sweep:finished"),
+            ("slack", receiver.url, "sweep:finished"),
+        ]
+        for notification in told:
+            assert notification_send(notification_id=notification.pk) is True
+        spent = sum((run_spend(r) for r in runs_of(sweep)), Decimal(0))
+        assert spent > 0
+        email = next(m for m in mail.outbox if m.to == ["ada@example.com"])
+        assert email.subject == "[Tuneboard] Sweep lr <b>grid</b> finished"
+        assert "Runs: 2 of 2 launched (1 failed, 1 succeeded)" in email.body
+        assert f"Spent: ${spent:,.2f} of the $100.00 budget" in email.body
+        best = Job.objects.get(pk=first.job_id)
+        assert f"Best run: {best.display_name} (full validation loss 0.4321 at step 9)" in (
+            email.body
+        )
+        assert f"/sweeps/{sweep.pk}/" in email.body
+        (text,) = receiver.texts()
+        assert text.startswith(f"Sweep <http://localhost:8000/sweeps/{sweep.pk}/|lr &lt;b&gt;")
+        assert "finished." in text and "<b>" not in text
+
+        # Cancelled: announced as such, once, to the same recipients.
+        other = sweep_create(request=request_for(connection, dataset, space=space), user=creator)
+        sweep_advance(sweep_id=other.pk)
+        sweep_cancel(sweep=other, user=creator)
+        Job.objects.filter(sweep_run__sweep=other).update(status="cancelled")
+        for _ in range(2):
+            sweep_advance(sweep_id=other.pk)
+        assert sorted(
+            Notification.objects.filter(sweep=other).values_list("target", "job_status")
+        ) == sorted(
+            [
+                ("ada@example.com", "sweep:cancelled"),
+                ("ops@example.com", "sweep:cancelled"),
+                (receiver.url, "sweep:cancelled"),
+            ]
+        )
+        cancelled = Notification.objects.get(sweep=other, target="ops@example.com")
+        assert notification_send(notification_id=cancelled.pk) is True
+        assert mail.outbox[-1].subject == "[Tuneboard] Sweep lr-grid was cancelled"
+        assert "Cancelled by member-user." in mail.outbox[-1].body
+    finally:
+        receiver.close()
