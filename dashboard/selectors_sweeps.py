@@ -17,7 +17,6 @@ from dashboard import selectors_runs
 from dashboard.charts.parallel import parallel_coordinates
 from dashboard.charts.series import finite_number
 from jobs.models import Checkpoint, Job, Sweep, SweepRun
-from jobs.sweeps import run_spend
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ def budget_of(sweep: Sweep, runs: list[SweepRun]) -> Budget:
     launched = [r for r in runs if r.state == SweepRun.State.LAUNCHED and r.job is not None]
     ended = [r for r in launched if r.job is not None and r.job.is_terminal]
     under_way = [r for r in launched if r.job is not None and not r.job.is_terminal]
-    spent = sum((run_spend(r) for r in ended), Decimal(0))
+    spent = sum((r.spend for r in ended), Decimal(0))
     running = sum((r.planned_cost_usd for r in under_way), Decimal(0))
     return Budget(sweep.budget_usd, sweep.planned_cost_usd, spent, running, spent + running)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
@@ -874,3 +875,12 @@ class SweepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sweep} #{self.index}"
+
+    @property
+    def spend(self) -> Decimal:
+        """What a launched run counts against the budget: its cost once final and known (the
+        same number the run's page shows), else what it was planned to cost."""
+        job = self.job
+        if job is not None and job.is_terminal and job.cost_usd is not None:
+            return Decimal(job.cost_usd)
+        return self.planned_cost_usd

@@ -190,8 +190,6 @@ def _one_line(text: str, limit: int = 150) -> str:
 
 
 def _sweep_facts(sweep: Sweep) -> list[str]:
-    from jobs.sweeps import run_spend  # jobs.sweeps announces its end through this module
-
     runs = list(sweep.runs.select_related("job").order_by("index"))
     launched = [run for run in runs if run.job is not None]
     done: dict[str, int] = {}
@@ -199,7 +197,7 @@ def _sweep_facts(sweep: Sweep) -> list[str]:
         assert run.job is not None
         done[run.job.status] = done.get(run.job.status, 0) + 1
     outcome = ", ".join(f"{count} {status}" for status, count in sorted(done.items()))
-    spent = sum((run_spend(run) for run in launched), Decimal(0))
+    spent = sum((run.spend for run in launched), Decimal(0))
     lines = [
         f"Connection: {sweep.connection.name}",
         f"Runs: {len(launched)} of {len(runs)} launched" + (f" ({outcome})" if outcome else ""),

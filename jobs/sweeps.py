@@ -105,15 +105,6 @@ def _request_of(sweep: Sweep) -> SweepRequest:
     )
 
 
-def run_spend(run: SweepRun) -> Decimal:
-    """What a launched run counts against the budget: its cost once final and known (the same
-    number the run's page shows), else what it was planned to cost."""
-    job = run.job
-    if job is not None and job.is_terminal and job.cost_usd is not None:
-        return Decimal(job.cost_usd)
-    return run.planned_cost_usd
-
-
 def _is_active(run: SweepRun) -> bool:
     return run.job is not None and not run.job.is_terminal
 
@@ -208,7 +199,7 @@ def sweep_advance(*, sweep_id: int) -> Sweep | None:
                 _end(sweep, Sweep.Status.CANCELLED, sweep.status_message + note)
             return sweep
         launched = [r for r in runs if r.state == SweepRun.State.LAUNCHED]
-        committed = sum((run_spend(r) for r in launched), Decimal(0))
+        committed = sum((r.spend for r in launched), Decimal(0))
         waiting = [r for r in runs if r.state == SweepRun.State.PLANNED]
         message = ""
         while waiting and len(active) < sweep.concurrency:

@@ -32,7 +32,7 @@ from jobs.models import (
 from jobs.notifications import notification_send
 from jobs.services import LaunchRejected, connection_save
 from jobs.sweep_plans import SweepRequest, sweep_plan
-from jobs.sweeps import run_spend, sweep_advance, sweep_cancel, sweep_create
+from jobs.sweeps import sweep_advance, sweep_cancel, sweep_create
 from tests.history.helpers import Receiver
 from tests.jobs.test_views import DEAD_URL, SECRET
 from tests.permissions import LOGIN, SHARE, assert_matrix, client_for, make_user
@@ -429,7 +429,7 @@ def test_a_sweep_that_ends_tells_its_creator_and_its_connection_once(connection,
         ]
         for notification in told:
             assert notification_send(notification_id=notification.pk) is True
-        spent = sum((run_spend(r) for r in runs_of(sweep)), Decimal(0))
+        spent = sum((r.spend for r in runs_of(sweep)), Decimal(0))
         assert spent > 0
         email = next(m for m in mail.outbox if m.to == ["ada@example.com"])
         assert email.subject == "[Tuneboard] Sweep lr <b>grid</b> finished"
