@@ -6,15 +6,15 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationError
 
-from dashboard.api import datasets, runs
+from dashboard.api import datasets, runs, sweeps
 from dashboard.api.auth import TokenAuth
 from jobs.selfhosted import ReportConflict
-from jobs.services import JobError
+from jobs.services import JobError, LaunchRejected
 
 api = NinjaAPI(
     title="Tuneboard API",
     version="1",
-    description="Runs, metrics, checkpoints, events and datasets. Authenticate with a personal "
+    description="Runs, metrics, checkpoints, events, datasets and sweeps. Authenticate with a personal "
     "API token (Account → API tokens): `Authorization: Bearer tb_…`. Read-only tokens read; "
     "read-write tokens of members also create and report self-hosted runs.",
     auth=TokenAuth(),
@@ -24,6 +24,7 @@ api = NinjaAPI(
 )
 api.add_router("", runs.router)
 api.add_router("", datasets.router)
+api.add_router("", sweeps.router)
 
 
 def _field(location: object) -> str:
@@ -47,3 +48,9 @@ def rejected(request: HttpRequest, exc: JobError) -> HttpResponse:
     status = 409 if isinstance(exc, ReportConflict) else 400
     errors = [{"field": exc.field or "", "message": exc.message}]
     return api.create_response(request, {"detail": exc.message, "errors": errors}, status=status)
+
+
+@api.exception_handler(LaunchRejected)
+def refused(request: HttpRequest, exc: LaunchRejected) -> HttpResponse:
+    errors = [{"field": p.field or "", "message": p.message} for p in exc.problems]
+    return api.create_response(request, {"detail": exc.message, "errors": errors}, status=400)
