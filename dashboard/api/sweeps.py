@@ -270,6 +270,8 @@ def _sweep_request(request: HttpRequest, body: SweepIn) -> SweepRequest:
         "budget_usd": str(body.budget_usd),
         "concurrency": "" if body.concurrency is None else str(body.concurrency),
     }
+    for name, values in body.parameters.items():
+        data[PARAMETER_PREFIX + name] = _text(values)
     form = SweepForm(data, options=options)
     known = {parameter.name for parameter in form.parameters}
     unknown = sorted(set(body.parameters) - known)
@@ -277,8 +279,6 @@ def _sweep_request(request: HttpRequest, body: SweepIn) -> SweepRequest:
         message = f"{connection.name} declares no such parameter for {body.method} (it has: "
         message += ", ".join(sorted(known)) + ")."
         raise _refused([{"field": f"parameters.{name}", "message": message} for name in unknown])
-    for name, values in body.parameters.items():
-        form.data[PARAMETER_PREFIX + name] = _text(values)
     if not form.is_valid():
         raise _refused(
             [
