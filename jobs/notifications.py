@@ -118,48 +118,42 @@ def notifications_for_terminal(*, job: Job) -> list[int]:
         return []
     job.notified_status = status
     fresh = Job.objects.select_related("connection", "created_by").get(pk=job.pk)
-    created = []
-    for channel, target in recipients(fresh):
-        notification, made = Notification.objects.get_or_create(
-            job=fresh, job_status=status, channel=channel, target=target
-        )
-        if made:
-            created.append(notification.pk)
-    for pk in created:
-        # robust: a broker hiccup must not undo the sync; the admin can resend later.
-        queue.enqueue("jobs.tasks.notification_send_task", pk, robust=True)
-    return created
+    return _announce(recipients(fresh), status, job=fresh)
 
 
 def notifications_for_guardrail(*, job: Job, kind: str) -> list[int]:
     """Called once per firing (``GuardrailFiring`` is unique per guardrail), in its
     transaction: the same recipients as a finished job."""
     fresh = Job.objects.select_related("connection", "created_by").get(pk=job.pk)
-    created = []
-    for channel, target in recipients(fresh):
-        notification, made = Notification.objects.get_or_create(
-            job=fresh, job_status=f"{GUARDRAIL_PREFIX}{kind}", channel=channel, target=target
-        )
-        if made:
-            created.append(notification.pk)
-    for pk in created:
-        queue.enqueue("jobs.tasks.notification_send_task", pk, robust=True)
-    return created
+    return _announce(recipients(fresh), f"{GUARDRAIL_PREFIX}{kind}", job=fresh)
 
 
 def notifications_for_sweep(*, sweep: Sweep) -> list[int]:
     """Called once when a sweep ends (finished, stopped by its budget, cancelled), in the
     transaction that ends it under the sweep's row lock: its creator's and its connection's
     recipients are told once."""
-    status = f"{SWEEP_PREFIX}{sweep.status}"
+    targets = recipients_for(creator=sweep.created_by, connection=sweep.connection)
+    return _announce(targets, f"{SWEEP_PREFIX}{sweep.status}", sweep=sweep)
+
+
+def _announce(
+    targets: list[tuple[str, str]],
+    status: str,
+    *,
+    job: Job | None = None,
+    sweep: Sweep | None = None,
+) -> list[int]:
+    """One notification per target about ``status`` of the job or sweep (none made twice),
+    each sent by a task once the caller's transaction commits. Returns the ones made now."""
     created = []
-    for channel, target in recipients_for(creator=sweep.created_by, connection=sweep.connection):
+    for channel, target in targets:
         notification, made = Notification.objects.get_or_create(
-            sweep=sweep, job_status=status, channel=channel, target=target
+            job=job, sweep=sweep, job_status=status, channel=channel, target=target
         )
         if made:
             created.append(notification.pk)
     for pk in created:
+        # robust: a broker hiccup must not undo the sync; the admin can resend later.
         queue.enqueue("jobs.tasks.notification_send_task", pk, robust=True)
     return created
 
