@@ -15,11 +15,12 @@ from django.db import transaction
 
 from datasets.models import BaseModel
 from jobs.connections import provider_for_connection
-from jobs.models import Guardrail, Job, Sweep, SweepRun
+from jobs.models import Guardrail, Job, Notification, Sweep, SweepRun
 from jobs.services import METADATA_KEY
 from jobs.sweep_plans import SweepRequest, sweep_plan
 from jobs.sweeps import sweep_create
 from tests.conftest import wait_until
+from tests.history.helpers import Receiver
 from tests.jobs.test_views import _catalog  # noqa: F401 - autouse: the launch reads the catalog
 from tests.permissions import client_for, make_user
 from tests.sandbox.data import chat_examples
@@ -34,6 +35,9 @@ def test_six_runs_two_at_a_time_and_a_budget_for_five_stop_at_five_saying_why(
     celery_beat: Any,
 ) -> None:  # fmt: skip
     settings.SANDBOX_SECONDS_PER_STEP = 0.05
+    receiver = Receiver()  # the connection's Slack-compatible webhook
+    sandbox_connection.slack_webhook_url = receiver.url
+    sandbox_connection.save()
     request = SweepRequest(
         name="seeds",
         connection=sandbox_connection,
@@ -90,6 +94,17 @@ def test_six_runs_two_at_a_time_and_a_budget_for_five_stop_at_five_saying_why(
     live = client_for("viewer").get(f"/sweeps/{sweep.pk}/live.json").json()
     assert len(live["parallel"]["data"]) == 5  # one line a run
     assert Job.objects.count() == 5
+    # The worker told the connection's webhook once that the sweep stopped, and why.
+    try:
+        assert wait_until(
+            lambda: any(t.startswith("Sweep <") for t in receiver.texts()), timeout=60
+        ), Notification.objects.filter(sweep=sweep).values("state", "last_error")
+        (told,) = [t for t in receiver.texts() if t.startswith("Sweep <")]
+        assert f"/sweeps/{sweep.pk}/|seeds> was stopped by its budget." in told
+        assert "Runs: 5 of 6 launched (5 succeeded)" in told and "Stopped: Run 6" in told
+        assert Notification.objects.get(sweep=sweep).state == "sent"
+    finally:
+        receiver.close()
 
 
 @pytest.mark.django_db(transaction=True)
