@@ -40,6 +40,9 @@ ADDED_AFTER_MOVE = {"dashboard_runlistpreference", "core_apitoken"}
 # RunDiagnosis (its reduced curves are kept from the metric rows by jobs.MetricCurve); a
 # rollback starts the old cache empty, to be recomputed on first view.
 REPLACED_CACHES = {"dashboard_runcurve": "dashboard_rundiagnosis"}
+# Nullable columns left empty: a check constraint allows only one of them (a notification is
+# about a job or about a sweep).
+LEFT_NULL = {"jobs.notification": {"sweep"}}
 
 Target = tuple[str, str | None]
 Fingerprint = tuple[tuple[str, ...], list[tuple[Any, ...]]]
@@ -173,6 +176,8 @@ class Filler:
         self_references: list[models.Field] = []
         for field in model._meta.concrete_fields:
             if isinstance(field, models.fields.AutoFieldMixin) or field.generated:
+                continue
+            if field.name in LEFT_NULL.get(label, ()):
                 continue
             if field.is_relation:
                 if field.related_model is model:
