@@ -26,6 +26,15 @@ def sweep_connections(options: selectors.LaunchOptions) -> list[ProviderConnecti
     return [c for c in options.connections if traits(c.kind).hosted]
 
 
+def sweep_parameters(*, kind: str, method: str) -> tuple[Parameter, ...]:
+    """The parameters a sweep on a connection of ``kind`` may vary: the adapter's declared
+    numbers and choices for ``method``."""
+    declared = launch_parameters(kind=kind, model=None, method=method, hyperparameters={})
+    return tuple(
+        p for p in declared if method in p.methods and p.kind in ("int", "float", "choice")
+    )
+
+
 class SweepForm(GuardrailFields):
     connection = forms.ChoiceField(label="Connection")
     name = forms.CharField(required=False, max_length=150, label="Name")
@@ -102,10 +111,7 @@ class SweepForm(GuardrailFields):
     def _parameters(self) -> tuple[Parameter, ...]:
         method = str(self.data.get("method") or self.initial.get("method") or "supervised")
         kind = self.chosen_connection.kind if self.chosen_connection else "openai"
-        declared = launch_parameters(kind=kind, model=None, method=method, hyperparameters={})
-        return tuple(
-            p for p in declared if method in p.methods and p.kind in ("int", "float", "choice")
-        )
+        return sweep_parameters(kind=kind, method=method)
 
     @staticmethod
     def _parameter_help(parameter: Parameter) -> str:

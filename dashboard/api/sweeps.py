@@ -23,8 +23,9 @@ from dashboard.api.auth import require_write
 from dashboard.api.schemas import INT32_MAX, DatasetId, Error, GuardrailIn
 from jobs import selectors
 from jobs.models import Sweep, SweepRun
+from jobs.providers import traits
 from jobs.services import JobError, LaunchRejected
-from jobs.sweep_forms import PARAMETER_PREFIX, SweepForm, sweep_connections
+from jobs.sweep_forms import PARAMETER_PREFIX, SweepForm, sweep_connections, sweep_parameters
 from jobs.sweep_plans import MAX_CONCURRENCY, Plan, SweepRequest, sweep_plan
 from jobs.sweep_space import MAX_RUNS, MAX_SEED, RANGE_SEPARATOR
 from jobs.sweeps import sweep_cancel, sweep_create
@@ -61,9 +62,8 @@ class SweepIn(Schema):
         Annotated[list[Choice], Field(max_length=MAX_RUNS)] | RangeIn,
     ] = Field(
         default_factory=dict,
-        description="The connection's declared parameters (the sweep page's fields: "
-        "n_epochs, batch_size, learning_rate_multiplier for OpenAI…) → the values to try; a "
-        "range in random mode. A parameter left out keeps its default.",
+        description="The connection's parameters (GET /sweeps/parameters) → the values to "
+        "try; a range in random mode. A parameter left out keeps its default.",
     )
     mode: Literal["grid", "random"] = "grid"
     samples: int | None = Field(None, ge=1, le=MAX_RUNS, description="Random mode: runs drawn.")
@@ -141,6 +141,29 @@ class SweepOut(Schema):
 class SweepPage(Schema):
     count: int
     results: list[SweepOut]
+
+
+class ParameterOut(Schema):
+    name: str
+    label: str
+    kind: Literal["int", "float", "choice"]
+    help: str
+    low: float | None
+    high: float | None
+    choices: list[str]
+    default: int | float | str | None = Field(description="None: the provider chooses.")
+
+
+class ConnectionParametersOut(Schema):
+    connection: str
+    provider: str
+    method: str
+    active_jobs: int = Field(description="The default runs at a time.")
+    parameters: list[ParameterOut]
+
+
+class ParametersQuery(Schema):
+    method: Literal["supervised", "dpo"] = "supervised"
 
 
 class SweepQuery(Schema):
@@ -221,6 +244,40 @@ def sweeps_list(request: HttpRequest, query: Query[SweepQuery]) -> dict[str, Any
 @router.get("/sweeps/{int:sweep_id}", response={200: SweepOut, **READ}, summary="One sweep")
 def sweeps_detail(request: HttpRequest, sweep_id: int) -> dict[str, Any]:
     return sweep_out(get_object_or_404(_sweeps(), pk=sweep_id))
+
+
+@router.get(
+    "/sweeps/parameters",
+    response={200: list[ConnectionParametersOut], **READ},
+    summary="What a sweep may vary, per hosted connection",
+)
+def sweeps_parameters(request: HttpRequest, query: Query[ParametersQuery]) -> list[Any]:
+    out = []
+    for connection in sweep_connections(selectors.launch_options()):
+        kind = traits(connection.kind)
+        declared = sweep_parameters(kind=connection.kind, method=query.method)
+        out.append(
+            {
+                "connection": connection.name,
+                "provider": kind.label,
+                "method": query.method,
+                "active_jobs": kind.active_jobs,
+                "parameters": [
+                    {
+                        "name": p.name,
+                        "label": p.label,
+                        "kind": p.kind,
+                        "help": p.help,
+                        "low": p.low,
+                        "high": p.high,
+                        "choices": list(p.choices),
+                        "default": p.default,
+                    }
+                    for p in declared
+                ],
+            }
+        )
+    return out
 
 
 # --- planning and starting -----------------------------------------------------------------

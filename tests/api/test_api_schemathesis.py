@@ -35,4 +35,4 @@ def test_the_api_conforms_to_its_own_description(
     result = schemathesis_run(spec, live_server.url, token, r"^/api/v1/", budget=16)
     report = result.stdout[-20000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
-    assert "Tested: 19" in result.stdout and "passed" in result.stdout.lower(), report
+    assert "Tested: 20" in result.stdout and "passed" in result.stdout.lower(), report

@@ -163,3 +163,34 @@ def test_sweep_endpoints_permission_matrix(
     assert staff.post("/sweeps", body(dataset)).status_code == 201
     assert viewer.get("/sweeps/999999").status_code == 404
     assert staff.post("/sweeps/999999/cancel", {}).status_code == 404
+
+
+def test_the_parameters_a_sweep_may_vary_are_listed_per_hosted_connection(
+    connection: ProviderConnection,
+) -> None:
+    connection_save(name="Together", kind="together", base_url=DEAD_URL, api_key=SECRET)
+    connection_save(name="GPUs", kind="selfhosted", base_url="", api_key="")
+    viewer = Api(token_for("viewer", "read"))
+    listed = {c["connection"]: c for c in viewer.get("/sweeps/parameters").json()}
+    assert set(listed) == {"Offline", "Together"}  # self-hosted runs are not swept
+    openai = listed["Offline"]
+    assert openai["active_jobs"] == 3
+    assert [p["name"] for p in openai["parameters"]] == [
+        "n_epochs",
+        "batch_size",
+        "learning_rate_multiplier",
+    ]
+    epochs = openai["parameters"][0]
+    assert (epochs["kind"], epochs["low"], epochs["high"], epochs["default"]) == (
+        "int",
+        1,
+        50,
+        None,
+    )
+    dpo = viewer.get("/sweeps/parameters", method="dpo").json()
+    assert "beta" in [
+        p["name"] for p in next(c for c in dpo if c["connection"] == "Offline")["parameters"]
+    ]
+    together = [p["name"] for p in listed["Together"]["parameters"]]
+    assert "learning_rate" in together and "learning_rate_multiplier" not in together
+    assert Api(None).get("/sweeps/parameters").status_code == 401
