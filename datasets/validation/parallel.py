@@ -59,6 +59,10 @@ PARALLEL_MIN_BYTES = 16 << 20
 BLOCK_BYTES = 2 << 20
 # The smallest block, near the end of the file.
 TAIL_BLOCK_BYTES = 256 << 10
+# A worker that has not answered a block in this long is taken for stuck (a block takes well
+# under a second, two queued ones on a loaded machine a few): the workers are stopped and the
+# rest is validated here, instead of the task hanging until its time limit.
+WORKER_PATIENCE = 120.0
 
 
 def validate_stream(
@@ -233,11 +237,14 @@ class ParallelValidation(Validation):
 
     def _result(self, item: _Pending) -> BlockResult:
         try:
-            return item.future.result()
+            return item.future.result(timeout=WORKER_PATIENCE)
+        except TimeoutError:
+            reason = f"a worker gave no answer in {WORKER_PATIENCE:g} s"
         except WorkerDied as exc:
-            self._worker_failed(str(exc))
-            self.blocks_in_workers -= 1
-            return self._validate_here(item.block, item.first_line)
+            reason = str(exc)
+        self._worker_failed(reason)
+        self.blocks_in_workers -= 1
+        return self._validate_here(item.block, item.first_line)
 
     # --- merging, in file order ------------------------------------------------------
 
