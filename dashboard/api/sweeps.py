@@ -282,17 +282,15 @@ def sweeps_parameters(request: HttpRequest, query: Query[ParametersQuery]) -> li
 
 # --- planning and starting -----------------------------------------------------------------
 
-# The form's field → the request body's.
-_BODY_FIELDS = {"base_models": "base_models", "seeds": "seeds", "samples": "samples"}
-
 
 def _body_field(form_field: str | None) -> str:
+    """The request body's name for a field of the sweep form (the same, but for these)."""
     name = form_field or ""
     if name.startswith(PARAMETER_PREFIX):
         return "parameters." + name[len(PARAMETER_PREFIX) :]
     if name.startswith("guard_"):
         return "guardrails"
-    return _BODY_FIELDS.get(name, name)
+    return "" if name == "__all__" else name
 
 
 def _text(values: list[Choice] | RangeIn) -> str:
@@ -305,7 +303,7 @@ def _refused(errors: list[dict[str, str]]) -> LaunchRejected:
     return LaunchRejected([JobError(e["message"], field=e["field"] or None) for e in errors])
 
 
-def _sweep_request(request: HttpRequest, body: SweepIn) -> SweepRequest:
+def _sweep_request(body: SweepIn) -> SweepRequest:
     """The body read by the sweep page's form: refused as the page refuses it."""
     options = selectors.launch_options()
     connection = next(
@@ -366,7 +364,7 @@ def _problems(plan: Plan) -> list[dict[str, str]]:
 )
 def sweeps_plan(request: HttpRequest, body: SweepIn) -> dict[str, Any]:
     require_write(request)
-    plan = sweep_plan(request=_sweep_request(request, body))
+    plan = sweep_plan(request=_sweep_request(body))
     total = plan.total
     return {
         "startable": plan.startable,
@@ -395,7 +393,7 @@ def sweeps_plan(request: HttpRequest, body: SweepIn) -> dict[str, Any]:
 )
 def sweeps_create(request: HttpRequest, body: SweepIn) -> Status[dict[str, Any]]:
     caller = require_write(request)
-    sweep_request = _sweep_request(request, body)
+    sweep_request = _sweep_request(body)
     plan = sweep_plan(request=sweep_request)
     try:
         sweep = sweep_create(request=sweep_request, user=caller.user, plan=plan)
