@@ -298,20 +298,34 @@ def test_small_files_and_unknown_sizes_keep_to_one_pass(caplog: pytest.LogCaptur
     assert not [r for r in caplog.records if r.name == "datasets.validation.parallel"]
 
 
-def test_a_worker_that_dies_leaves_its_blocks_to_this_process() -> None:
+@pytest.mark.parametrize(
+    ("signum", "failure"),
+    [
+        (signal.SIGKILL, "the worker process exited (exit status -9)"),
+        # Stopped, as a deadlocked worker would be: it never answers.
+        (signal.SIGSTOP, "a worker gave no answer in 1 s"),
+    ],
+)
+def test_a_worker_that_dies_or_stops_answering_leaves_its_blocks_to_this_process(
+    monkeypatch: pytest.MonkeyPatch, signum: int, failure: str
+) -> None:
+    monkeypatch.setattr(parallel, "WORKER_PATIENCE", 1.0)
     data = jsonl([simple(i) for i in range(1500)])
     runner = ParallelValidation(model=model(GPT4O_MINI), processes=2, block_bytes=2048)
 
     def source() -> Iterator[bytes]:
-        # The worker is started before the file is read; it dies before answering anything.
+        # The worker is started before the file is read; it is gone or stopped before it
+        # answers anything.
         (pid,) = runner.worker_pids
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signum)
         yield from chunked(data, 1000)
 
     report = runner.run(source(), total_bytes=len(data))
     assert report.to_dict() == single_pass(data, GPT4O_MINI, 32 << 20)
+    assert runner.worker_failure == failure
     assert runner.blocks_in_workers == 0
     assert runner.blocks_here == len(list(iter_blocks(chunked(data, 1000), 2048)))
+    assert all(gone(pid) for pid in runner.worker_pids)
 
 
 def test_cancelling_stops_the_workers() -> None:
@@ -366,23 +380,3 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait()
-
-
-def test_a_worker_that_stops_answering_leaves_its_blocks_to_this_process(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(parallel, "WORKER_PATIENCE", 1.0)
-    data = jsonl([simple(i) for i in range(1500)])
-    runner = ParallelValidation(model=model(GPT4O_MINI), processes=2, block_bytes=2048)
-
-    def source() -> Iterator[bytes]:
-        # The worker is stopped before it answers anything, as a deadlocked one would be.
-        (pid,) = runner.worker_pids
-        os.kill(pid, signal.SIGSTOP)
-        yield from chunked(data, 1000)
-
-    report = runner.run(source(), total_bytes=len(data))
-    assert report.to_dict() == single_pass(data, GPT4O_MINI, 32 << 20)
-    assert runner.worker_failure == "a worker gave no answer in 1 s"
-    assert runner.blocks_in_workers == 0
-    assert all(gone(pid) for pid in runner.worker_pids)
